@@ -1,0 +1,103 @@
+"""The FastAPI app factory of the CDS service.
+
+    app = create_app(CdsSettings(public_url="https://cds.example.org", clients_file="clients.yaml"))
+    app = create_app(settings, http=httpx.AsyncClient(transport=httpx.MockTransport(fake_fhir)))
+
+Settings and the outbound ``httpx.AsyncClient`` are injected; nothing is read at import time.
+Typed errors become OperationOutcome answers in one handler (401 has no body).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.middleware.cors import CORSMiddleware
+
+from cds_hooks.auth import JwksCache, JwtVerifier
+from cds_hooks.clients import ClientRegistry
+from cds_hooks.errors import AuthError, CdsError, operation_outcome
+from cds_hooks.routes import Runtime, router
+from cds_hooks.services import load_catalogue
+from cds_hooks.settings import CdsSettings
+from cds_hooks.store import Store
+
+log = logging.getLogger("cds97530.app")
+
+DEV_MODE_BANNER = "DEV MODE (CDS97530_DEV_MODE_INSECURE): JWT checks are OFF. Never use with real data."
+
+
+def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient | None = None) -> FastAPI:
+    settings = settings or CdsSettings()
+    registry = ClientRegistry.load(settings.clients_file)
+    store = Store(settings.database_url)
+    if settings.create_tables:
+        store.create_tables()
+    own_http = http is None
+    client = http or httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.fhir_timeout_seconds),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        follow_redirects=False,
+    )
+    jwks = JwksCache(client, timeout=settings.jwks_timeout_seconds, ttl=settings.jwks_cache_seconds)
+    runtime = Runtime(
+        settings=settings,
+        registry=registry,
+        catalogue=load_catalogue(),
+        store=store,
+        http=client,
+        verifier=JwtVerifier(settings, registry, jwks, store),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.dev_mode_insecure:
+            log.warning(DEV_MODE_BANNER)
+        yield
+        if own_http:
+            await client.aclose()
+        store.dispose()
+
+    app = FastAPI(
+        title="CPT 97530 CDS Hooks service",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.cds = runtime
+    app.include_router(router)
+
+    @app.exception_handler(CdsError)
+    async def _cds_error(_: Request, exc: CdsError) -> Response:
+        if isinstance(exc, AuthError):
+            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse(
+            operation_outcome(str(exc), code=exc.code),
+            status_code=exc.status_code,
+            media_type="application/fhir+json",
+        )
+
+    if settings.dev_mode_insecure:
+        log.warning(DEV_MODE_BANNER)
+
+        @app.middleware("http")
+        async def _dev_header(request: Request, call_next):  # type: ignore[no-untyped-def]
+            response = await call_next(request)
+            response.headers["X-CDS97530-Dev-Mode"] = "insecure"
+            return response
+
+    origins = list(dict.fromkeys([*settings.cors_origins, *registry.all_cors_origins()]))
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    return app

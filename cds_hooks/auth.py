@@ -1,0 +1,195 @@
+"""Who is calling: verify the CDS client's JWT the way CDS Hooks 2.0 §Trusting CDS Clients asks.
+
+Checks, in order: bearer present; header ``alg`` in the pinned list (never ``none``/HMAC) and
+``kid`` present; ``iss`` registered; ``jku`` (if any) on that client's allowlist; signature by the
+key with that ``kid`` (keys out of band or fetched from an allowed jku, cached); ``aud`` equal to
+the exact endpoint URL; ``exp``/``iat``/``nbf`` with a small leeway; lifetime bounded; ``jti`` not
+seen before (recorded in the store so all replicas share it). Any failure is ``AuthError``,
+answered 401 with no detail; the reason goes to the log, the token never does.
+
+    client = await verifier.verify(request.headers.get("authorization"), endpoint_url)
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import httpx
+import jwt
+from jwt import PyJWK
+
+from cds_hooks.clients import Client, ClientRegistry
+from cds_hooks.errors import AuthError
+from cds_hooks.settings import CdsSettings
+from cds_hooks.store import Store
+
+log = logging.getLogger("cds97530.auth")
+
+_MIN_REFRESH_SECONDS = 30.0
+
+
+@dataclass
+class _Entry:
+    keys: dict[str, PyJWK]
+    fetched: float
+
+
+@dataclass
+class JwksCache:
+    """JWK Sets by URL, fetched with a timeout and kept ``ttl`` seconds. An unknown ``kid`` forces
+    one refresh (key rotation), at most every 30 s per URL so a bad token cannot hammer the EHR."""
+
+    http: httpx.AsyncClient
+    timeout: float
+    ttl: float
+    _entries: dict[str, _Entry] = field(default_factory=dict)
+
+    async def key(self, url: str, kid: str) -> PyJWK | None:
+        now = time.monotonic()
+        entry = self._entries.get(url)
+        if entry is None or now - entry.fetched > self.ttl:
+            entry = await self._fetch(url)
+        found = entry.keys.get(kid) if entry else None
+        if found is None and entry is not None and now - entry.fetched > _MIN_REFRESH_SECONDS:
+            entry = await self._fetch(url)
+            found = entry.keys.get(kid) if entry else None
+        return found
+
+    async def _fetch(self, url: str) -> _Entry | None:
+        try:
+            response = await self.http.get(url, timeout=self.timeout, headers={"Accept": "application/json"})
+            response.raise_for_status()
+            keys = parse_jwks(response.json())
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("jwks fetch failed", extra={"jku": url, "error": type(exc).__name__})
+            return self._entries.get(url)
+        entry = _Entry(keys=keys, fetched=time.monotonic())
+        self._entries[url] = entry
+        return entry
+
+
+def parse_jwks(data: Any) -> dict[str, PyJWK]:
+    """Public keys of a JWK Set by ``kid``; private or unusable keys are skipped."""
+    out: dict[str, PyJWK] = {}
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise ValueError("not a JWK Set")
+    for jwk in data["keys"]:
+        if not isinstance(jwk, dict) or "kid" not in jwk or "d" in jwk or jwk.get("kty") == "oct":
+            continue
+        try:
+            out[str(jwk["kid"])] = PyJWK(jwk)
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+            continue
+    return out
+
+
+class JwtVerifier:
+    """Verifies one call's bearer JWT against the client registry."""
+
+    def __init__(self, settings: CdsSettings, registry: ClientRegistry, jwks: JwksCache, store: Store) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.jwks = jwks
+        self.store = store
+        self._static: dict[str, dict[str, PyJWK]] = {
+            c.iss: parse_jwks(c.jwks) for c in registry.clients if c.jwks is not None
+        }
+
+    async def verify(self, authorization: str | None, endpoint_url: str) -> Client:
+        token = _bearer(authorization)
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise AuthError("malformed token") from exc
+        alg, kid, jku = header.get("alg"), header.get("kid"), header.get("jku")
+        if alg not in self.settings.jwt_algorithms:
+            raise AuthError(f"algorithm {alg!r} not allowed")
+        if not isinstance(kid, str) or not kid:
+            raise AuthError("no kid")
+        if header.get("typ") not in (None, "JWT"):
+            raise AuthError("typ is not JWT")
+        iss = unverified.get("iss")
+        candidates = self.registry.by_iss(iss) if isinstance(iss, str) else []
+        if not candidates:
+            raise AuthError("unknown iss")
+        tenant = unverified.get("tenant")
+        if tenant is not None:
+            candidates = [c for c in candidates if c.tenant in (None, tenant)] or []
+        for client in candidates:
+            key = await self._key_for(client, kid, jku)
+            if key is None:
+                continue
+            claims = self._decode(token, key, client, endpoint_url)
+            await self._check_replay(client.iss, claims)
+            return client
+        raise AuthError("no trusted key for kid/jku")
+
+    async def _key_for(self, client: Client, kid: str, jku: Any) -> PyJWK | None:
+        if jku is not None:
+            if not isinstance(jku, str) or jku not in client.jku:
+                log.warning("jku not allowed", extra={"iss": client.iss})
+                return None
+            return await self.jwks.key(jku, kid)
+        static = self._static.get(client.iss, {})
+        if kid in static:
+            return static[kid]
+        for url in client.jku:
+            found = await self.jwks.key(url, kid)
+            if found is not None:
+                return found
+        return None
+
+    def _decode(self, token: str, key: PyJWK, client: Client, endpoint_url: str) -> dict[str, Any]:
+        algorithms = [a for a in self.settings.jwt_algorithms if not client.algorithms or a in client.algorithms]
+        key_alg = key._jwk_data.get("alg") if hasattr(key, "_jwk_data") else None
+        if key_alg:
+            algorithms = [a for a in algorithms if a == key_alg]
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key.key,
+                algorithms=algorithms,
+                audience=endpoint_url,
+                issuer=client.iss,
+                leeway=self.settings.jwt_leeway_seconds,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"], "verify_sub": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise AuthError(type(exc).__name__) from exc
+        if int(claims["exp"]) - int(claims["iat"]) > self.settings.jwt_max_lifetime_seconds:
+            raise AuthError("token lifetime too long")
+        if not isinstance(claims["jti"], str) or not claims["jti"]:
+            raise AuthError("bad jti")
+        return claims
+
+    async def _check_replay(self, iss: str, claims: dict[str, Any]) -> None:
+        expires = datetime.fromtimestamp(int(claims["exp"]) + self.settings.jwt_leeway_seconds, UTC)
+        fresh = await anyio.to_thread.run_sync(self.store.remember_jti, iss, claims["jti"], expires)
+        if not fresh:
+            raise AuthError("jti replayed")
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthError("no authorization header")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("not a bearer token")
+    return token.strip()
+
+
+def dev_client(settings: CdsSettings, registry: ClientRegistry) -> Client:
+    """The pseudo-client of dev mode: no trust, only the FHIR servers the operator listed."""
+    return Client(
+        iss="urn:cds97530:dev-mode-insecure",
+        name="dev-mode-insecure",
+        fhir_servers=tuple(settings.dev_fhir_servers) + registry.all_fhir_servers(),
+    )
+
+

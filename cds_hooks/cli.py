@@ -1,0 +1,66 @@
+"""The `cds97530` command line: one subcommand per job.
+
+Heavy imports (FastAPI, SQLAlchemy, uvicorn) happen inside the subcommand that needs them, so
+`cds97530 check` starts fast. Each subcommand registers itself in ``_build_parser`` and is run by
+a ``_cmd_<name>(args) -> int`` function. Errors a user can cause end as one line on stderr and
+exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cds97530",
+        description="Check CPT 97530 (Therapeutic Activities) documentation, units and codes.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    # --- check (plugin on files) -------------------------------------------------------------
+    check = sub.add_parser("check", help="evaluate FHIR Bundles or plain-text notes")
+    check.add_argument("files", nargs="+", metavar="FILE", help="FHIR Bundle JSON or a plain-text note")
+    check.add_argument("--format", choices=("json", "text"), default="text")
+    check.add_argument("--payer", default=None, help="payer profile id (medicare, medicaid, commercial, wsi, ...)")
+    check.add_argument("--code", default="97530", help="billed code of a plain-text note (default 97530)")
+    check.add_argument("--units", type=int, default=None, help="billed units of a plain-text note")
+    check.add_argument("--minutes", type=int, default=None, help="minutes billed for the line of a plain-text note")
+    check.add_argument("--modifier", action="append", default=[], help="modifier of a plain-text note's line (repeatable)")
+    check.add_argument("--role", choices=("PT", "PTA", "OT", "OTA"), default=None, help="who furnished a plain-text note's service")
+    check.set_defaults(run=_cmd_check)
+
+    # --- other subcommands register below (serve, feedback, db, sandbox) -------------------------
+    _register_optional(sub)
+    return parser
+
+
+def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Subcommands owned by the service, store and sandbox modules (imported lazily)."""
+    try:
+        from cds_hooks import commands
+    except ImportError:  # the service package is optional for `check`
+        return
+    commands.register(sub)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from cds_hooks.check_command import run_check
+
+    return run_check(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""What each service does with its hook: pick the 97530 lines, gather data, evaluate, build cards.
+
+    result = await run_hook(service, request, client=client, deps=deps)
+    result.response  # {"cards": [...]}
+
+The evaluation (CPU work) runs in a worker thread; the caller wraps the whole call in the
+request deadline. Only non-PHI metadata of the evaluation is stored.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import anyio
+import httpx
+from sqlalchemy.exc import SQLAlchemyError
+
+import plugin
+from cds_hooks.cards import BuiltCard, CardOptions, CardTarget, build_cards
+from cds_hooks.clients import Client
+from cds_hooks.errors import BadRequestError
+from cds_hooks.gather import Gathered, claim_encounter_id, gather
+from cds_hooks.models import HookRequest
+from cds_hooks.services import ServiceDef
+from cds_hooks.settings import CdsSettings
+from cds_hooks.store import Store
+from plugin.errors import FhirInputError
+from plugin.model import Status, VisitEvaluation
+
+log = logging.getLogger("cds97530.hooks")
+
+CODE = "97530"
+
+
+@dataclass
+class HookDeps:
+    settings: CdsSettings
+    http: httpx.AsyncClient
+    store: Store
+
+
+@dataclass
+class HookResult:
+    response: dict[str, Any]
+    reason: str
+    evaluation_id: str | None = None
+    cards: list[BuiltCard] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def has_code(concept: Any, code: str = CODE) -> bool:
+    """True if a CodeableConcept carries ``code`` (CPT/HCPCS, or a coding without system)."""
+    if not isinstance(concept, dict):
+        return False
+    return any(isinstance(c, dict) and str(c.get("code", "")).strip() == code for c in concept.get("coding") or [])
+
+
+def _ref(resource: dict[str, Any]) -> str | None:
+    rid = resource.get("id")
+    return f"{resource.get('resourceType')}/{rid}" if isinstance(rid, str) and rid else None
+
+
+def _draft_service_requests(context: dict[str, Any]) -> list[dict[str, Any]]:
+    bundle = context.get("draftOrders")
+    if not isinstance(bundle, dict):
+        raise BadRequestError("context.draftOrders must be a Bundle")
+    out = []
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "ServiceRequest":
+            out.append(resource)
+    return out
+
+
+def _encounter_matches(resource: dict[str, Any], encounter_id: str) -> bool:
+    enc = resource.get("encounter")
+    ref = enc.get("reference") if isinstance(enc, dict) else None
+    return not isinstance(ref, str) or ref.rstrip("/").endswith(f"Encounter/{encounter_id}")
+
+
+async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client, deps: HookDeps) -> HookResult:
+    if request.hook != service.hook:
+        return HookResult({"cards": []}, reason="hook-not-handled")
+    context = request.context
+    kind = service.evaluation.lines_from
+    encounter_id = context.get("encounterId") if isinstance(context.get("encounterId"), str) else None
+    extra: dict[str, str] = {}
+    own: list[dict[str, Any]] = []
+    claim_ref: str | None = None
+
+    if kind == "ServiceRequest":
+        drafts = _draft_service_requests(context)
+        if not any(has_code(sr.get("code")) for sr in drafts):
+            return HookResult({"cards": []}, reason="no-97530-order")
+        own = drafts
+    elif kind == "Claim":
+        claim = context.get("claim")
+        if not isinstance(claim, dict) or claim.get("resourceType") != "Claim":
+            raise BadRequestError("context.claim must be a FHIR Claim")
+        if not any(isinstance(i, dict) and has_code(i.get("productOrService")) for i in claim.get("item") or []):
+            return HookResult({"cards": []}, reason="no-97530-item")
+        own = [claim]
+        claim_ref = _ref(claim)
+        if encounter_id is None and (derived := claim_encounter_id(claim)):
+            encounter_id = derived
+            extra["context.encounterId"] = derived
+    elif service.evaluation.needs_encounter and not encounter_id:
+        return HookResult({"cards": []}, reason="no-encounter")
+
+    found = await gather(service, request, client=client, http=deps.http, settings=deps.settings, extra_values=extra)
+
+    if kind == "Procedure":
+        procedures = [r for r, _ in found.entries if r.get("resourceType") == "Procedure"]
+        if not any(has_code(p.get("code")) and _encounter_matches(p, encounter_id or "") for p in procedures):
+            return HookResult({"cards": []}, reason="no-97530-procedure", sources=found.sources)
+
+    bundle = _bundle(own, found)
+    evaluation = await _evaluate(bundle, kind)
+    evaluation_id = str(uuid.uuid4())
+    encounter_ref = evaluation.encounter_ref or (f"Encounter/{encounter_id}" if encounter_id else None)
+    target = CardTarget(
+        kind=kind,
+        resources={ref: r for r in own + [r for r, _ in found.entries] if (ref := _ref(r))},
+        claim_ref=claim_ref or evaluation.claim_ref,
+        encounter_ref=encounter_ref,
+    )
+    cards = build_cards(evaluation, evaluation_id=evaluation_id, target=target, options=card_options(deps.settings, client))
+    await _save(deps.store, service, request, client, evaluation, evaluation_id, encounter_ref, own, cards)
+    return HookResult(
+        {"cards": [c.card for c in cards]},
+        reason="evaluated",
+        evaluation_id=evaluation_id,
+        cards=cards,
+        sources=found.sources,
+    )
+
+
+def card_options(settings: CdsSettings, client: Client) -> CardOptions:
+    return CardOptions(
+        source_label=settings.source_label,
+        policy_url=settings.policy_url,
+        smart_launch_url=settings.smart_launch_url,
+        smart_links=client.smart_links,
+        info_cards=settings.info_cards if client.info_cards is None else client.info_cards,
+        suggestion_style=client.suggestion_style,
+        selection_behavior=client.selection_behavior,
+    )
+
+
+def _bundle(own: list[dict[str, Any]], found: Gathered) -> dict[str, Any]:
+    """One collection Bundle for the plugin; the hook's own (draft) resources win over fetched copies."""
+    seen: set[str] = set()
+    entries: list[dict[str, Any]] = []
+    for resource, full_url in [(r, None) for r in own] + found.entries:
+        ref = _ref(resource)
+        if ref is not None:
+            if ref in seen:
+                continue
+            seen.add(ref)
+        entry: dict[str, Any] = {"resource": resource}
+        if full_url:
+            entry["fullUrl"] = full_url
+        entries.append(entry)
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+async def _evaluate(bundle: dict[str, Any], lines_from: str) -> VisitEvaluation:
+    try:
+        return await anyio.to_thread.run_sync(
+            partial(plugin.evaluate_resources, bundle, lines_from=lines_from), abandon_on_cancel=True
+        )
+    except FhirInputError as exc:
+        raise BadRequestError(f"FHIR input not usable: {exc}") from exc
+
+
+def evaluation_record(
+    evaluation: VisitEvaluation,
+    *,
+    evaluation_id: str,
+    service: ServiceDef,
+    request: HookRequest,
+    client: Client,
+    encounter_ref: str | None,
+    order_refs: list[str],
+    card_count: int,
+) -> dict[str, Any]:
+    """The stored row: codes, verdicts, criteria, units, rule ids and references. No text."""
+    lines = []
+    for line in evaluation.lines:
+        lines.append({
+            "code": line.code,
+            "verdict": line.verdict.value,
+            "suggestedCode": line.suggested_code,
+            "billedUnits": line.billed_units,
+            "supportedUnits": line.supported_units,
+            "modifiers": list(line.modifiers),
+            "criteria": {f.criterion: f.status.value for f in line.findings},
+            "missing": [f.criterion for f in line.findings if f.status is Status.MISSING],
+            "billing": [{"rule": b.rule, "severity": b.severity.value} for b in line.billing],
+            "unitsMethod": line.units.method if line.units else None,
+            "minutes": line.units.minutes if line.units else None,
+            "source": line.source_ref or None,
+            "itemSequence": line.item_sequence,
+            "needsAttention": line.needs_attention,
+        })
+    return {
+        "id": evaluation_id,
+        "hook_instance": request.hookInstance,
+        "service_id": service.id,
+        "hook": request.hook,
+        "client": client.label,
+        "patient_ref": evaluation.patient_ref,
+        "encounter_ref": encounter_ref,
+        "claim_ref": evaluation.claim_ref,
+        "order_refs": order_refs,
+        "payer": evaluation.payer,
+        "unit_method": evaluation.unit_method,
+        "ruleset_version": evaluation.ruleset_version or None,
+        "lines": lines,
+        "input_issue_count": len(evaluation.input_issues),
+        "card_count": card_count,
+    }
+
+
+async def _save(
+    store: Store,
+    service: ServiceDef,
+    request: HookRequest,
+    client: Client,
+    evaluation: VisitEvaluation,
+    evaluation_id: str,
+    encounter_ref: str | None,
+    own: list[dict[str, Any]],
+    cards: list[BuiltCard],
+) -> None:
+    record = evaluation_record(
+        evaluation,
+        evaluation_id=evaluation_id,
+        service=service,
+        request=request,
+        client=client,
+        encounter_ref=encounter_ref,
+        order_refs=[ref for r in own if r.get("resourceType") == "ServiceRequest" and (ref := _ref(r))],
+        card_count=len(cards),
+    )
+    rows = [
+        {"uuid": c.card["uuid"], "service_id": service.id, "client": client.label, "indicator": c.indicator,
+         "rule": c.rule, "rules": list(c.rules), "line_ref": c.line_ref, "suggestions": c.suggestions}
+        for c in cards
+    ]
+    try:
+        await anyio.to_thread.run_sync(store.save_evaluation, record, rows)
+    except SQLAlchemyError as exc:  # advice still reaches the clinician; feedback will not match
+        log.error("store write failed", extra={"error": type(exc).__name__, "service": service.id})

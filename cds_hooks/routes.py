@@ -1,0 +1,208 @@
+"""HTTP routes: discovery, service calls, feedback, and the evaluation read for the SMART page.
+
+Each handler reads like its table of contents: read body -> authenticate -> parse -> work -> answer.
+Shared machinery (settings, store, verifier) lives in ``app.state.cds`` (see ``app.create_app``).
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import anyio
+import httpx
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from cds_hooks.auth import JwtVerifier, dev_client
+from cds_hooks.clients import Client, ClientRegistry
+from cds_hooks.errors import (
+    AuthError,
+    BadRequestError,
+    CdsError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnknownServiceError,
+)
+from cds_hooks.hooks import HookDeps, run_hook
+from cds_hooks.models import FeedbackRequest, HookRequest
+from cds_hooks.services import Catalogue, ServiceDef
+from cds_hooks.settings import CdsSettings
+from cds_hooks.store import Store
+
+log = logging.getLogger("cds97530.http")
+
+
+@dataclass
+class Runtime:
+    """Everything a handler needs, built once by ``create_app``."""
+
+    settings: CdsSettings
+    registry: ClientRegistry
+    catalogue: Catalogue
+    store: Store
+    http: httpx.AsyncClient
+    verifier: JwtVerifier
+
+    @property
+    def deps(self) -> HookDeps:
+        return HookDeps(settings=self.settings, http=self.http, store=self.store)
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.cds
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+router = APIRouter()
+
+
+# --- shared steps ---------------------------------------------------------------------------------
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing more than ``limit`` bytes (413) before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"request body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"request body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequestError("body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise BadRequestError("body must be a JSON object")
+    return data
+
+
+def _validation_message(exc: ValidationError) -> str:
+    where = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
+    return "invalid or missing: " + ", ".join(where[:10])
+
+
+async def authenticate(runtime: Runtime, request: Request, path: str) -> Client:
+    """The calling client, or AuthError. In dev mode a failed check falls back to the dev client."""
+    try:
+        return await runtime.verifier.verify(request.headers.get("authorization"), runtime.settings.endpoint_url(path))
+    except AuthError as exc:
+        if runtime.settings.dev_mode_insecure:
+            log.warning("DEV MODE: JWT check skipped", extra={"path": path, "reason": exc.reason})
+            return dev_client(runtime.settings, runtime.registry)
+        log.info("jwt rejected", extra={"path": path, "reason": exc.reason})
+        raise
+
+
+def service_or_404(runtime: Runtime, service_id: str) -> ServiceDef:
+    service = runtime.catalogue.get(service_id)
+    if service is None:
+        raise UnknownServiceError(f"no service {service_id!r}")
+    return service
+
+
+# --- routes -----------------------------------------------------------------------------------------
+@router.get("/cds-services")
+async def discovery(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    if runtime.settings.discovery_requires_jwt:
+        await authenticate(runtime, request, "/cds-services")
+    return runtime.catalogue.discovery()
+
+
+@router.post("/cds-services/{service_id}")
+async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -> Response:
+    started = time.perf_counter()
+    body = await read_body(request, runtime.settings.max_body_bytes)
+    service = service_or_404(runtime, service_id)
+    phase = "auth"
+    hook_instance: str | None = None
+    try:
+        with anyio.fail_after(runtime.settings.deadline_seconds):
+            client = await authenticate(runtime, request, f"/cds-services/{service_id}")
+            phase = "parse"
+            try:
+                hook_request = HookRequest.model_validate(parse_json(body))
+            except ValidationError as exc:
+                raise BadRequestError(_validation_message(exc)) from exc
+            hook_instance = hook_request.hookInstance
+            phase = "work"
+            result = await run_hook(service, hook_request, client=client, deps=runtime.deps)
+    except TimeoutError:
+        if phase == "auth":
+            log.warning("jwt check timed out", extra={"service": service_id})
+            raise AuthError("timeout") from None
+        log.warning(
+            "deadline passed: answered with no cards",
+            extra={"service": service_id, "hookInstance": hook_instance, "phase": phase,
+                   "duration_ms": round((time.perf_counter() - started) * 1000, 1), "cards": 0},
+        )
+        return JSONResponse({"cards": []})
+    except CdsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - boundary guard: a bug in advice must not block the EHR
+        log.error(
+            "unexpected error: answered with no cards",
+            extra={"service": service_id, "hookInstance": hook_instance, "error": type(exc).__name__},
+        )
+        return JSONResponse({"cards": []})
+    log.info(
+        "hook answered",
+        extra={
+            "service": service_id,
+            "hookInstance": hook_instance,
+            "client": client.label,
+            "outcome": result.reason,
+            "evaluationId": result.evaluation_id,
+            "sources": result.sources,
+            "cards": len(result.response["cards"]),
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
+    return JSONResponse(result.response)
+
+
+@router.post("/cds-services/{service_id}/feedback")
+async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> dict[str, int]:
+    body = await read_body(request, runtime.settings.max_body_bytes)
+    service = service_or_404(runtime, service_id)
+    client = await authenticate(runtime, request, f"/cds-services/{service_id}/feedback")
+    try:
+        parsed = FeedbackRequest.model_validate(parse_json(body))
+    except ValidationError as exc:
+        raise BadRequestError(_validation_message(exc)) from exc
+    items = [i.model_dump(exclude_none=True) for i in parsed.feedback]
+    new, duplicates = await anyio.to_thread.run_sync(
+        lambda: runtime.store.save_feedback(items, service_id=service.id, client=client.label)
+    )
+    log.info("feedback stored", extra={"service": service.id, "client": client.label, "new": new, "duplicates": duplicates})
+    return {"stored": new, "duplicates": duplicates}
+
+
+@router.get("/evaluations/{evaluation_id}")
+async def read_evaluation(evaluation_id: str, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    """Non-PHI metadata of one evaluation, for the SMART page (which re-reads FHIR itself)."""
+    token = runtime.settings.evaluations_token
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise AuthError("evaluations token")
+    found = await anyio.to_thread.run_sync(runtime.store.get_evaluation, evaluation_id)
+    if found is None:
+        raise NotFoundError("no such evaluation")
+    return found
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}

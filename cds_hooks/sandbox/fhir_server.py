@@ -1,0 +1,263 @@
+"""Start and stop the real FHIR R4 server (Node, Medplum's fhir-router in memory) on loopback.
+
+Why: the integration tests, ``cds97530 sandbox`` and the SMART demo EHR all need a real FHIR server
+with a bearer-token check in front of it. The server is the small Node package in
+``tests/integration/fhir_server`` (``server.mjs``); this module runs it on a free loopback port chosen
+by the OS (``--port 0``, no race) and reads the base URL from the one line it prints.
+
+    with running_fhir_server() as fhir:
+        token = fhir.issue_token(expires_in=300)
+        fhir.transaction(bundle, token=token)
+        print(fhir.base_url)                      # http://127.0.0.1:PORT/fhir
+
+Fault injection (``fault=`` on ``issue_token``) is for tests only: it exists only when the server is
+started with ``enable_faults=True`` and is bound to one access token.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SERVER_DIR_ENV = "CDS97530_FHIR_SERVER_DIR"
+DEFAULT_SERVER_DIR = Path(__file__).resolve().parents[2] / "tests" / "integration" / "fhir_server"
+START_TIMEOUT_SECONDS = 30.0
+
+
+class FhirServerError(RuntimeError):
+    """The Node FHIR server could not be installed, started or driven."""
+
+
+class NodeMissingError(FhirServerError):
+    """``node`` is not on PATH (Node 20+ is needed for the FHIR server)."""
+
+
+def server_dir() -> Path:
+    """Where ``server.mjs`` and its ``package.json`` live (``CDS97530_FHIR_SERVER_DIR`` overrides)."""
+    return Path(os.environ.get(SERVER_DIR_ENV) or DEFAULT_SERVER_DIR)
+
+
+def node_available() -> bool:
+    return shutil.which("node") is not None
+
+
+def ensure_installed(directory: Path | None = None) -> Path:
+    """Run ``npm ci`` once if ``node_modules`` is missing (the Makefile normally did it). Returns the dir."""
+    directory = directory or server_dir()
+    if not (directory / "server.mjs").is_file():
+        raise FhirServerError(f"FHIR server not found in {directory} (set {SERVER_DIR_ENV})")
+    if not node_available():
+        raise NodeMissingError("node is not installed; the FHIR server needs Node 20 or later")
+    if (directory / "node_modules" / "@medplum" / "fhir-router").is_dir():
+        return directory
+    npm = shutil.which("npm")
+    if npm is None:
+        raise FhirServerError("npm is not installed; run `npm ci` in " + str(directory))
+    done = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=directory, capture_output=True, text=True, timeout=600, check=False,
+    )
+    if done.returncode != 0:
+        raise FhirServerError(f"npm ci failed in {directory}: {done.stderr.strip()[-500:]}")
+    return directory
+
+
+class FhirServer:
+    """A running server: ``base_url``, an admin client for tokens/faults, and FHIR helpers."""
+
+    def __init__(
+        self,
+        *,
+        auth: str = "bearer",
+        tokens: tuple[str, ...] = (),
+        enable_faults: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        smart_configuration: Mapping[str, Any] | None = None,
+        directory: Path | None = None,
+    ) -> None:
+        self._auth = auth
+        self._tokens = tokens
+        self._enable_faults = enable_faults
+        self._host = host
+        self._port = port
+        self._smart_configuration = dict(smart_configuration) if smart_configuration else None
+        self._directory = directory
+        self._admin_token = secrets.token_urlsafe(24)
+        self._process: subprocess.Popen[str] | None = None
+        self._stderr_tail: list[str] = []
+        self.base_url = ""
+        self.port = 0
+        self._client: httpx.Client | None = None
+        self._tmp_files: list[Path] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> FhirServer:
+        directory = ensure_installed(self._directory)
+        args = ["node", "server.mjs", "--host", self._host, "--port", str(self._port), "--auth", self._auth]
+        if self._enable_faults:
+            args.append("--enable-faults")
+        if self._smart_configuration is not None:
+            path = directory / f".well-known-{os.getpid()}-{secrets.token_hex(4)}.json"
+            path.write_text(json.dumps(self._smart_configuration), encoding="utf-8")
+            self._tmp_files.append(path)
+            args += ["--well-known", str(path)]
+        env = dict(os.environ)
+        env["FHIR_ADMIN_TOKEN"] = self._admin_token  # env, not argv: not visible in `ps`
+        env["FHIR_TOKENS"] = ",".join(self._tokens)
+        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            args, cwd=directory, env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        line = self._read_first_line()
+        try:
+            info = json.loads(line)
+            self.base_url = str(info["base"])
+            self.port = int(info["port"])
+        except (ValueError, KeyError, TypeError) as exc:
+            self.stop()
+            raise FhirServerError(f"FHIR server did not start: {line.strip() or self._stderr()}") from exc
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._client = httpx.Client(timeout=60.0)
+        return self
+
+    def _read_first_line(self) -> str:
+        assert self._process is not None and self._process.stdout is not None
+        result: list[str] = []
+        reader = threading.Thread(target=lambda: result.append(self._process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(START_TIMEOUT_SECONDS)
+        if not result:
+            self.stop()
+            raise FhirServerError(f"FHIR server did not report a port within {START_TIMEOUT_SECONDS:.0f} s")
+        if not result[0]:
+            err = self._stderr()
+            self.stop()
+            raise FhirServerError(f"FHIR server exited at start: {err}")
+        return result[0]
+
+    def _stderr(self) -> str:
+        if self._process and self._process.stderr and self._process.poll() is not None:
+            return self._process.stderr.read()[-800:]
+        return ""
+
+    def _drain_stderr(self) -> None:
+        process = self._process
+        if process is None or process.stderr is None:
+            return
+        for line in process.stderr:
+            self._stderr_tail = (self._stderr_tail + [line])[-20:]
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if process is not None:
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    stream.close()
+        for path in self._tmp_files:
+            path.unlink(missing_ok=True)
+        self._tmp_files.clear()
+
+    def __enter__(self) -> FhirServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def root_url(self) -> str:
+        return self.base_url.rsplit("/fhir", 1)[0]
+
+    # --- admin (tokens and TEST-ONLY faults) -------------------------------------------------
+    def _admin(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> httpx.Response:
+        if self._client is None:
+            raise FhirServerError("FHIR server is not running")
+        resp = self._client.request(
+            method, self.root_url + path, json=body,
+            headers={"Authorization": f"Bearer {self._admin_token}"},
+        )
+        if resp.status_code >= 400:
+            raise FhirServerError(f"admin {path} answered {resp.status_code}")
+        return resp
+
+    def issue_token(
+        self, *, expires_in: int | None = 300, fault: Mapping[str, Any] | None = None, token: str | None = None,
+    ) -> str:
+        """A new access token the server accepts (for ``fhirAuthorization.access_token``)."""
+        body: dict[str, Any] = {}
+        if expires_in:
+            body["expires_in"] = expires_in
+        if fault:
+            body["fault"] = dict(fault)
+        if token:
+            body["token"] = token
+        return str(self._admin("POST", "/_admin/tokens", body).json()["token"])
+
+    def expire_token(self, token: str) -> None:
+        """From now on the server answers 401 ``invalid_token`` ("expired") to this token."""
+        self._admin("POST", "/_admin/tokens/expire", {"token": token})
+
+    def revoke_token(self, token: str) -> None:
+        self._admin("DELETE", "/_admin/tokens/" + token)
+
+    # --- FHIR helpers --------------------------------------------------------------------------
+    def transaction(self, bundle: Mapping[str, Any], *, token: str) -> dict[str, Any]:
+        return fhir_transaction(self.base_url, bundle, token=token, client=self._client)
+
+
+def fhir_transaction(
+    base_url: str, bundle: Mapping[str, Any], *, token: str | None, client: httpx.Client | None = None,
+) -> dict[str, Any]:
+    """POST a transaction Bundle to any FHIR server; raise ``FhirServerError`` unless every entry succeeded."""
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    own = client is None
+    http = client or httpx.Client(timeout=60.0)
+    try:
+        resp = http.post(base_url.rstrip("/"), content=json.dumps(bundle), headers=headers)
+    finally:
+        if own:
+            http.close()
+    if resp.status_code >= 300:
+        raise FhirServerError(f"transaction answered HTTP {resp.status_code}")
+    result = resp.json()
+    bad = [e.get("response", {}).get("status") for e in result.get("entry") or ()
+           if not str(e.get("response", {}).get("status", "")).startswith("2")]
+    if bad:
+        raise FhirServerError(f"transaction entries failed with statuses {bad[:5]}")
+    return dict(result)
+
+
+@contextmanager
+def running_fhir_server(**kwargs: Any) -> Iterator[FhirServer]:
+    """Context manager: start the Node FHIR server, yield it, stop it (see ``FhirServer`` for options)."""
+    server = FhirServer(**kwargs)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

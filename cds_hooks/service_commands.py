@@ -1,0 +1,160 @@
+"""CLI subcommands of the service: ``serve``, ``feedback report``, ``db upgrade``.
+
+    cds97530 serve --host 127.0.0.1 --port 8530 --clients clients.yaml --public-url https://cds.example.org
+    cds97530 feedback report [--database-url URL] [--format text|json]
+    cds97530 db upgrade [--database-url URL]
+
+Options left out fall back to ``CDS97530_*`` environment variables, then to the defaults.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cds_hooks.errors import CdsError
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    serve = sub.add_parser("serve", help="run the CDS Hooks service (uvicorn, one process)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8530)
+    serve.add_argument("--public-url", default=None, help="base URL EHRs call (JWT aud); default http://HOST:PORT")
+    serve.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite under ./.cds97530/)")
+    serve.add_argument("--clients", type=Path, default=None, help="YAML clients file (see docs/registering.md)")
+    serve.add_argument("--smart-launch-url", default=None, help="launch URL of the SMART page for card links")
+    serve.add_argument("--deadline", type=float, default=None, help="whole-request deadline in seconds")
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument(
+        "--dev-mode-insecure", action="store_true",
+        help="SKIP JWT CHECKS (local trials only; logged loudly on every call)",
+    )
+    serve.add_argument("--demo", action="store_true", help="also mount the SMART page and demo EHR (smart_app)")
+    serve.set_defaults(run=_cmd_serve)
+
+    feedback = sub.add_parser("feedback", help="clinicians' feedback on cards")
+    fsub = feedback.add_subparsers(dest="feedback_command", required=True, metavar="ACTION")
+    report = fsub.add_parser("report", help="print accept/override rates per rule")
+    report.add_argument("--database-url", default=None)
+    report.add_argument("--format", choices=("text", "json"), default="text")
+    report.set_defaults(run=_cmd_feedback_report)
+
+    db = sub.add_parser("db", help="database maintenance")
+    dsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = dsub.add_parser("upgrade", help="apply Alembic migrations up to the latest")
+    upgrade.add_argument("--database-url", default=None)
+    upgrade.set_defaults(run=_cmd_db_upgrade)
+
+
+def _settings(**overrides: Any) -> Any:
+    from cds_hooks.settings import CdsSettings
+
+    return CdsSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _fail(message: str) -> int:
+    print(f"cds97530: {message}", file=sys.stderr)
+    return 2
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cds_hooks.app import DEV_MODE_BANNER, create_app
+    from cds_hooks.logs import configure_logging
+
+    try:
+        settings = _settings(
+            public_url=args.public_url or f"http://{args.host}:{args.port}",
+            database_url=args.database_url,
+            clients_file=args.clients,
+            smart_launch_url=args.smart_launch_url,
+            deadline_seconds=args.deadline,
+            dev_mode_insecure=True if args.dev_mode_insecure else None,
+        )
+        configure_logging(args.log_level.upper())
+        if settings.dev_mode_insecure:
+            print(f"\n  !!! {DEV_MODE_BANNER} !!!\n", file=sys.stderr)
+        app = create_app(settings)
+        if args.demo:
+            try:
+                from smart_app import mount_demo
+            except ImportError:
+                return _fail("--demo needs the smart_app package")
+            mount_demo(app, settings)
+    except (CdsError, ValueError, OSError) as exc:
+        return _fail(str(exc))
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, workers=1, access_log=False)
+    return 0
+
+
+def _cmd_feedback_report(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cds_hooks.store import Store
+
+    try:
+        store = Store(_settings(database_url=args.database_url).database_url)
+        rates = store.feedback_rates()
+    except (SQLAlchemyError, ValueError) as exc:
+        return _fail(f"cannot read the store ({type(exc).__name__}); run `cds97530 db upgrade` first?")
+    if args.format == "json":
+        print(json.dumps([
+            {"rule": r.rule, "cards": r.cards, "accepted": r.accepted, "overridden": r.overridden,
+             "acceptRate": r.accept_rate, "overrideRate": r.override_rate}
+            for r in rates
+        ], indent=2))
+        return 0
+    print(format_report(rates))
+    return 0
+
+
+def format_report(rates: list[Any]) -> str:
+    if not rates:
+        return "No cards recorded yet."
+    width = max(len("rule"), *(len(r.rule) for r in rates))
+    head = f"{'rule':<{width}}  {'cards':>5}  {'accepted':>8}  {'overridden':>10}  {'accept%':>7}  {'override%':>9}"
+    lines = [head, "-" * len(head)]
+    for r in rates:
+        acc = f"{r.accept_rate:.0%}" if r.accept_rate is not None else "-"
+        ovr = f"{r.override_rate:.0%}" if r.override_rate is not None else "-"
+        lines.append(f"{r.rule:<{width}}  {r.cards:>5}  {r.accepted:>8}  {r.overridden:>10}  {acc:>7}  {ovr:>9}")
+    lines.append("Rates are over cards with feedback; a card counts under every rule it carries.")
+    return "\n".join(lines)
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        url = _settings(database_url=args.database_url).database_url
+        upgrade_database(url)
+    except (SQLAlchemyError, ValueError, OSError) as exc:
+        return _fail(f"upgrade failed ({type(exc).__name__})")
+    print("database is at the latest revision")
+    return 0
+
+
+def upgrade_database(url: str) -> None:
+    """Run the Alembic migrations; a database made by ``create_tables`` is stamped, not rebuilt."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    from cds_hooks.store import _make_engine
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("cds_hooks").joinpath("migrations")))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    engine = _make_engine(url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    if "evaluations" in tables and "alembic_version" not in tables:
+        command.stamp(cfg, "0001")
+    command.upgrade(cfg, "head")

@@ -1,0 +1,74 @@
+"""Settings of the CDS service, read from ``CDS97530_*`` variables only when asked (no import-time reads).
+
+    CdsSettings()                                   # from the environment
+    CdsSettings(public_url="https://cds.example.org", clients_file="clients.yaml")
+    CdsSettings(dev_mode_insecure=True)             # local trials only: JWT checks off, logged loudly
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
+DEFAULT_POLICY_URL = "https://www.cms.gov/Regulations-and-Guidance/Guidance/Manuals/Downloads/bp102c15.pdf"
+
+
+class CdsSettings(BaseSettings):
+    """Everything an operator can change. Defaults suit ``cds97530 serve`` on 127.0.0.1."""
+
+    model_config = SettingsConfigDict(env_prefix="CDS97530_", extra="ignore")
+
+    public_url: str = "http://127.0.0.1:8530"
+    """Base URL the EHR calls; a JWT's ``aud`` must equal this plus the path invoked."""
+    database_url: str = "sqlite:///.cds97530/cds97530.sqlite3"
+    clients_file: Path | None = None
+    create_tables: bool = True
+    """Create missing tables at startup (SQLite default); production PostgreSQL uses ``cds97530 db upgrade``."""
+
+    deadline_seconds: float = Field(default=1.5, gt=0, le=30)
+    """Whole-request budget; past it the answer is 200 with no cards."""
+    fhir_timeout_seconds: float = Field(default=1.0, gt=0)
+    fhir_max_pages: int = Field(default=5, ge=1)
+    max_body_bytes: int = Field(default=8_000_000, ge=1024)
+
+    jwt_algorithms: list[str] = ["RS384", "ES384"]
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=600)
+    jwt_max_lifetime_seconds: int = Field(default=3600, ge=1)
+    jwks_timeout_seconds: float = Field(default=2.0, gt=0)
+    jwks_cache_seconds: float = Field(default=300.0, ge=0)
+    discovery_requires_jwt: bool = False
+
+    cors_origins: list[str] = []
+    dev_mode_insecure: bool = False
+    """Skip JWT checks (local trials only). Every request logs a warning while it is on."""
+    dev_fhir_servers: list[str] = []
+    """FHIR servers an unauthenticated dev-mode call may name (besides every registered client's)."""
+
+    smart_launch_url: str | None = None
+    policy_url: str = DEFAULT_POLICY_URL
+    source_label: str = "CPT 97530 documentation check"
+    info_cards: bool = False
+    """Also send an ``info`` card for a 97530 line that is fully supported."""
+    evaluations_token: str | None = None
+    """If set, ``GET /evaluations/{id}`` requires ``Authorization: Bearer <token>``."""
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _no_weak_algorithms(cls, value: list[str]) -> list[str]:
+        bad = [a for a in value if a in FORBIDDEN_ALGORITHMS or a.lower() == "none" or a.upper().startswith("HS")]
+        if bad:
+            raise ValueError(f"JWT algorithms {bad} are not allowed (CDS Hooks forbids none and HMAC)")
+        if not value:
+            raise ValueError("at least one JWT algorithm is required")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    def endpoint_url(self, path: str) -> str:
+        """The exact URL a JWT's ``aud`` must name for ``path`` (e.g. ``/cds-services/x``)."""
+        return self.public_url + path

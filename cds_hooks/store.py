@@ -1,0 +1,307 @@
+"""The service's database: evaluation metadata, cards sent, clinicians' feedback and seen JWT ids.
+
+SQLAlchemy 2 (sync engine, called from a worker thread). SQLite file by default, PostgreSQL by URL,
+so several replicas share the ``seen_jti`` table and a replayed JWT is refused by all of them.
+
+What is stored: codes, verdicts, criteria met/missing, units, rule ids, FHIR references, card and
+suggestion uuids, feedback outcomes and override codings. What is never stored: note text or
+quotes, names, free-text override comments, access tokens, JWTs.
+
+    store = Store("sqlite:///.cds97530/cds97530.sqlite3"); store.create_tables()
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    create_engine,
+    delete,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EvaluationRow(Base):
+    """One hook call that reached the evaluation (non-PHI metadata only)."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    hook_instance: Mapped[str] = mapped_column(String(100), index=True)
+    service_id: Mapped[str] = mapped_column(String(100))
+    hook: Mapped[str] = mapped_column(String(100))
+    client: Mapped[str] = mapped_column(String(300))
+    patient_ref: Mapped[str | None] = mapped_column(String(200))
+    encounter_ref: Mapped[str | None] = mapped_column(String(200))
+    claim_ref: Mapped[str | None] = mapped_column(String(200))
+    order_refs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    payer: Mapped[str | None] = mapped_column(String(100))
+    unit_method: Mapped[str | None] = mapped_column(String(100))
+    ruleset_version: Mapped[str | None] = mapped_column(String(100))
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    input_issue_count: Mapped[int] = mapped_column(Integer, default=0)
+    card_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CardRow(Base):
+    """A card sent to a client; feedback names it by ``uuid``."""
+
+    __tablename__ = "cards"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    evaluation_id: Mapped[str] = mapped_column(ForeignKey("evaluations.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    service_id: Mapped[str] = mapped_column(String(100))
+    client: Mapped[str] = mapped_column(String(300))
+    indicator: Mapped[str] = mapped_column(String(20))
+    rule: Mapped[str] = mapped_column(String(200), index=True)
+    rules: Mapped[list[str]] = mapped_column(JSON, default=list)
+    line_ref: Mapped[str | None] = mapped_column(String(200))
+    suggestions: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # uuid -> kind
+
+
+class FeedbackRow(Base):
+    """One feedback item; ``dedupe_key`` makes a re-sent item a no-op."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    card_uuid: Mapped[str] = mapped_column(String(100), index=True)
+    service_id: Mapped[str] = mapped_column(String(100))
+    client: Mapped[str] = mapped_column(String(300))
+    outcome: Mapped[str] = mapped_column(String(20))
+    accepted_suggestions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    override_system: Mapped[str | None] = mapped_column(String(300))
+    override_code: Mapped[str | None] = mapped_column(String(200))
+    override_display: Mapped[str | None] = mapped_column(String(300))
+    outcome_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SeenJtiRow(Base):
+    """A JWT id already used; kept until the token expires (plus leeway)."""
+
+    __tablename__ = "seen_jti"
+
+    iss: Mapped[str] = mapped_column(String(300), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRate:
+    """Feedback counts for one rule, as printed by ``cds97530 feedback report``."""
+
+    rule: str
+    cards: int
+    accepted: int
+    overridden: int
+
+    @property
+    def answered(self) -> int:
+        return self.accepted + self.overridden
+
+    @property
+    def accept_rate(self) -> float | None:
+        return self.accepted / self.answered if self.answered else None
+
+    @property
+    def override_rate(self) -> float | None:
+        return self.overridden / self.answered if self.answered else None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Store:
+    """Thread-safe access to the database; every method is one short transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self._jti_inserts = 0
+
+    def create_tables(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def session(self) -> Session:
+        return self._session()
+
+    # --- evaluations and cards ---------------------------------------------------------------
+    def save_evaluation(self, evaluation: dict[str, Any], cards: list[dict[str, Any]]) -> None:
+        now = _utcnow()
+        with self._session.begin() as session:
+            session.add(EvaluationRow(created_at=now, **evaluation))
+            session.flush()
+            for card in cards:
+                session.add(CardRow(created_at=now, evaluation_id=evaluation["id"], **card))
+
+    def get_evaluation(self, evaluation_id: str) -> dict[str, Any] | None:
+        with self.session() as session:
+            row = session.get(EvaluationRow, evaluation_id)
+            if row is None:
+                return None
+            cards = session.scalars(select(CardRow).where(CardRow.evaluation_id == evaluation_id)).all()
+            return {
+                "id": row.id,
+                "createdAt": _aware(row.created_at).isoformat(),
+                "hookInstance": row.hook_instance,
+                "serviceId": row.service_id,
+                "hook": row.hook,
+                "patient": row.patient_ref,
+                "encounter": row.encounter_ref,
+                "claim": row.claim_ref,
+                "orders": list(row.order_refs or []),
+                "payer": row.payer,
+                "unitMethod": row.unit_method,
+                "rulesetVersion": row.ruleset_version,
+                "lines": list(row.lines or []),
+                "inputIssueCount": row.input_issue_count,
+                "cards": [
+                    {"uuid": c.uuid, "indicator": c.indicator, "rule": c.rule, "rules": list(c.rules or []),
+                     "line": c.line_ref}
+                    for c in cards
+                ],
+            }
+
+    # --- JWT replay ---------------------------------------------------------------------------
+    def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
+        """Record a JWT id; False if it was already recorded and has not expired (a replay)."""
+        now = _utcnow()
+        with self._session.begin() as session:
+            existing = session.get(SeenJtiRow, (iss, jti))
+            if existing is not None:
+                if _aware(existing.expires_at) > now:
+                    return False
+                existing.expires_at = expires_at
+                return True
+            session.add(SeenJtiRow(iss=iss, jti=jti, expires_at=expires_at))
+            try:
+                session.flush()
+            except IntegrityError:  # another replica stored it first
+                return False
+            self._jti_inserts += 1
+            if self._jti_inserts % 200 == 0:
+                session.execute(delete(SeenJtiRow).where(SeenJtiRow.expires_at < now - timedelta(minutes=10)))
+        return True
+
+    # --- feedback -----------------------------------------------------------------------------
+    def save_feedback(self, items: list[dict[str, Any]], *, service_id: str, client: str) -> tuple[int, int]:
+        """Store feedback items; returns (new, duplicates). Free-text comments are not stored."""
+        new = dup = 0
+        now = _utcnow()
+        for item in items:
+            reason = (item.get("overrideReason") or {}).get("reason") or {}
+            accepted = [s["id"] for s in item.get("acceptedSuggestions") or [] if isinstance(s, dict) and "id" in s]
+            record = {
+                "card_uuid": str(item["card"]),
+                "service_id": service_id,
+                "client": client,
+                "outcome": str(item["outcome"]),
+                "accepted_suggestions": accepted,
+                "override_system": reason.get("system"),
+                "override_code": reason.get("code"),
+                "override_display": reason.get("display"),
+                "outcome_timestamp": _parse_time(str(item["outcomeTimestamp"])),
+            }
+            key_src = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in record.items()}
+            dedupe = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()
+            try:
+                with self._session.begin() as session:
+                    if session.scalar(select(FeedbackRow.id).where(FeedbackRow.dedupe_key == dedupe)) is not None:
+                        dup += 1
+                        continue
+                    session.add(FeedbackRow(dedupe_key=dedupe, received_at=now, **record))
+                new += 1
+            except IntegrityError:
+                dup += 1
+        return new, dup
+
+    def feedback_rates(self) -> list[RuleRate]:
+        """Accept/override counts per rule. A card counts once per rule it carries; a card's latest
+        feedback item decides its outcome (clients may re-send or change their answer)."""
+        with self.session() as session:
+            cards = session.execute(select(CardRow.uuid, CardRow.rules, CardRow.rule)).all()
+            fb = session.execute(
+                select(FeedbackRow.card_uuid, FeedbackRow.outcome, FeedbackRow.outcome_timestamp)
+                .order_by(FeedbackRow.outcome_timestamp, FeedbackRow.id)
+            ).all()
+        latest: dict[str, str] = {}
+        for card_uuid, outcome, _ in fb:
+            latest[card_uuid] = outcome
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for card_uuid, rules, rule in cards:
+            for r in rules or [rule]:
+                c = counts[r]
+                c[0] += 1
+                outcome = latest.get(card_uuid)
+                if outcome == "accepted":
+                    c[1] += 1
+                elif outcome == "overridden":
+                    c[2] += 1
+        return [RuleRate(rule=r, cards=c[0], accepted=c[1], overridden=c[2]) for r, c in sorted(counts.items())]
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return _utcnow()
+    return _aware(parsed)
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        memory = not parsed.database or parsed.database == ":memory:"
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 10},
+            poolclass=StaticPool if memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if parsed.database and parsed.database != ":memory:":
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+    return create_engine(url, pool_pre_ping=True)

@@ -1,0 +1,56 @@
+"""plugin: the pure 97530 evaluation library (FHIR in, evaluation out; no I/O, no clock, no env).
+
+    >>> from plugin import evaluate_resources
+    >>> evaluation = evaluate_resources(bundle, payer="medicare")     # doctest: +SKIP
+    >>> [(l.code, l.verdict, l.supported_units) for l in evaluation.lines]
+"""
+from plugin.attachments import SUPPORTED_CONTENT_TYPES, extract_text
+from plugin.engine import evaluate_note, evaluate_resources, evaluate_visit
+from plugin.errors import AttachmentError, FhirInputError, PluginError, RuleSetError
+from plugin.fhir_input import coverage_texts, visit_from_resources
+from plugin.model import (
+    CRITERIA,
+    BilledLine,
+    BillingIssue,
+    DocumentedService,
+    Evidence,
+    FeeEstimate,
+    Finding,
+    LineEvaluation,
+    NoteText,
+    Severity,
+    Status,
+    UnitsDetail,
+    Verdict,
+    Visit,
+    VisitEvaluation,
+)
+
+__all__ = [
+    "CRITERIA",
+    "SUPPORTED_CONTENT_TYPES",
+    "AttachmentError",
+    "BilledLine",
+    "BillingIssue",
+    "DocumentedService",
+    "Evidence",
+    "FeeEstimate",
+    "FhirInputError",
+    "Finding",
+    "LineEvaluation",
+    "NoteText",
+    "PluginError",
+    "RuleSetError",
+    "Severity",
+    "Status",
+    "UnitsDetail",
+    "Verdict",
+    "Visit",
+    "VisitEvaluation",
+    "coverage_texts",
+    "evaluate_note",
+    "evaluate_resources",
+    "evaluate_visit",
+    "extract_text",
+    "visit_from_resources",
+]

@@ -1,0 +1,299 @@
+"""``assess_billing``: supported units, unit findings, modifier/pair/MUE findings and fees per line.
+
+Order of work for one visit:
+1. resolve each timed line's minutes (its own, the stated total, or total minus the others);
+2. allocate units by the payer's method (per code, then split over that code's lines);
+3. compare billed with supported, then run the modifier, MUE and NCCI checks the payer applies;
+4. price the line as billed.
+Pure and deterministic: the same input always gives the same output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from plugin.billing.fees import fee_estimate
+from plugin.billing.inputs import BillingInput, LineBilling, LineInput
+from plugin.billing.rules import (
+    PairLine,
+    assistant_issues,
+    discipline_issues,
+    make_issue,
+    modifier_59_issues,
+    mue_issues,
+    pair_issues,
+)
+from plugin.billing.units import (
+    AMA_PER_CODE,
+    CMS_TOTAL_TIME,
+    Allocation,
+    cms_allocation,
+    is_timed,
+    is_untimed,
+    normalise_code,
+    units_for_minutes,
+)
+from plugin.model import BillingIssue, UnitsDetail
+
+UNTIMED = "untimed"
+NOT_ASSESSED = "not-assessed"
+METHOD_NAMES = {CMS_TOTAL_TIME: "CMS total-time, 8-minute rule", AMA_PER_CODE: "AMA per-code"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Minutes:
+    minutes: int | None
+    source: str
+    note: str  # how the minutes were found (or why there are none), for the arithmetic
+
+
+def _usable_total(inp: BillingInput) -> tuple[int | None, str]:
+    """The visit's total timed minutes: stated, or total treatment time less known untimed minutes."""
+    if inp.total_timed_minutes is not None:
+        return max(inp.total_timed_minutes, 0), "total-timed"
+    if inp.total_treatment_minutes is None or inp.untimed_minutes_stated:
+        return None, "none"
+    others = [ln for ln in inp.lines if not is_timed(ln.code)]
+    if any(ln.minutes is None for ln in others):
+        return None, "none"  # an untimed service of unknown length is inside the treatment time
+    remaining = inp.total_treatment_minutes - sum(ln.minutes or 0 for ln in others)
+    return (remaining, "total-treatment") if remaining >= 0 else (None, "none")
+
+
+def resolve_minutes(inp: BillingInput) -> list[_Minutes | None]:
+    """Minutes per line (``None`` entries for untimed/unknown codes, which never count)."""
+    out: list[_Minutes | None] = [None] * len(inp.lines)
+    pending: list[int] = []
+    has_shared = False
+    for i, line in enumerate(inp.lines):
+        if not is_timed(line.code):
+            continue
+        if line.shared_block_with:
+            has_shared = True
+            shared = ", ".join(normalise_code(c) for c in line.shared_block_with)
+            out[i] = _Minutes(
+                None,
+                "shared-block",
+                f"documented in one undivided time block with {shared}, no minutes of its own; "
+                "one block shared by two codes cannot support separate units",
+            )
+        elif line.minutes is not None:
+            out[i] = _Minutes(max(line.minutes, 0), line.minutes_source or "note", "")
+        else:
+            pending.append(i)
+    total, total_source = _usable_total(inp)
+    no_minutes = "no minutes documented (no per-code minutes, time block or usable total timed minutes)"
+    for i in pending:
+        out[i] = _Minutes(None, "none", no_minutes)
+    if len(pending) == 1 and total is not None and not has_shared:
+        i = pending[0]
+        others = sum(m.minutes or 0 for j, m in enumerate(out) if m is not None and j != i)
+        label = "total timed" if total_source == "total-timed" else "total treatment time"
+        others_timed = [j for j, m in enumerate(out) if m is not None and j != i]
+        if not others_timed:
+            out[i] = _Minutes(total, total_source, f"{label} {total} min, the only timed code")
+        elif total - others >= 0:
+            out[i] = _Minutes(
+                total - others,
+                "total-minus-others",
+                f"{label} {total} min - other timed codes {others} min = {total - others} min",
+            )
+        else:
+            out[i] = _Minutes(None, "none", f"{label} {total} min is less than the other codes' {others} min")
+    return out
+
+
+def _split(units: int, billed: list[int]) -> list[int]:
+    """Share one code's supported units over its lines: each up to what it billed, the rest to the first."""
+    out = []
+    left = units
+    for b in billed:
+        take = min(max(b, 0), left)
+        out.append(take)
+        left -= take
+    out[0] += left
+    return out
+
+
+def _cms_text(alloc: Allocation[str], code: str, billed: int) -> str:
+    parts = " + ".join(f"{c} {alloc.full[c] * 15 + alloc.leftover[c]}" for c in alloc.full)
+    full_total = sum(alloc.full.values())
+    remaining = alloc.total_units - full_total
+    head = (
+        f"{alloc.total_minutes} timed min ({parts}) -> {alloc.total_units} unit(s) total "
+        f"({METHOD_NAMES[CMS_TOTAL_TIME]})"
+    )
+    if remaining > 0:
+        rems = ", ".join(f"{c} {r}" for c, r in alloc.leftover.items() if r > 0)
+        head += f"; {full_total} full unit(s) by 15 min, {remaining} more to the largest remainder(s) ({rems})"
+    minutes = alloc.full[code] * 15 + alloc.leftover[code]
+    won = " -> +1 unit" if alloc.extra[code] else " (no extra unit)" if alloc.leftover[code] else ""
+    units = alloc.full[code] + alloc.extra[code]
+    return (
+        f"{head}; {code}: {minutes} min = {alloc.full[code]} full unit(s) + remainder {alloc.leftover[code]}"
+        f"{won} = {units} supported; {billed} billed"
+    )
+
+
+def _ama_text(code: str, minutes: int, billed: int) -> str:
+    return (
+        f"{code}: {minutes} min -> {units_for_minutes(minutes)} unit(s) "
+        f"({METHOD_NAMES[AMA_PER_CODE]}: 8-22 = 1, 23-37 = 2, ...); {billed} billed"
+    )
+
+
+def _money(code: str, low: int, high: int, inp: BillingInput, modifiers: tuple[str, ...]) -> tuple[str, int | None]:
+    a = fee_estimate(code, high, year=inp.service_year, modifiers=modifiers)
+    b = fee_estimate(code, low, year=inp.service_year, modifiers=modifiers)
+    if a is None or b is None:
+        return "?", None
+    return f"{a.amount - b.amount:.2f}", a.year
+
+
+def assess_billing(inp: BillingInput) -> tuple[LineBilling, ...]:
+    """Assess every line of one visit; results are in the order of ``inp.lines``."""
+    payer = inp.payer
+    method = payer.unit_method if payer.unit_method in METHOD_NAMES else CMS_TOTAL_TIME
+    other_method = AMA_PER_CODE if method == CMS_TOTAL_TIME else CMS_TOTAL_TIME
+    lines = inp.lines
+    codes = [normalise_code(ln.code) for ln in lines]
+    resolved = resolve_minutes(inp)
+
+    # minutes and lines per timed code, in first-seen order
+    code_minutes: dict[str, int] = {}
+    code_lines: dict[str, list[int]] = {}
+    for i, m in enumerate(resolved):
+        if m is None:
+            continue
+        code_minutes[codes[i]] = code_minutes.get(codes[i], 0) + (m.minutes or 0)
+        code_lines.setdefault(codes[i], []).append(i)
+    alloc = cms_allocation([(c, c, m) for c, m in code_minutes.items()])
+    per_method = {
+        CMS_TOTAL_TIME: alloc.units,
+        AMA_PER_CODE: {c: units_for_minutes(m) for c, m in code_minutes.items()},
+    }
+    line_units: dict[str, dict[int, int]] = {}
+    for name, units in per_method.items():
+        line_units[name] = {}
+        for code, idxs in code_lines.items():
+            shares = _split(units[code], [lines[i].billed_units for i in idxs])
+            line_units[name].update(zip(idxs, shares))
+    any_minutes = any(m is not None and m.minutes is not None for m in resolved)
+    visit_total = alloc.total_minutes if any_minutes else inp.total_timed_minutes
+
+    # the visit-level consistency check: stated total vs. per-code minutes
+    mismatch: BillingIssue | None = None
+    timed_idx = [i for i, m in enumerate(resolved) if m is not None]
+    if (
+        inp.total_timed_minutes is not None
+        and timed_idx
+        and all(resolved[i].minutes is not None and lines[i].minutes is not None for i in timed_idx)  # type: ignore[union-attr]
+        and units_for_minutes(inp.total_timed_minutes) != units_for_minutes(alloc.total_minutes)
+    ):
+        mismatch = make_issue(
+            "timed-total-mismatch",
+            total_stated=inp.total_timed_minutes,
+            total_sum=alloc.total_minutes,
+            arithmetic=(
+                f"stated {inp.total_timed_minutes} min -> {units_for_minutes(inp.total_timed_minutes)} unit(s); "
+                f"per-code sum {alloc.total_minutes} min -> {units_for_minutes(alloc.total_minutes)} unit(s)"
+            ),
+        )
+
+    pairs = (
+        pair_issues(
+            [PairLine(ln.code, ln.modifiers, ln.shared_block_with, ln.distinct_time_block) for ln in lines]
+        )
+        if payer.ncci_applies
+        else [[] for _ in lines]
+    )
+
+    out: list[LineBilling] = []
+    for i, line in enumerate(lines):
+        code = codes[i]
+        billed = line.billed_units
+        mins = resolved[i]
+        issues: list[BillingIssue] = []
+        if mins is not None:  # timed code
+            supported = line_units[method][i] if mins.minutes is not None else 0
+            alternative = line_units[other_method][i] if mins.minutes is not None else 0
+            if mins.minutes is None:
+                arithmetic = f"{code}: {mins.note} -> 0 supported; {billed} billed"
+            else:
+                prefix = f"{mins.note}; " if mins.note else ""
+                if method == CMS_TOTAL_TIME:
+                    body = _cms_text(alloc, code, billed)
+                else:
+                    body = _ama_text(code, code_minutes[code], billed)
+                if len(code_lines[code]) > 1:
+                    body += f" (the code's units are shared over its {len(code_lines[code])} lines)"
+                arithmetic = prefix + body
+            units = UnitsDetail(
+                method=method,
+                minutes=mins.minutes,
+                minutes_source=mins.source,
+                total_timed_minutes=visit_total,
+                supported_units=supported,
+                arithmetic=arithmetic,
+                alternative_method=other_method,
+                alternative_units=alternative,
+            )
+            if billed > supported:
+                amount, year = _money(code, supported, billed, inp, line.modifiers)
+                at_risk = f"; about ${amount} at risk (estimate CY{year})" if year else ""
+                issues.append(
+                    make_issue(
+                        "units-over-billed", code=code, billed=billed, supported=supported, arithmetic=arithmetic + at_risk
+                    )
+                )
+            elif billed < supported:
+                amount, year = _money(code, billed, supported, inp, line.modifiers)
+                issues.append(
+                    make_issue(
+                        "units-under-billed",
+                        code=code,
+                        billed=billed,
+                        supported=supported,
+                        amount=amount,
+                        year=year or "?",
+                        arithmetic=arithmetic,
+                    )
+                )
+            if mismatch is not None:
+                issues.append(mismatch)
+        elif is_untimed(code):
+            supported = 1
+            arithmetic = f"{code}: untimed (service-based) code, 1 unit per session regardless of minutes; {billed} billed"
+            units = UnitsDetail(UNTIMED, line.minutes, line.minutes_source, visit_total, 1, arithmetic)
+            if billed > supported:
+                issues.append(
+                    make_issue("units-over-billed", code=code, billed=billed, supported=1, arithmetic=arithmetic)
+                )
+        else:
+            supported = billed
+            arithmetic = f"{code}: not a therapy code in timed_codes.yaml; units not assessed"
+            units = UnitsDetail(NOT_ASSESSED, line.minutes, line.minutes_source, visit_total, billed, arithmetic)
+
+        if payer.mue_applies:
+            issues.extend(mue_issues(code, billed))
+        issues.extend(
+            discipline_issues(
+                code, line.modifiers, inp.performer_role, required=payer.discipline_modifiers_required
+            )
+        )
+        issues.extend(
+            assistant_issues(
+                code,
+                line.modifiers,
+                inp.performer_role,
+                required=payer.assistant_modifiers_required,
+                payer_label=payer.label,
+                minutes=mins.minutes if mins is not None else line.minutes,
+                assistant_minutes=line.assistant_minutes,
+            )
+        )
+        issues.extend(modifier_59_issues(code, line.modifiers))
+        issues.extend(pairs[i])
+        fee = fee_estimate(code, billed, year=inp.service_year, modifiers=line.modifiers)
+        out.append(LineBilling(supported_units=supported, units=units, issues=tuple(issues), fee=fee))
+    return tuple(out)
+

@@ -1,0 +1,41 @@
+"""Which service the text billed as 97530 actually documents.
+
+Each activity clause of the 97530 text is labelled with the service it describes (see
+``plugin.reading``). The line keeps 97530 unless another service describes more of the
+clauses than 97530 does; a tie stands with the clinician's code. Two or more patients treated
+at once make it group therapy (97150) whatever the activities were. Stated aims ("for quad
+strengthening", "to improve balance") only break ties between the other services.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from plugin.model import DocumentedService, Evidence
+from plugin.reading import TA, Reading
+
+GROUP = "97150"
+
+
+def documented_service(reading: Reading) -> DocumentedService | None:
+    """The documented code with its evidence, or None when no activity is described at all."""
+    if reading.group:
+        return DocumentedService(GROUP, 1.0, reading.group[:3], {GROUP: float(len(reading.group))})
+    counts = Counter(c.code for c in reading.activity_clauses)
+    if not counts:
+        return None
+    total = sum(counts.values())
+    weights: dict[str, float] = {}
+    for clause in reading.activity_clauses:
+        weights[clause.code] = weights.get(clause.code, 0.0) + clause.scores.get(clause.code, 0.0)
+    others = {code: n for code, n in counts.items() if code != TA}
+    chosen = TA
+    if others:
+        best = max(others, key=lambda c: (others[c], reading.purpose_scores.get(c, 0.0), weights.get(c, 0.0), c))
+        if others[best] > counts.get(TA, 0):
+            chosen = best
+    evidence: list[Evidence] = []
+    for clause in reading.activity_clauses:
+        if clause.code == chosen:
+            evidence.extend(clause.evidence)
+    scores = {code: round(n / total, 3) for code, n in counts.items()}
+    return DocumentedService(chosen, round(counts[chosen] / total, 3), tuple(evidence[:6]), scores)

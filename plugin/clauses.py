@@ -1,0 +1,106 @@
+"""Cut note text into clauses and mark what in them was not done in this session.
+
+A match only counts as evidence of what happened today when it is not negated ("no cues
+needed"), not refused ("pt declined lifting"), not planned ("will progress to lifting next
+visit", anything in the Plan section) and not the purpose of the session ("to improve
+independence with transfers" names an aim, not an activity). This module finds those scopes;
+criteria and classification ask it before they count a match.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from plugin.layout import Layout, Span
+from plugin.lexicon import Lexicon
+
+_SENTENCE_SPLIT = re.compile(r"(?<=[.;!?])(?=\s)|\n+|(?<=\S)\s+-\s+(?=[A-Z])|:\s+(?=[A-Z])")
+_CLAUSE_SPLIT = re.compile(r",\s+(?:and\s+|then\s+)?|\s+then\s+|\s+and\s+then\s+|\s+while\s+|\(|\)")
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    start: int
+    end: int
+    sentence: Span
+    plan_from: int | None  # absolute position where planned-for-later text starts
+    purpose_from: int | None  # absolute position where the session's aim starts
+    refused: bool
+
+    def is_current(self, pos: int) -> bool:
+        """True when text at ``pos`` describes what was done in this session."""
+        if self.refused:
+            return False
+        return self.plan_from is None or pos < self.plan_from
+
+    def is_activity(self, pos: int) -> bool:
+        return self.is_current(pos) and (self.purpose_from is None or pos < self.purpose_from)
+
+
+def sentences(text: str, span: Span) -> Iterator[Span]:
+    start, end = span
+    pos = start
+    for m in _SENTENCE_SPLIT.finditer(text, start, end):
+        if m.start() > pos:
+            yield _trim(text, pos, m.start())
+        pos = m.end()
+    if pos < end:
+        yield _trim(text, pos, end)
+
+
+def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> list[Clause]:
+    """Clauses of ``spans`` with their plan/purpose/refusal scopes resolved."""
+    out: list[Clause] = []
+    for span in spans:
+        for s_start, s_end in sentences(text, span):
+            if s_end <= s_start:
+                continue
+            in_plan_section = layout.in_plan(s_start)
+            plan_m = lex.plan.search(text, s_start, s_end)
+            purpose_m = lex.purpose.search(text, s_start, s_end)
+            plan_from = s_start if in_plan_section else (plan_m.start() if plan_m else None)
+            purpose_from = purpose_m.start() if purpose_m else None
+            pos = s_start
+            pieces: list[Span] = []
+            for m in _CLAUSE_SPLIT.finditer(text, s_start, s_end):
+                if m.start() > pos:
+                    pieces.append((pos, m.start()))
+                pos = m.end()
+            if pos < s_end:
+                pieces.append((pos, s_end))
+            for c_start, c_end in pieces:
+                refused = bool(lex.refusal.search(text, c_start, c_end))
+                out.append(Clause(c_start, c_end, (s_start, s_end), plan_from, purpose_from, refused))
+    return out
+
+
+def negated(text: str, start: int, end: int, clause: Clause, lex: Lexicon) -> bool:
+    """NegEx-style: a negation cue in the 4 words before, or a 'not needed' cue right after."""
+    before = text[max(clause.sentence[0], start - 40):start]
+    words = _WORD.findall(before)[-4:]
+    window = " ".join(words)
+    if window and lex.negation_before.search(window):
+        # "no c/o pain; cues given" — a negation across a conjunction does not reach the match
+        tail = re.split(r"\b(?:but|however|though|although|yet)\b|;", window)[-1]
+        if lex.negation_before.search(tail):
+            return True
+    after = text[end:min(clause.sentence[1], end + 40)]
+    after_words = " ".join(_WORD.findall(after)[:4])
+    return bool(after_words and lex.negation_after.match(after_words.lstrip(" ,:-")))
+
+
+def clause_at(clauses_: list[Clause], pos: int) -> Clause | None:
+    for clause in clauses_:
+        if clause.start <= pos < clause.end:
+            return clause
+    return None
+
+
+def _trim(text: str, start: int, end: int) -> Span:
+    while start < end and text[start] in " \t\r\n-*•:":
+        start += 1
+    while end > start and text[end - 1] in " \t\r\n":
+        end -= 1
+    return start, end

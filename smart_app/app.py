@@ -1,0 +1,229 @@
+"""The SMART on FHIR launch page as a thin FastAPI adapter.
+
+    GET /launch?iss=…&launch=…   EHR launch (``launch`` absent = standalone launch)
+    GET /callback?code=…&state=…  OAuth redirect target: checks state, exchanges the code (PKCE)
+    GET /evaluation               the page: re-reads the visit from FHIR with our token, evaluates, renders
+
+Each handler reads like its docstring: parse -> launch/visit/plugin -> template. Typed errors are
+turned into short HTML pages in one place (``_error_page``); no stack trace, token or note text
+reaches a response header, URL or log.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader
+from starlette.concurrency import run_in_threadpool
+
+from smart_app import launch as smart_launch
+from smart_app.fhir import FhirReader, FhirReadError, parse_reference
+from smart_app.sessions import SessionStore, session_id, set_session_cookie
+from smart_app.settings import SmartSettings
+from smart_app.view import line_views, summary
+from smart_app.visit import gather, human_name, list_encounters, parse_app_context
+
+log = logging.getLogger(__name__)
+
+Evaluator = Callable[..., Any]
+"""``(resources, *, payer, lines_from) -> VisitEvaluation``; defaults to ``plugin.evaluate_resources``."""
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+ERROR_TEXT = {
+    "missing-iss": "The launch did not say which EHR it came from (no iss).",
+    "bad-iss": "The launch's iss is not a web address.",
+    "iss-not-allowed": "This EHR is not on the app's allow-list, so it was not contacted.",
+    "discovery-unreachable": "The EHR's SMART configuration could not be fetched.",
+    "discovery-failed": "The EHR's SMART configuration could not be fetched.",
+    "discovery-invalid": "The EHR's SMART configuration is incomplete.",
+    "no-pkce": "The EHR's authorization server does not support PKCE (S256).",
+    "authorize-url": "The authorization request could not be built.",
+    "no-session": "No launch is in progress in this browser. Launch the app again from the EHR.",
+    "authorization-denied": "The EHR's authorization server did not grant access.",
+    "state-mismatch": "The authorization response does not belong to this launch.",
+    "no-code": "The authorization response has no code.",
+    "token-exchange-failed": "The access token could not be obtained.",
+    "no-token": "The access token could not be obtained.",
+    "no-patient": "The launch did not give a patient in context.",
+    "expired": "The session has expired. Launch the app again from the EHR.",
+}
+
+
+def _templates() -> Jinja2Templates:
+    env = Environment(loader=PackageLoader("smart_app", "templates"), autoescape=True)
+    env.filters["money"] = lambda v: f"${v:,.2f}" if isinstance(v, (int, float)) else ""
+    return Jinja2Templates(env=env)
+
+
+def create_app(
+    settings: SmartSettings | None = None,
+    http: httpx.AsyncClient | None = None,
+    *,
+    sessions: SessionStore | None = None,
+    evaluator: Evaluator | None = None,
+) -> FastAPI:
+    """Build the SMART page app. ``http`` is used for discovery and FHIR reads (one client)."""
+    settings = settings or SmartSettings()
+    store = sessions or SessionStore(settings.session_ttl_seconds)
+    templates = _templates()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if http is not None:
+            app.state.http = http
+            yield
+            return
+        async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds, follow_redirects=False) as client:
+            app.state.http = client
+            yield
+
+    app = FastAPI(title="CPT 97530 documentation — SMART page", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    if http is not None:
+        app.state.http = http
+    app.state.settings = settings
+    app.state.sessions = store
+    static_dir = resources.files("smart_app") / "static"
+    app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
+
+    def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+        response = templates.TemplateResponse(request, name, context, status_code=status)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    def error_page(request: Request, reason: str, status: int, detail: str = "") -> HTMLResponse:
+        message = ERROR_TEXT.get(reason, detail or "The page could not be shown.")
+        return page(request, "error.html", {"message": message, "reason": reason}, status)
+
+    @app.exception_handler(smart_launch.LaunchError)
+    async def _launch_error(request: Request, exc: smart_launch.LaunchError) -> Response:
+        log.info("SMART launch refused: %s", exc.reason)
+        return error_page(request, exc.reason, 400)
+
+    @app.exception_handler(FhirReadError)
+    async def _fhir_error(request: Request, exc: FhirReadError) -> Response:
+        log.info("FHIR read failed (status %s)", exc.status)
+        return error_page(request, "fhir", 502, "The EHR's FHIR server did not return the visit.")
+
+    @app.get("/launch", response_class=HTMLResponse)
+    async def launch(request: Request, iss: str | None = None, launch: str | None = None) -> Response:
+        """EHR launch (iss + launch) or standalone launch (iss only)."""
+        issuer = smart_launch.check_issuer(iss, settings)
+        config = await smart_launch.discover(issuer, request.app.state.http)
+        authorize_url, fhir_state = smart_launch.begin(settings, config, launch)
+        sid = store.create({"fhir_state": fhir_state, "iss": issuer, "ehr_launch": bool(launch)})
+        response = RedirectResponse(authorize_url, status_code=302)
+        response.headers.update(SECURITY_HEADERS)
+        set_session_cookie(response, sid, secure=settings.secure_cookies, max_age=settings.session_ttl_seconds)
+        return response
+
+    @app.get("/callback", response_class=HTMLResponse)
+    async def callback(request: Request) -> Response:
+        """Exchange the code; keep the token server-side; send the browser to the page."""
+        sid = session_id(request)
+        data = store.get(sid)
+        if sid is None or data is None or "fhir_state" not in data:
+            raise smart_launch.LaunchError("no session", reason="no-session")
+        callback_url = f"{settings.redirect_uri}?{request.url.query}"
+        try:
+            result = await run_in_threadpool(smart_launch.finish, data["fhir_state"], callback_url)
+        finally:
+            store.update(sid, fhir_state=None)  # a code/state pair is good for one try only
+        if not result.patient:
+            raise smart_launch.LaunchError("no patient in context", reason="no-patient")
+        store.update(
+            sid,
+            fhir_state=None,
+            access_token=result.access_token,
+            expires_at=result.expires_at.isoformat() if result.expires_at else None,
+            patient=result.patient,
+            encounter=result.encounter,
+            app_context=result.app_context,
+            scope=result.scope,
+        )
+        response = RedirectResponse("evaluation", status_code=303)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @app.get("/evaluation", response_class=HTMLResponse)
+    async def evaluation(request: Request, encounter: str | None = None) -> Response:
+        """The whole picture for one visit, read fresh from FHIR with this session's token."""
+        data = store.get(session_id(request))
+        if not data or not data.get("access_token"):
+            return error_page(request, "no-session", 401)
+        if data.get("expires_at") and datetime.fromisoformat(data["expires_at"]) < datetime.now():
+            return error_page(request, "expired", 401)
+        reader = FhirReader(request.app.state.http, data["iss"], data["access_token"], max_pages=settings.max_search_pages)
+        app_context = parse_app_context(data.get("app_context"))
+        chosen = parse_reference(encounter, expected="Encounter") if encounter else None
+        if chosen:  # the user picked a visit: that overrides the card's context
+            app_context = parse_app_context(None)
+        encounter_ref = chosen or data.get("encounter")
+        if not encounter_ref and not app_context.encounter:
+            return await _picker(request, reader, data["patient"])
+        try:
+            visit = await gather(reader, patient_id=data["patient"], encounter_ref=encounter_ref, app_context=app_context)
+        except LookupError:
+            return error_page(request, "not-found", 404, "The patient of this launch was not found.")
+        result = await run_in_threadpool(_evaluate, evaluator, visit.resources, visit.lines_from)
+        if isinstance(result, str):
+            return page(request, "evaluation.html", _context(visit, None, result), 200)
+        return page(request, "evaluation.html", _context(visit, result, ""))
+
+    async def _picker(request: Request, reader: FhirReader, patient_id: str) -> Response:
+        patient = await reader.read(f"Patient/{patient_id}")
+        encounters = await list_encounters(reader, patient_id)
+        return page(request, "picker.html", {"patient_name": human_name(patient) or "Patient", "encounters": encounters})
+
+    return app
+
+
+def _evaluate(evaluator: Evaluator | None, resources_: list[dict[str, Any]], lines_from: str | None) -> Any:
+    """Run the plugin (CPU-bound; called in a threadpool). A plugin input error becomes a message."""
+    from plugin.errors import PluginError
+
+    if evaluator is None:
+        import plugin
+
+        evaluator = plugin.evaluate_resources
+    try:
+        return evaluator(resources_, payer=None, lines_from=lines_from)
+    except PluginError as exc:
+        return str(exc) or "The visit could not be evaluated."
+
+
+def _context(visit: Any, evaluation: Any, problem: str) -> dict[str, Any]:
+    encounter = visit.encounter or {}
+    visit_date = str((encounter.get("period") or {}).get("start") or "")[:10] or (
+        evaluation.service_date if evaluation is not None else ""
+    )
+    return {
+        "patient_name": human_name(visit.patient) or "Unnamed patient",
+        "birth_date": visit.patient.get("birthDate", ""),
+        "visit_date": visit_date or "unknown",
+        "clinician": visit.clinician or "not recorded",
+        "payer": (evaluation.payer_label if evaluation is not None else "") or visit.payer_display or "unknown",
+        "payer_display": visit.payer_display,
+        "evaluation": evaluation,
+        "lines": line_views(evaluation) if evaluation is not None else (),
+        "summary": summary(evaluation) if evaluation is not None else {"lines": 0, "attention": 0},
+        "problem": problem,
+        "notices": visit.notices,
+    }

@@ -1,0 +1,511 @@
+"""The demo EHR: the embedded default that shows a newcomer the whole flow with no external EHR.
+
+    with demo_environment(DemoSettings(public_url="http://127.0.0.1:8530")) as env:
+        app = cds_hooks.app.create_app(env.cds_settings(CdsSettings()))   # the CDS service
+        mount_demo(app, env)                                               # + /demo/ehr, /demo/auth, /smart
+        uvicorn.run(app, host="127.0.0.1", port=8530)
+
+``demo_environment`` starts the real FHIR server (``cds_hooks.sandbox.fhir_server``; Medplum in
+memory, bearer tokens checked) with the synthetic dataset loaded and its
+``.well-known/smart-configuration`` pointing at the local authorization server; makes the demo
+EHR's ES384 signing key; and writes a clients file that registers the demo EHR with the CDS
+service. ``mount_demo`` adds the EHR pages, the authorization server and the SMART page.
+
+DEMO ONLY: no login, in-memory state, synthetic patients. Never point it at real data.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+import jwt
+import yaml
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from smart_app.authserver import DemoClient, LaunchContext, SmartAuthServer, auth_router
+from smart_app.fhir import parse_reference
+from smart_app.settings import SmartSettings
+from smart_app.visit import human_name
+
+log = logging.getLogger(__name__)
+
+DEMO_BANNER = "Demo EHR — synthetic patients, no login, local authorization server. Development only."
+HOOK_CLAIM = "org.cds97530.claim-sign"
+HOOK_PATIENT_VIEW = "patient-view"
+
+
+class DemoSettings(BaseSettings):
+    """``CDS97530_DEMO_*`` variables; ``public_url`` is where ``serve`` listens."""
+
+    model_config = SettingsConfigDict(env_prefix="CDS97530_DEMO_", extra="ignore")
+
+    public_url: str = "http://127.0.0.1:8530"
+    smart_client_id: str = "cds97530-smart"
+    cds_client_id: str = "cds97530-service"  # the CDS service's client id at the demo auth server
+    hook_timeout_seconds: float = 20.0
+    run_tag: str | None = None  # synthetic data run tag (random when unset)
+
+    @property
+    def base(self) -> str:
+        return self.public_url.rstrip("/")
+
+
+@dataclass
+class DemoEnvironment:
+    """A running demo backend: FHIR server, dataset, auth server, EHR signing key, clients file."""
+
+    settings: DemoSettings
+    fhir: Any  # cds_hooks.sandbox.fhir_server.FhirServer
+    dataset: Any  # cds_hooks.sandbox.synthetic.SyntheticDataset
+    auth: SmartAuthServer
+    ehr_token: str = field(repr=False)
+    signing_key: ec.EllipticCurvePrivateKey = field(repr=False)
+    kid: str
+    clients_file: Path
+
+    @property
+    def fhir_base(self) -> str:
+        return str(self.fhir.base_url).rstrip("/")
+
+    @property
+    def ehr_issuer(self) -> str:
+        return f"{self.settings.base}/demo/ehr"
+
+    @property
+    def smart_launch_url(self) -> str:
+        return f"{self.settings.base}/smart/launch"
+
+    def smart_settings(self) -> SmartSettings:
+        return SmartSettings(
+            client_id=self.settings.smart_client_id,
+            base_url=f"{self.settings.base}/smart",
+            allowed_issuers=[self.fhir_base],
+        )
+
+    def cds_settings(self, base: Any) -> Any:
+        """The lead's ``CdsSettings`` with what the demo needs: our URL, the clients file that
+        trusts the demo EHR, and the SMART launch URL for card links."""
+        return base.model_copy(update={
+            "public_url": self.settings.base,
+            "clients_file": self.clients_file,
+            "smart_launch_url": self.smart_launch_url,
+        })
+
+    def jwks(self) -> dict[str, Any]:
+        public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.signing_key.public_key()))
+        public.update({"kid": self.kid, "alg": "ES384", "use": "sig"})
+        return {"keys": [public]}
+
+    def client_jwt(self, audience: str) -> str:
+        """A CDS Hooks client JWT (ES384, 5 minutes, fresh ``jti``) for one call to ``audience``."""
+        now = int(time.time())
+        claims = {"iss": self.ehr_issuer, "aud": audience, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+        return jwt.encode(claims, self.signing_key, algorithm="ES384", headers={"kid": self.kid, "typ": "JWT"})
+
+
+@contextmanager
+def demo_environment(settings: DemoSettings | None = None, *, fhir_server: Any = None) -> Iterator[DemoEnvironment]:
+    """Start (or reuse) the FHIR server, load the synthetic data, yield the environment, stop."""
+    from cds_hooks.sandbox.fhir_server import FhirServer
+    from cds_hooks.sandbox.synthetic import build_dataset
+
+    settings = settings or DemoSettings()
+    auth = SmartAuthServer(
+        fhir_base="http://placeholder.invalid/fhir",  # set below, once the FHIR server has a port
+        public_base=f"{settings.base}/demo/auth",
+        clients=[
+            DemoClient(settings.smart_client_id, (f"{settings.base}/smart/callback",)),
+        ],
+    )
+    own = fhir_server is None
+    server = fhir_server or FhirServer(smart_configuration=auth.smart_configuration())
+    if own:
+        server.start()
+    tmp = tempfile.TemporaryDirectory(prefix="cds97530-demo-")
+    try:
+        auth.fhir_base = str(server.base_url).rstrip("/")
+        auth.set_token_sink(lambda token, expires_in: server.issue_token(token=token, expires_in=expires_in))
+        ehr_token = server.issue_token(expires_in=None)
+        dataset = build_dataset(settings.run_tag)
+        for bundle in dataset.bundles():
+            server.transaction(bundle, token=ehr_token)
+        env = DemoEnvironment(
+            settings=settings, fhir=server, dataset=dataset, auth=auth, ehr_token=ehr_token,
+            signing_key=ec.generate_private_key(ec.SECP384R1()), kid=f"demo-ehr-{secrets.token_hex(4)}",
+            clients_file=Path(tmp.name) / "clients.yaml",
+        )
+        env.clients_file.write_text(yaml.safe_dump({"clients": [{
+            "iss": env.ehr_issuer,
+            "name": "demo-ehr",
+            "jwks": env.jwks(),
+            "fhir_servers": [env.fhir_base],
+        }]}), encoding="utf-8")
+        yield env
+    finally:
+        tmp.cleanup()
+        if own:
+            server.stop()
+
+
+def mount_demo(app: FastAPI, env: DemoEnvironment, *, http: httpx.AsyncClient | None = None) -> None:
+    """Mount ``/smart`` (SMART page), ``/demo/auth`` (auth server) and ``/demo/ehr`` (EHR) on ``app``
+    (normally the CDS service app, so card calls and feedback go to the real service)."""
+    from smart_app.app import create_app
+
+    client = http or httpx.AsyncClient(timeout=env.settings.hook_timeout_seconds, follow_redirects=False)
+    if http is None:  # close our client with the app
+        original = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+            async with original(a) as state:
+                yield state
+            await client.aclose()
+
+        app.router.lifespan_context = lifespan
+
+    app.mount("/smart", create_app(env.smart_settings(), client))
+    app.mount("/demo", _demo_app(env, client))
+
+    @app.get("/", include_in_schema=False)
+    async def _root() -> RedirectResponse:
+        return RedirectResponse("/demo/ehr/", status_code=307)
+
+
+# --- the demo EHR -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """One hook call's cards, kept server-side so accept/launch forms carry only ids."""
+
+    service_id: str
+    patient_id: str
+    encounter_id: str
+    cards: list[dict[str, Any]]
+    created: float = field(default_factory=time.monotonic)
+
+
+class _Runs:
+    def __init__(self, ttl: float = 3600) -> None:
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._runs: dict[str, _Run] = {}
+        self._notices: dict[str, str] = {}
+
+    def add(self, run: _Run) -> str:
+        run_id = secrets.token_urlsafe(16)
+        with self._lock:
+            now = time.monotonic()
+            for key in [k for k, r in self._runs.items() if r.created + self._ttl < now]:
+                del self._runs[key]
+            self._runs[run_id] = run
+        return run_id
+
+    def get(self, run_id: str) -> _Run | None:
+        with self._lock:
+            return self._runs.get(run_id)
+
+    def notice(self, text: str) -> str:
+        key = secrets.token_urlsafe(8)
+        with self._lock:
+            self._notices[key] = text
+        return key
+
+    def pop_notice(self, key: str | None) -> str | None:
+        if not key:
+            return None
+        with self._lock:
+            return self._notices.pop(key, None)
+
+
+def _markdown() -> MarkdownIt:
+    # raw HTML off: card detail is untrusted markdown; markdown-it also refuses javascript: links
+    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+
+def _demo_app(env: DemoEnvironment, http: httpx.AsyncClient) -> FastAPI:
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    templates_env = Environment(loader=PackageLoader("smart_app", "templates"), autoescape=True)
+    md = _markdown()
+    templates_env.filters["markdown"] = lambda text: Markup(md.render(text or ""))
+    templates = Jinja2Templates(env=templates_env)
+    runs = _Runs()
+
+    async def patient_choices() -> list[tuple[str, str]]:
+        patients = await _fhir_search(http, env, "Patient", {"_count": "100"})
+        return [(p["id"], human_name(p) or p["id"]) for p in patients]
+
+    auth = APIRouter()
+    auth.include_router(auth_router(env.auth, patient_picker=patient_choices))
+    app.include_router(auth, prefix="/auth")
+    app.mount("/ehr/static", StaticFiles(packages=[("smart_app", "static")]), name="ehr-static")
+    app.include_router(_ehr_router(env, http, templates, runs), prefix="/ehr")
+    return app
+
+
+def _headers(response: Response) -> Response:
+    response.headers.update({
+        "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    })
+    return response
+
+
+async def _fhir_search(http: httpx.AsyncClient, env: DemoEnvironment, rtype: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    response = await http.get(f"{env.fhir_base}/{rtype}", params=params, headers=_ehr_auth(env))
+    response.raise_for_status()
+    return [e["resource"] for e in response.json().get("entry") or () if isinstance(e.get("resource"), dict)]
+
+
+async def _fhir_read(http: httpx.AsyncClient, env: DemoEnvironment, ref: str) -> dict[str, Any] | None:
+    response = await http.get(f"{env.fhir_base}/{ref}", headers=_ehr_auth(env))
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    doc: dict[str, Any] = response.json()
+    return doc
+
+
+def _ehr_auth(env: DemoEnvironment) -> dict[str, str]:
+    return {"Authorization": f"Bearer {env.ehr_token}", "Accept": "application/fhir+json"}
+
+
+def _claim_lines(claim: dict[str, Any] | None) -> list[str]:
+    out = []
+    for item in (claim or {}).get("item") or ():
+        coding = ((item.get("productOrService") or {}).get("coding") or [{}])[0]
+        mods = [((m.get("coding") or [{}])[0]).get("code", "") for m in item.get("modifier") or ()]
+        qty = (item.get("quantity") or {}).get("value")
+        out.append(f"{coding.get('code', '?')}{'-' + '-'.join(mods) if mods else ''} × {qty}")
+    return out
+
+
+def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2Templates, runs: _Runs) -> APIRouter:
+    router = APIRouter()
+
+    def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+        return _headers(templates.TemplateResponse(request, name, {"banner": DEMO_BANNER, **context}, status_code=status))
+
+    @router.get("/", response_class=HTMLResponse)
+    async def index(request: Request) -> Response:
+        """Sample patients and their visits, read from the FHIR server."""
+        patients = await _fhir_search(http, env, "Patient", {"_count": "100"})
+        encounters = await _fhir_search(http, env, "Encounter", {"_count": "200"})
+        claims = await _fhir_search(http, env, "Claim", {"_count": "200"})
+        coverages = await _fhir_search(http, env, "Coverage", {"_count": "100"})
+        claim_by_enc: dict[str, dict[str, Any]] = {}
+        for claim in claims:
+            for item in claim.get("item") or ():
+                for enc in item.get("encounter") or ():
+                    if (ref := parse_reference(enc)) is not None:
+                        claim_by_enc.setdefault(ref, claim)
+        rows = []
+        for patient in sorted(patients, key=lambda p: p["id"]):
+            pref = f"Patient/{patient['id']}"
+            payer = next((((c.get("payor") or [{}])[0]).get("display") for c in coverages if parse_reference(c.get("beneficiary")) == pref), "")
+            visits = sorted(
+                (e for e in encounters if parse_reference(e.get("subject")) == pref),
+                key=lambda e: str((e.get("period") or {}).get("start") or ""),
+            )
+            rows.append({
+                "id": patient["id"], "name": human_name(patient) or patient["id"], "birth_date": patient.get("birthDate", ""),
+                "payer": payer,
+                "visits": [{
+                    "id": e["id"], "date": str((e.get("period") or {}).get("start") or "")[:10],
+                    "lines": _claim_lines(claim_by_enc.get(f"Encounter/{e['id']}")),
+                } for e in visits],
+            })
+        return page(request, "demo/index.html", {"patients": rows})
+
+    @router.get("/visit/{encounter_id}", response_class=HTMLResponse)
+    async def visit(request: Request, encounter_id: str, notice: str | None = None) -> Response:
+        """Open a visit: fire the hooks at the CDS service and show the cards as an EHR would."""
+        ref = parse_reference(f"Encounter/{encounter_id}", expected="Encounter")
+        encounter = await _fhir_read(http, env, ref) if ref else None
+        if encounter is None:
+            return page(request, "demo/message.html", {"message": "No such visit."}, 404)
+        patient_ref = parse_reference(encounter.get("subject"), expected="Patient") or ""
+        patient_id = patient_ref.split("/")[-1]
+        patient = await _fhir_read(http, env, patient_ref)
+        claims = [c for c in await _fhir_search(http, env, "Claim", {"patient": patient_id}) if _claim_has_encounter(c, ref or "")]
+        claim = claims[0] if claims else None
+        user = next((parse_reference(p.get("individual")) for p in encounter.get("participant") or ()), None)
+        if claim is not None:
+            service_id, hook, context = "claim-sign-97530", HOOK_CLAIM, {"claim": claim}
+        else:
+            service_id, hook, context = "patient-view-97530", HOOK_PATIENT_VIEW, {}
+        context = {"userId": user or "Practitioner/demo", "patientId": patient_id, "encounterId": encounter_id, **context}
+        result = await _call_service(env, http, service_id, hook, context, patient_id)
+        run_id = runs.add(_Run(service_id, patient_id, encounter_id, result.cards))
+        return page(request, "demo/visit.html", {
+            "patient_name": human_name(patient) or patient_id,
+            "birth_date": (patient or {}).get("birthDate", ""),
+            "visit_date": str((encounter.get("period") or {}).get("start") or "")[:10],
+            "lines": _claim_lines(claim),
+            "claim_ref": f"Claim/{claim['id']}" if claim else None,
+            "service_id": service_id, "hook": hook,
+            "status": result.status, "problem": result.problem,
+            "cards": result.cards, "run_id": run_id,
+            "notice": runs.pop_notice(notice),
+        })
+
+    @router.post("/accept")
+    async def accept(request: Request) -> Response:
+        """Apply an accepted suggestion's actions to the FHIR server, then send feedback."""
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        run = runs.get(form.get("run", ""))
+        card = _find_card(run, form.get("card"))
+        suggestion = next((s for s in (card or {}).get("suggestions") or () if s.get("uuid") == form.get("suggestion")), None)
+        if run is None or card is None or suggestion is None:
+            return page(request, "demo/message.html", {"message": "That card is no longer shown. Open the visit again."}, 404)
+        applied = await _apply_actions(http, env, suggestion.get("actions") or [])
+        status = await _send_feedback(env, http, run.service_id, {
+            "card": card["uuid"], "outcome": "accepted",
+            "acceptedSuggestions": [{"id": suggestion["uuid"]}],
+            "outcomeTimestamp": _now(),
+        })
+        key = runs.notice(f"Accepted “{suggestion.get('label', '')}”: {applied}. Feedback sent (HTTP {status}).")
+        return RedirectResponse(f"../visit/{run.encounter_id}?notice={key}", status_code=303)
+
+    @router.post("/override")
+    async def override(request: Request) -> Response:
+        """Dismiss a card with a reason and tell the service (feedback ``overridden``)."""
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        run = runs.get(form.get("run", ""))
+        card = _find_card(run, form.get("card"))
+        if run is None or card is None:
+            return page(request, "demo/message.html", {"message": "That card is no longer shown. Open the visit again."}, 404)
+        reason = next((r for r in card.get("overrideReasons") or () if r.get("code") == form.get("reason")), None)
+        item: dict[str, Any] = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": _now()}
+        if reason:
+            item["overrideReason"] = {"reason": reason}
+        status = await _send_feedback(env, http, run.service_id, item)
+        key = runs.notice(f"Card dismissed. Feedback sent (HTTP {status}).")
+        return RedirectResponse(f"../visit/{run.encounter_id}?notice={key}", status_code=303)
+
+    @router.get("/launch")
+    async def launch(request: Request, run: str, card: str, link: int) -> Response:
+        """A card's SMART link: register the launch context, open the app with iss + launch."""
+        found = runs.get(run)
+        the_card = _find_card(found, card)
+        links = (the_card or {}).get("links") or []
+        if found is None or the_card is None or not 0 <= link < len(links):
+            return page(request, "demo/message.html", {"message": "That card is no longer shown. Open the visit again."}, 404)
+        target = links[link]
+        if target.get("type") != "smart" or str(target.get("url", "")).split("?")[0] != env.smart_launch_url:
+            # the EHR only launches SMART apps it has registered
+            return page(request, "demo/message.html", {"message": "This EHR does not launch that app."}, 400)
+        launch_id = env.auth.register_launch(LaunchContext(
+            patient=found.patient_id, encounter=found.encounter_id,
+            app_context=target.get("appContext") if isinstance(target.get("appContext"), str) else None,
+        ))
+        return RedirectResponse(f"{env.smart_launch_url}?{urlencode({'iss': env.fhir_base, 'launch': launch_id})}", status_code=302)
+
+    return router
+
+
+def _claim_has_encounter(claim: dict[str, Any], encounter_ref: str) -> bool:
+    return any(parse_reference(e) == encounter_ref for item in claim.get("item") or () for e in item.get("encounter") or ())
+
+
+def _find_card(run: _Run | None, card_uuid: str | None) -> dict[str, Any] | None:
+    if run is None or not card_uuid:
+        return None
+    return next((c for c in run.cards if c.get("uuid") == card_uuid), None)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class _CallResult:
+    cards: list[dict[str, Any]]
+    status: int | None
+    problem: str = ""
+
+
+async def _call_service(env: DemoEnvironment, http: httpx.AsyncClient, service_id: str, hook: str,
+                        context: dict[str, Any], patient_id: str) -> _CallResult:
+    """POST the hook with a signed JWT, prefetch left to the service, and a short-lived FHIR token."""
+    url = f"{env.settings.base}/cds-services/{service_id}"
+    scope = "patient/Patient.r patient/Encounter.rs patient/Procedure.rs patient/DocumentReference.rs patient/Binary.r patient/Coverage.rs patient/Claim.rs patient/ServiceRequest.rs"
+    token = await run_in_threadpool(env.auth.issue_backend_token, env.settings.cds_client_id, patient_id, scope, 300)
+    body = {
+        "hook": hook,
+        "hookInstance": str(uuid.uuid4()),
+        "fhirServer": env.fhir_base,
+        "fhirAuthorization": {
+            "access_token": token, "token_type": "Bearer", "expires_in": 300, "scope": scope,
+            "subject": env.settings.cds_client_id, "patient": patient_id,
+        },
+        "context": context,
+    }
+    try:
+        response = await http.post(url, json=body, headers={"Authorization": f"Bearer {env.client_jwt(url)}"})
+    except httpx.HTTPError:
+        return _CallResult([], None, "The CDS service did not answer.")
+    if response.status_code != 200:
+        return _CallResult([], response.status_code, f"The CDS service answered HTTP {response.status_code}.")
+    try:
+        cards = response.json().get("cards") or []
+    except ValueError:
+        return _CallResult([], response.status_code, "The CDS service sent something that is not JSON.")
+    return _CallResult([c for c in cards if isinstance(c, dict)], response.status_code)
+
+
+async def _send_feedback(env: DemoEnvironment, http: httpx.AsyncClient, service_id: str, item: dict[str, Any]) -> int | str:
+    url = f"{env.settings.base}/cds-services/{service_id}/feedback"
+    try:
+        response = await http.post(url, json={"feedback": [item]}, headers={"Authorization": f"Bearer {env.client_jwt(url)}"})
+    except httpx.HTTPError:
+        return "no answer"
+    return response.status_code
+
+
+async def _apply_actions(http: httpx.AsyncClient, env: DemoEnvironment, actions: list[dict[str, Any]]) -> str:
+    """Deletes, then creates, then updates (CDS Hooks §Suggestion), against the FHIR server."""
+    done: list[str] = []
+    order = {"delete": 0, "create": 1, "update": 2}
+    for action in sorted(actions, key=lambda a: order.get(str(a.get("type")), 3)):
+        kind, resource = action.get("type"), action.get("resource")
+        if kind == "delete":
+            ref = parse_reference(action.get("resourceId") or (resource if isinstance(resource, str) else None))
+            if ref:
+                r = await http.delete(f"{env.fhir_base}/{ref}", headers=_ehr_auth(env))
+                done.append(f"deleted {ref} ({r.status_code})")
+        elif kind == "create" and isinstance(resource, dict):
+            r = await http.post(f"{env.fhir_base}/{resource.get('resourceType')}", json=resource,
+                                headers={**_ehr_auth(env), "Content-Type": "application/fhir+json"})
+            done.append(f"created {resource.get('resourceType')} ({r.status_code})")
+        elif kind == "update" and isinstance(resource, dict) and resource.get("id"):
+            ref = f"{resource.get('resourceType')}/{resource['id']}"
+            r = await http.put(f"{env.fhir_base}/{ref}", json=resource,
+                               headers={**_ehr_auth(env), "Content-Type": "application/fhir+json"})
+            done.append(f"updated {ref} ({r.status_code})")
+    return "; ".join(done) or "nothing to apply"
