@@ -1,4 +1,272 @@
-"""Placeholder while the engine is written (replaced within the hour)."""
-def evaluate_resources(*a, **k):
-    raise NotImplementedError
-evaluate_note = evaluate_visit = evaluate_resources
+"""Evaluate a visit: the note's evidence for each 97530 line, the documented code, the units.
+
+    visit_from_resources (FHIR)  ─┐
+    evaluate_note (plain text)   ─┴─> evaluate_visit ─> read_layout ─> read_service ─> judge / documented_service
+                                                      └─> plugin.billing.assess_billing (units, modifiers, pairs, fees)
+
+Pure and deterministic: the same input always gives the same evaluation; no clock, no I/O
+beyond the packaged YAML read once per process.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+from plugin.billing import BillingInput, LineInput, assess_billing, fee_estimate, is_timed, load_payer, match_payer
+from plugin.classify import documented_service
+from plugin.criteria import TimeEvidence, judge, wording
+from plugin.fhir_input import CPT_SYSTEMS, coverage_texts, visit_from_resources
+from plugin.layout import Layout, read_layout
+from plugin.lexicon import Lexicon, load_lexicon
+from plugin.model import (
+    BilledLine,
+    Evidence,
+    LineEvaluation,
+    NoteText,
+    Status,
+    Verdict,
+    Visit,
+    VisitEvaluation,
+)
+from plugin.reading import TA, read_service
+
+DEFAULT_PAYER = "commercial"
+_CPT = sorted(CPT_SYSTEMS)[0]
+_ROLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("OTA", re.compile(r"\b(?:C?OTA(?:/L)?|COTA/L|occupational\s+therapy\s+assistant)\b", re.IGNORECASE)),
+    ("PTA", re.compile(r"\b(?:L?PTA|physical\s+therapist\s+assistant|physical\s+therapy\s+assistant)\b", re.IGNORECASE)),
+    ("OT", re.compile(r"\b(?:OTR(?:/L)?|OTD|OT)\b")),
+    ("PT", re.compile(r"\b(?:DPT|MPT|PT)\b")),
+)
+
+
+def evaluate_resources(data: Any, *, payer: str | None = None, lines_from: str | None = None) -> VisitEvaluation:
+    """Evaluate FHIR R4 input (a Bundle, a list of resources or one resource).
+
+    The payer profile comes from ``payer`` when given, else from the Coverage, else commercial.
+    Raises ``FhirInputError`` on unusable input and ``RuleSetError``/``KeyError`` on an unknown payer.
+    """
+    visit = visit_from_resources(data, lines_from=lines_from)
+    payer_id = payer or match_payer(coverage_texts(data)) or DEFAULT_PAYER
+    return evaluate_visit(replace(visit, payer=payer_id))
+
+
+def evaluate_note(
+    text: str,
+    *,
+    code: str = TA,
+    units: int | None = None,
+    minutes: int | None = None,
+    payer: str | None = None,
+    modifiers: tuple[str, ...] = (),
+    performer_role: str | None = None,
+    note_id: str = "note",
+) -> VisitEvaluation:
+    """Evaluate a plain-text note for one billed line (the CLI's text input)."""
+    line = BilledLine(code=code, system=_CPT, billed_units=units, modifiers=tuple(modifiers), source_ref=note_id, performed_minutes=minutes)
+    visit = Visit(lines=(line,), notes=(NoteText(note_id, text),), performer_role=performer_role, payer=payer or DEFAULT_PAYER)
+    return evaluate_visit(visit)
+
+
+def evaluate_visit(visit: Visit) -> VisitEvaluation:
+    lex = load_lexicon()
+    profile = load_payer(visit.payer or DEFAULT_PAYER)
+    note = _primary_note(visit.notes, lex)
+    layout = read_layout(note.text, lex) if note else None
+    role = visit.performer_role or (_role_from_text(note.text) if note else None)
+    issues = list(visit.input_issues)
+    if note is None and any(line.code == TA for line in visit.lines):
+        issues.append("no readable treatment note was found for the visit")
+
+    inputs = [_line_input(line, layout) for line in visit.lines]
+    billing = assess_billing(BillingInput(
+        lines=tuple(inputs),
+        payer=profile,
+        performer_role=role,
+        total_timed_minutes=layout.total_timed if layout else None,
+        total_treatment_minutes=layout.total_treatment if layout else None,
+        service_year=_year(visit.service_date),
+        untimed_minutes_stated=_untimed_of_unknown_length(visit.lines, inputs, layout),
+    )) if inputs else ()
+
+    lines: list[LineEvaluation] = []
+    for line, line_input, bill in zip(visit.lines, inputs, billing):
+        billed = line.billed_units if line.billed_units is not None else bill.supported_units
+        bill_issues = bill.issues if line.billed_units is not None else tuple(
+            i for i in bill.issues if not i.rule.startswith("units-")
+        )
+        fee = bill.fee if line.billed_units is not None else fee_estimate(line.code, billed, year=_year(visit.service_date), modifiers=line.modifiers)
+        base = LineEvaluation(
+            code=line.code,
+            verdict=Verdict.SUPPORTED,
+            suggested_code=None,
+            billed_units=billed,
+            supported_units=bill.supported_units,
+            findings=(),
+            billing=bill_issues,
+            units=bill.units,
+            fee=fee,
+            modifiers=line.modifiers,
+            source_ref=line.source_ref,
+            item_sequence=line.item_sequence,
+        )
+        if line.code == TA:
+            base = _judge_97530(base, line_input, note, layout, lex, visit)
+        lines.append(base)
+
+    return VisitEvaluation(
+        lines=tuple(lines),
+        payer=profile.id,
+        payer_label=profile.label,
+        unit_method=profile.unit_method,
+        performer_role=role,
+        notes=visit.notes,
+        patient_ref=visit.patient_ref,
+        encounter_ref=visit.encounter_ref,
+        claim_ref=visit.claim_ref,
+        service_date=visit.service_date,
+        input_issues=tuple(issues),
+        ruleset_version=f"lexicon {lex.version}; criteria {_criteria_version()}",
+    )
+
+
+# --- one 97530 line ------------------------------------------------------------------------------
+
+
+def _judge_97530(base: LineEvaluation, line_input: LineInput, note: NoteText | None, layout: Layout | None, lex: Lexicon, visit: Visit) -> LineEvaluation:
+    if note is None or layout is None:
+        findings = tuple(
+            replace(f, evidence=()) for f in judge(_empty_reading(), TimeEvidence(False, (), "No note was available."))
+        )
+        return replace(base, verdict=Verdict.NEEDS_DOCUMENTATION, findings=findings)
+    reading = read_service(note.text, layout, lex, code=TA, note_id=note.note_id)
+    time = _time_evidence(line_input, layout, note, base)
+    findings = judge(reading, time)
+    documented = documented_service(reading)
+    segment = None
+    if reading.context:
+        start, end = reading.context[0][0], reading.context[-1][1]
+        segment = Evidence(start, end, note.text[start:end], note.note_id)
+    if documented is not None and documented.code != TA:
+        suggested_fee = fee_estimate(documented.code, base.supported_units, year=_year(visit.service_date), modifiers=base.modifiers)
+        return replace(base, verdict=Verdict.RECODE, suggested_code=documented.code, findings=findings,
+                       documented=documented, suggested_fee=suggested_fee, segment=segment)
+    missing = any(f.status is Status.MISSING for f in findings)
+    verdict = Verdict.NEEDS_DOCUMENTATION if missing else Verdict.SUPPORTED
+    return replace(base, verdict=verdict, findings=findings, documented=documented, segment=segment)
+
+
+def _time_evidence(line_input: LineInput, layout: Layout, note: NoteText, base: LineEvaluation) -> TimeEvidence:
+    if line_input.shared_block_with:
+        head = next((s.heading for s in layout.segments_for(TA) if s.shared), None)
+        quote = (Evidence(head.span[0], head.span[1], note.text[head.span[0]:head.span[1]], note.note_id),) if head else ()
+        others = ", ".join(line_input.shared_block_with)
+        return TimeEvidence(False, quote, f"97530 shares one undivided time block with {others}; it needs its own minutes or clock times.")
+    quotes: list[Evidence] = []
+    for seg in layout.segments_for(TA):
+        if seg.minutes is not None:
+            a, b = seg.heading.span
+            quotes.append(Evidence(a, b, note.text[a:b], note.note_id))
+    for head in layout.headings:
+        if not head.starts_segment and TA in head.codes and head.minutes is not None:
+            quotes.append(Evidence(head.span[0], head.span[1], note.text[head.span[0]:head.span[1]], note.note_id))
+    if layout.total_timed_span:
+        a, b = layout.total_timed_span
+        quotes.append(Evidence(a, b, note.text[a:b], note.note_id))
+    units = base.units
+    documented = bool(quotes) or line_input.minutes is not None or (
+        units is not None and units.minutes is not None and units.minutes_source not in ("none", "shared-block")
+    )
+    if not quotes and layout.total_treatment_span and documented:
+        a, b = layout.total_treatment_span
+        quotes.append(Evidence(a, b, note.text[a:b], note.note_id))
+    return TimeEvidence(documented, tuple(quotes))
+
+
+def _empty_reading() -> Any:
+    from plugin.reading import Reading
+
+    return Reading(note_id="", context=(), segment_found=False, activity_clauses=(), skilled=(), response=(), goal=(), group=())
+
+
+# --- minutes per billed line ---------------------------------------------------------------------
+
+
+def _line_input(line: BilledLine, layout: Layout | None) -> LineInput:
+    minutes: int | None = None
+    source = "none"
+    shared: tuple[str, ...] = ()
+    distinct = False
+    if layout is not None:
+        segs = layout.segments_for(line.code)
+        own = [s for s in segs if not s.shared and s.minutes is not None]
+        if own:
+            minutes = sum(s.minutes or 0 for s in own)
+            distinct = all(s.heading.time_block for s in own)
+            source = "time-block" if distinct else "note-heading"
+        elif segs and all(s.shared for s in segs):
+            shared = tuple(c for s in segs for c in s.codes if c != line.code)
+        else:
+            prose = [h for h in layout.headings if line.code in h.codes and len(h.codes) == 1 and h.minutes is not None]
+            if prose:
+                minutes = prose[0].minutes
+                source = "note-heading"
+    if minutes is None and not shared and line.performed_minutes is not None:
+        minutes, source = line.performed_minutes, "performed-period"
+    return LineInput(
+        code=line.code,
+        billed_units=line.billed_units if line.billed_units is not None else 0,
+        modifiers=line.modifiers,
+        minutes=minutes,
+        minutes_source=source,
+        shared_block_with=tuple(dict.fromkeys(shared)),
+        distinct_time_block=distinct,
+    )
+
+
+def _untimed_of_unknown_length(lines: tuple[BilledLine, ...], inputs: list[LineInput], layout: Layout | None) -> bool:
+    """An untimed service (hot pack, e-stim, evaluation) whose minutes the note does not give."""
+    for line, inp in zip(lines, inputs):
+        if not is_timed(line.code) and inp.minutes is None:
+            return True
+    if layout is None:
+        return False
+    return any(not is_timed(code) and h.minutes is None for h in layout.headings for code in h.codes)
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+
+def _primary_note(notes: tuple[NoteText, ...], lex: Lexicon) -> NoteText | None:
+    """The note that documents the 97530 service: one with a 97530 heading, else the longest."""
+    if not notes:
+        return None
+    if len(notes) == 1:
+        return notes[0]
+    for note in notes:
+        if lex.intervention_names[TA].search(note.text):
+            return note
+    return max(notes, key=lambda n: len(n.text))
+
+
+def _role_from_text(text: str) -> str | None:
+    tail = text[-400:]
+    for role, regex in _ROLE_PATTERNS:
+        if regex.search(tail):
+            return role
+    for role, regex in _ROLE_PATTERNS[:2]:
+        if regex.search(text[:300]):
+            return role
+    return None
+
+
+def _year(date: str | None) -> int | None:
+    if date and len(date) >= 4 and date[:4].isdigit():
+        return int(date[:4])
+    return None
+
+
+def _criteria_version() -> str:
+    wording()
+    return "2026-11-22"

@@ -34,6 +34,7 @@ class _Weighted(BaseModel):
     model_config = ConfigDict(extra="forbid")
     p: str
     w: float = 1.0
+    aim: bool = False
 
 
 class _Category(BaseModel):
@@ -88,6 +89,7 @@ class Pattern:
     regex: re.Pattern[str]
     weight: float
     source_text: str
+    aim: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +144,7 @@ def parse_lexicon(raw: Any) -> Lexicon:
             code=code,
             label=cat.label,
             patterns=tuple(
-                Pattern(_compile(item.p, f"activities.{code}.patterns[{i}]"), item.w, item.p)
+                Pattern(_compile(item.p, f"activities.{code}.patterns[{i}]"), item.w, item.p, item.aim)
                 for i, item in enumerate(cat.patterns)
             ),
         )

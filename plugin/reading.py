@@ -88,6 +88,8 @@ def _activity_clauses(text: str, cls: list[Clause], lex: Lexicon, note_id: str) 
                 continue  # group is a property of the session, judged separately
             taken: list[Span] = []
             for pattern in category.patterns:
+                if pattern.aim:
+                    continue
                 for m in pattern.regex.finditer(text, clause.start, clause.end):
                     if any(m.start() < b and a < m.end() for a, b in taken):
                         continue
@@ -111,13 +113,13 @@ def _purpose_scores(text: str, cls: list[Clause], lex: Lexicon) -> dict[str, flo
     scores: dict[str, float] = {}
     seen: set[tuple[int, int]] = set()
     for clause in cls:
-        if clause.purpose_from is None or not clause.is_current(clause.start):
+        if not clause.is_current(clause.start):
             continue
-        start = max(clause.start, clause.purpose_from)
         for code, category in lex.activities.items():
             if code in (TA, "97150"):
                 continue
             for pattern in category.patterns:
+                start = clause.start if pattern.aim else max(clause.start, clause.purpose_from or clause.start)
                 for m in pattern.regex.finditer(text, start, clause.end):
                     if (m.start(), m.end()) in seen:
                         continue
@@ -148,16 +150,25 @@ def _response(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple
     for clause in cls:
         if not clause.is_current(clause.start) and clause.plan_from is not None and clause.plan_from <= clause.start:
             continue
+        goal_from = _goal_start(text, clause, lex)
         for regex in lex.response:
             for m in regex.finditer(text, clause.start, clause.end):
-                if not clause.is_current(m.start()):
+                if not clause.is_activity(m.start()):
                     continue
+                if goal_from is not None and m.start() >= goal_from:
+                    continue  # "POC goal is independent transfers" states a target, not a result
                 if any(r.fullmatch(m.group(0)) for r in lex.not_a_response):
                     continue
                 if _is_frequency(text, m.end()):
                     continue
                 out.append(Evidence(m.start(), m.end(), m.group(0), note_id))
     return _dedupe(out)
+
+
+def _goal_start(text: str, clause: Clause, lex: Lexicon) -> int | None:
+    """Where a goal statement starts in the clause's sentence (its target numbers are not results)."""
+    starts = [m.start() for r in lex.goal for m in r.finditer(text, clause.sentence[0], clause.end)]
+    return min(starts) if starts else None
 
 
 _FREQUENCY = re.compile(r"\s*/\s*(?:wk|week|day|d|mo|month)\b|\s*(?:per|a|each)\s+(?:wk|week|day)\b", re.IGNORECASE)

@@ -26,6 +26,7 @@ from jinja2 import Environment, PackageLoader
 from starlette.concurrency import run_in_threadpool
 
 from smart_app import launch as smart_launch
+from smart_app import logs
 from smart_app.fhir import FhirReader, FhirReadError, parse_reference
 from smart_app.sessions import SessionStore, session_id, set_session_cookie
 from smart_app.settings import SmartSettings
@@ -82,6 +83,7 @@ def create_app(
 ) -> FastAPI:
     """Build the SMART page app. ``http`` is used for discovery and FHIR reads (one client)."""
     settings = settings or SmartSettings()
+    logs.install()
     store = sessions or SessionStore(settings.session_ttl_seconds)
     templates = _templates()
 

@@ -22,6 +22,7 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -184,6 +185,8 @@ class SimulatedEhr:
         self.run_tag = run_tag
         self._http = http or httpx.Client(timeout=timeout)
         self._services: dict[str, dict[str, Any]] = {}
+        self.issued_jwts: deque[str] = deque(maxlen=500)
+        """The JWTs this EHR signed most recently (the log-leak test looks for them)."""
 
     def close(self) -> None:
         self._http.close()
@@ -201,7 +204,9 @@ class SimulatedEhr:
         payload: dict[str, Any] = {"iss": self.iss, "aud": aud, "exp": now + lifetime, "iat": now, "jti": str(uuid.uuid4())}
         payload.update(claims or {})
         header = {"kid": key.kid, "jku": self.jku, "typ": "JWT", **(headers or {})}
-        return jwt.encode(payload, key.private_key, algorithm=alg, headers=header)
+        token = jwt.encode(payload, key.private_key, algorithm=alg, headers=header)
+        self.issued_jwts.append(token)
+        return token
 
     # --- discovery ----------------------------------------------------------------------------
     def discover(self, service_base: str) -> dict[str, dict[str, Any]]:

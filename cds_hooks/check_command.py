@@ -1,0 +1,84 @@
+"""`cds97530 check`: evaluate files and print JSON Lines or a readable report.
+
+Exit 0 when every line is supported and clean, 1 when any line needs attention, 2 when an input
+cannot be used (one line on stderr naming the file and the problem; the other files still run).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+MAX_INPUT_BYTES = 32 * 1024 * 1024
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from plugin import FhirInputError, PluginError, evaluate_note, evaluate_resources
+    from plugin.billing import payer_ids
+
+    if args.payer is not None and args.payer not in payer_ids():
+        print(f"cds97530: unknown payer {args.payer!r} (known: {', '.join(payer_ids())})", file=sys.stderr)
+        return 2
+    worst = 0
+    for name in args.files:
+        try:
+            evaluation = _evaluate_file(Path(name), args, evaluate_note, evaluate_resources)
+        except (FhirInputError, PluginError, _InputError) as exc:
+            print(f"cds97530: {name}: {exc}", file=sys.stderr)
+            worst = 2
+            continue
+        if args.format == "json":
+            print(json.dumps(_json_view(name, evaluation), ensure_ascii=False, separators=(",", ":")))
+        else:
+            from cds_hooks.text_report import render
+
+            print(render(name, evaluation))
+        if evaluation.needs_attention and worst < 1:
+            worst = 1
+    return worst
+
+
+class _InputError(ValueError):
+    pass
+
+
+def _evaluate_file(path: Path, args: argparse.Namespace, evaluate_note: Any, evaluate_resources: Any) -> Any:
+    try:
+        size = path.stat().st_size
+        if size > MAX_INPUT_BYTES:
+            raise _InputError(f"file is {size // (1024 * 1024)} MB, over the {MAX_INPUT_BYTES // (1024 * 1024)} MB limit")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _InputError(f"cannot read the file ({exc.strerror or type(exc).__name__})") from exc
+    text = raw.decode("utf-8", errors="replace")
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if stripped.startswith("{") or stripped.startswith("["):
+        try:
+            data = json.loads(stripped)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise _InputError(f"not valid JSON ({getattr(exc, 'msg', 'too deeply nested')})") from exc
+        if not isinstance(data, (dict, list)):
+            raise _InputError("JSON is not a FHIR resource or Bundle")
+        return evaluate_resources(data, payer=args.payer)
+    if not stripped.strip():
+        raise _InputError("the file is empty")
+    return evaluate_note(
+        text, code=args.code, units=args.units, minutes=args.minutes, payer=args.payer,
+        modifiers=tuple(m.upper() for m in args.modifier), performer_role=args.role, note_id=path.name,
+    )
+
+
+def _json_view(name: str, evaluation: Any) -> dict[str, Any]:
+    """The CLI contract: {"input", "lines": [{"code","verdict","suggested_code","billed_units","supported_units","findings"}]} + more."""
+    data = evaluation.to_dict(include_text=True)
+    data.pop("notes", None)
+    lines = []
+    for line in data["lines"]:
+        ordered = {k: line.get(k) for k in ("code", "verdict", "suggested_code", "billed_units", "supported_units", "findings")}
+        ordered.update({k: v for k, v in line.items() if k not in ordered})
+        lines.append(ordered)
+    out: dict[str, Any] = {"input": name, "lines": lines}
+    out.update({k: v for k, v in data.items() if k != "lines"})
+    return out

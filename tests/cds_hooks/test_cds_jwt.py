@@ -1,0 +1,182 @@
+"""The JWT matrix with real ES384/RS384 keys: good tokens pass; every bad one is a bare 401."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+PATH = "/cds-services/order-sign-97530"
+
+
+@pytest.fixture
+def body(fx):
+    # No 97530 order: answered 200 with no cards without touching FHIR, so only auth is under test.
+    context = {"userId": "Practitioner/1", "patientId": "pat-1",
+               "draftOrders": fx.bundle(fx.service_request("sr-9", code="97110"), kind="collection")}
+    return fx.hook_request("order-sign", context)
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _assert_401(response):
+    assert response.status_code == 401
+    assert response.content == b""
+
+
+def test_good_es384_token_with_out_of_band_key(harness, body):
+    response = harness.post(PATH, body)
+    assert response.status_code == 200
+    assert response.json() == {"cards": []}
+
+
+def test_good_rs384_token_with_allowed_jku_fetches_and_caches_jwks(harness, body, mint):
+    for _ in range(3):
+        token = mint(harness.url(PATH), alg="RS384", jku="https://ehr.test/jwks")
+        assert harness.post(PATH, body, token=token).status_code == 200
+    jwks_calls = [r for r in harness.ehr.requests if str(r.url) == "https://ehr.test/jwks"]
+    assert len(jwks_calls) == 1
+
+
+def test_aud_as_array_containing_the_endpoint(harness, body, mint):
+    token = mint([harness.url(PATH), "https://other.test"])
+    assert harness.post(PATH, body, token=token).status_code == 200
+
+
+def test_wrong_aud(harness, body, mint):
+    _assert_401(harness.post(PATH, body, token=mint(harness.url("/cds-services/patient-view-97530"))))
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH) + "/")))
+
+
+def test_expired(harness, body, mint):
+    now = int(time.time())
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH), iat=now - 900, exp=now - 600)))
+
+
+def test_small_clock_skew_is_accepted(harness, body, mint):
+    now = int(time.time())
+    token = mint(harness.url(PATH), iat=now + 10, nbf=now + 10, exp=now + 300)
+    assert harness.post(PATH, body, token=token).status_code == 200
+
+
+def test_not_yet_valid(harness, body, mint):
+    now = int(time.time())
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH), nbf=now + 600, exp=now + 900)))
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH), iat=now + 600, exp=now + 900)))
+
+
+def test_lifetime_too_long(harness, body, mint):
+    now = int(time.time())
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH), iat=now, exp=now + 86400)))
+
+
+def test_replayed_jti(harness, body, mint):
+    token = mint(harness.url(PATH))
+    assert harness.post(PATH, body, token=token).status_code == 200
+    _assert_401(harness.post(PATH, body, token=token))
+    # a different token reusing the jti is a replay too
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH), jti=jti)))
+
+
+def test_replay_is_refused_by_another_replica_sharing_the_store(make_harness, body, mint, tmp_path):
+    db = f"sqlite:///{tmp_path}/shared.sqlite3"
+    first, second = make_harness(database_url=db), make_harness(database_url=db)
+    token = mint(first.url(PATH))
+    assert first.post(PATH, body, token=token).status_code == 200
+    _assert_401(second.post(PATH, body, token=token))
+
+
+def test_missing_claims(harness, body, mint):
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH), jti=None)))
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH), iat=None)))
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH), exp=None)))
+
+
+def test_unknown_kid(harness, body, mint):
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH), kid="nobody")))
+
+
+def test_unknown_kid_with_allowed_jku(harness, body, mint):
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH), alg="RS384", kid="nobody", jku="https://ehr.test/jwks")))
+
+
+def test_jku_not_allowed_is_never_fetched(harness, body, mint):
+    token = mint(harness.url(PATH), jku="https://attacker.test/jwks")
+    _assert_401(harness.post(PATH, body, token=token))
+    assert not [r for r in harness.ehr.requests if "attacker" in str(r.url)]
+
+
+def test_key_from_attacker_signed_token(harness, body, mint):
+    attacker = ec.generate_private_key(ec.SECP384R1())
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH), key=attacker)))
+
+
+def test_unknown_iss(harness, body, mint):
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH), iss="https://evil.test")))
+
+
+def test_alg_none(harness, body):
+    now = int(time.time())
+    header = {"alg": "none", "typ": "JWT", "kid": "es-1"}
+    payload = {"iss": "https://ehr.test", "aud": harness.url(PATH), "exp": now + 300, "iat": now, "jti": "n-1"}
+    _assert_401(harness.post(PATH, body, token=f"{_b64(header)}.{_b64(payload)}."))
+
+
+def test_hs256_with_public_key_as_secret(harness, body, keys):
+    """The classic algorithm-confusion attack: HMAC keyed with the (public) verification key."""
+    public_pem = keys.es_private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    now = int(time.time())
+    payload = {"iss": "https://ehr.test", "aud": harness.url(PATH), "exp": now + 300, "iat": now, "jti": "h-1"}
+    header = {"alg": "HS256", "typ": "JWT", "kid": "es-1"}
+    signing_input = f"{_b64(header)}.{_b64(payload)}".encode()
+    import hashlib
+    import hmac
+    sig = base64.urlsafe_b64encode(hmac.new(public_pem, signing_input, hashlib.sha256).digest()).rstrip(b"=").decode()
+    _assert_401(harness.post(PATH, body, token=f"{signing_input.decode()}.{sig}"))
+
+
+def test_alg_not_in_configured_list(make_harness, body, mint):
+    h = make_harness(jwt_algorithms=["RS384"])
+    _assert_401(h.post(PATH, body, token=mint(h.url(PATH))))  # ES384 not allowed here
+
+
+def test_missing_or_garbage_authorization(harness, body):
+    _assert_401(harness.post(PATH, body, token=None))
+    _assert_401(harness.post(PATH, body, token="not-a-jwt"))
+    _assert_401(harness.client.post(PATH, json=body, headers={"Authorization": "Basic abc"}))
+
+
+def test_feedback_needs_its_own_aud(harness, mint):
+    fb = {"feedback": [{"card": "c-1", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}]}
+    _assert_401(harness.post(PATH + "/feedback", fb, token=mint(harness.url(PATH))))
+    assert harness.post(PATH + "/feedback", fb).status_code == 200
+
+
+def test_dev_mode_skips_checks_loudly(make_harness, body, caplog):
+    h = make_harness(dev_mode_insecure=True)
+    response = h.post(PATH, body, token=None)
+    assert response.status_code == 200
+    assert response.headers["X-CDS97530-Dev-Mode"] == "insecure"
+    assert any("DEV MODE" in r.getMessage() for r in caplog.records)
+
+
+def test_dev_mode_is_off_by_default(fx):
+    from cds_hooks.settings import CdsSettings
+
+    assert CdsSettings().dev_mode_insecure is False
+
+
+def test_jwt_never_logged(harness, body, mint, caplog):
+    token = mint(harness.url(PATH))
+    harness.post(PATH, body, token=token)
+    harness.post(PATH, body, token=token)  # replay -> logged reason
+    for record in caplog.records:
+        assert token not in record.getMessage() and token.split(".")[2] not in json.dumps(vars(record), default=str)

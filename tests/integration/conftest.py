@@ -1,0 +1,217 @@
+"""Session fixtures of the integration suite: a real FHIR server, synthetic data, the simulated EHR
+and the real CDS service, all on loopback.
+
+Local mode (default): the Node FHIR server (Medplum fhir-router, in memory) is started once with
+test-only fault injection on; skipped with a reason only if ``node`` is absent.
+Public sandbox mode: ``FHIR_BASE_URL`` (and optional ``FHIR_TOKEN``) points the same tests at an
+external FHIR R4 server; the data goes in under a unique tag and is deleted at the end. Tests that
+need the local server's admin API (faults, token expiry) skip there with a reason.
+
+Every log record of the session is captured (root logger at DEBUG, plus the ``cds97530`` logger in
+case it does not propagate) so ``test_no_phi_in_logs`` can inspect them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cds_hooks.sandbox.ehr import EhrKeys, JwksServer, SimulatedEhr
+from cds_hooks.sandbox.fhir_server import FhirServer, fhir_transaction, node_available
+from cds_hooks.sandbox.public import delete_dataset
+from cds_hooks.sandbox.service_runner import ServiceThread
+from cds_hooks.sandbox.synthetic import SyntheticDataset, build_dataset
+
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+class LogCapture(logging.Handler):
+    """Keeps every record as the text any handler could print: message, extras, traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        self._lock_lines = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            parts = [record.name, record.levelname, record.getMessage()]
+        except (TypeError, ValueError):
+            parts = [record.name, record.levelname, str(record.msg), repr(record.args)]
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS:
+                parts.append(f"{key}={value!r}")
+        if record.exc_info and record.exc_info[1] is not None:
+            parts.append("".join(traceback.format_exception(record.exc_info[1])))
+        if record.stack_info:
+            parts.append(record.stack_info)
+        with self._lock_lines:
+            self.lines.append(" | ".join(parts))
+
+    def text(self) -> str:
+        with self._lock_lines:
+            return "\n".join(self.lines)
+
+
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+@dataclass
+class Env:
+    """Everything a test needs; ``fhir`` is None in public sandbox mode."""
+
+    mode: str
+    fhir_base: str
+    fhir: FhirServer | None
+    ehr_token: str | None
+    data: SyntheticDataset
+    ehr: SimulatedEhr
+    keys: EhrKeys
+    jwks: JwksServer
+    service: ServiceThread
+    logs: LogCapture
+    tmp: Path
+    dead_fhir_base: str
+    tokens_seen: list[str] = field(default_factory=list)
+
+    @property
+    def service_base(self) -> str:
+        return self.service.base_url
+
+    @property
+    def local(self) -> bool:
+        return self.fhir is not None
+
+    def require_local(self) -> FhirServer:
+        if self.fhir is None:
+            pytest.skip("needs the local FHIR server's admin API (faults, token expiry); FHIR_BASE_URL is set")
+        return self.fhir
+
+    def new_token(self, **kwargs: Any) -> str:
+        """A FHIR access token for ``fhirAuthorization`` (recorded for the log check)."""
+        if self.fhir is None:
+            token = os.environ.get("FHIR_TOKEN", "")
+        else:
+            token = self.fhir.issue_token(**kwargs)
+        if token:
+            self.tokens_seen.append(token)
+        return token
+
+
+def _dead_fhir_base() -> str:
+    """A loopback URL where nothing listens: the port was free a moment ago and is closed again."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/fhir"
+
+
+@pytest.fixture(scope="session")
+def log_capture() -> Iterator[LogCapture]:
+    handler = LogCapture()
+    root = logging.getLogger()
+    own = logging.getLogger("cds97530")
+    old_level = root.level
+    root.addHandler(handler)
+    if not own.propagate:  # `configure_logging()` detaches the service's logger from the root
+        own.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        own.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+@pytest.fixture(scope="session")
+def env(log_capture: LogCapture, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    public_base = os.environ.get("FHIR_BASE_URL", "").strip()
+    if not public_base and not node_available():
+        pytest.skip("node is not installed: the integration tests need Node 20+ for the real FHIR server "
+                    "(or set FHIR_BASE_URL to use an external FHIR R4 server)")
+    tmp = tmp_path_factory.mktemp("integration")
+    fhir: FhirServer | None = None
+    try:
+        if public_base:
+            mode, base = "public", public_base.rstrip("/")
+            ehr_token = os.environ.get("FHIR_TOKEN") or None
+        else:
+            fhir = FhirServer(enable_faults=True).start()
+            mode, base = "local", fhir.base_url
+            ehr_token = fhir.issue_token(expires_in=None)
+        data = build_dataset()
+        for bundle in data.bundles():
+            fhir_transaction(base, bundle, token=ehr_token)
+        keys = EhrKeys()
+        jwks = JwksServer(keys).start()
+        env_obj: Env | None = None
+
+        def token_source() -> str:
+            assert env_obj is not None
+            return env_obj.new_token(expires_in=300) if env_obj.local else env_obj.new_token()
+
+        ehr = SimulatedEhr(keys=keys, jku=jwks.url, iss=jwks.origin, fhir_base=base,
+                           token_source=token_source if (fhir is not None or ehr_token) else None,
+                           ehr_token=ehr_token, run_tag=data.tag)
+        entry = ehr.clients_entry(name="integration-ehr")
+        dead_base = _dead_fhir_base()
+        entry["fhir_servers"].append(dead_base)  # registered, but nothing listens there ("server down")
+        clients = tmp / "clients.yaml"
+        clients.write_text(yaml.safe_dump({"clients": [entry]}), encoding="utf-8")
+        service = ServiceThread(
+            clients_file=clients, database_url=f"sqlite:///{tmp / 'cds.sqlite3'}",
+            deadline_seconds=1.5, fhir_timeout_seconds=1.0 if mode == "local" else 8.0,
+        ) if mode == "local" else ServiceThread(
+            clients_file=clients, database_url=f"sqlite:///{tmp / 'cds.sqlite3'}",
+            deadline_seconds=20.0, fhir_timeout_seconds=8.0,
+        )
+        service.start()
+        env_obj = Env(mode=mode, fhir_base=base, fhir=fhir, ehr_token=ehr_token, data=data, ehr=ehr, keys=keys,
+                      jwks=jwks, service=service, logs=log_capture, tmp=tmp, dead_fhir_base=dead_base)
+        if ehr_token:
+            env_obj.tokens_seen.append(ehr_token)
+        ehr.discover(service.base_url)
+    except BaseException:
+        if fhir is not None:
+            fhir.stop()
+        raise
+    try:
+        yield env_obj
+    finally:
+        service.stop()
+        ehr.close()
+        jwks.stop()
+        if mode == "public":
+            left = delete_dataset(base, data, token=ehr_token)
+            if left:
+                logging.getLogger("tests.integration").warning("public cleanup left %d resources", len(left))
+        if fhir is not None:
+            fhir.stop()
+
+
+@pytest.fixture
+def fresh_ehr(env: Env) -> Iterator[SimulatedEhr]:
+    """A second EHR handle sharing keys and JWKS (for tests that change its settings)."""
+    ehr = SimulatedEhr(keys=env.keys, jku=env.jwks.url, iss=env.jwks.origin, fhir_base=env.fhir_base,
+                       token_source=env.ehr.token_source, ehr_token=env.ehr_token, run_tag=env.data.tag)
+    ehr.discover(env.service_base)
+    try:
+        yield ehr
+    finally:
+        ehr.close()

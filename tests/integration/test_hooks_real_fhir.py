@@ -1,0 +1,146 @@
+"""The three hooks against a real FHIR server: every payer and note format, every prefetch shape.
+
+The simulated EHR signs each call (ES384 or RS384, key from its JWKS on loopback), satisfies the
+prefetch from the FHIR server with its own token, and passes a short-lived token the FHIR server
+checks. Cards are compared with what the evaluation library says about the same resources, so a
+card is never expected "because the label says so" but because the data says so.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import plugin
+from cds_hooks.sandbox.checks import response_problems, says_note_unreadable, signature
+from cds_hooks.sandbox.ehr import EhrKeys, SimulatedEhr
+from cds_hooks.sandbox.synthetic import CONTENT_TYPES, PAYERS, visit_resources
+
+HOOKS = ("order-sign", "org.cds97530.claim-sign", "patient-view")
+LINES_FROM = {"order-sign": "ServiceRequest", "org.cds97530.claim-sign": "Claim", "patient-view": "Procedure"}
+VISIT_KEYS = [f"{payer}{half}-{n}" for payer in PAYERS for half in (1, 2) for n in (1, 2)]
+
+
+def context_for(env: Any, hook: str, visit: Any) -> dict[str, Any]:
+    if hook == "order-sign":
+        return env.ehr.order_sign_context(env.data, visit)
+    if hook == "org.cds97530.claim-sign":
+        return env.ehr.claim_context(env.data, visit)
+    return env.ehr.patient_view_context(visit)
+
+
+def library_needs_attention(env: Any, hook: str, visit: Any) -> bool:
+    """What the evaluation library says about the same resources the service can read."""
+    resources = visit_resources(env.data, visit)
+    if hook == "order-sign":
+        resources = [r for r in resources if r["resourceType"] != "Claim"] + [env.data.draft_order(visit)]
+    elif hook == "patient-view":
+        resources = [r for r in resources if r["resourceType"] != "Claim"]
+    evaluation = plugin.evaluate_resources(resources, lines_from=LINES_FROM[hook])
+    return any(line.code == "97530" and line.needs_attention for line in evaluation.lines)
+
+
+def test_discovery_offers_the_three_hooks(env: Any) -> None:
+    services = env.ehr.discover(env.service_base)
+    for hook in HOOKS:
+        assert hook in services, f"no service for {hook}"
+        assert services[hook]["prefetch"], f"{hook} declares no prefetch"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+@pytest.mark.parametrize("key", VISIT_KEYS)
+def test_cards_for_every_payer_and_note_format(env: Any, key: str, hook: str) -> None:
+    visit = env.data.visit(key)
+    result = env.ehr.fire(env.service_base, hook, context_for(env, hook, visit), prefetch="full")
+    assert result.status == 200, result.body
+    assert response_problems(result.body) == []
+    assert not any(says_note_unreadable(c) for c in result.cards), f"{visit.content_type} note was not read"
+    attention = [c for c in result.cards if c.get("indicator") in ("warning", "critical")]
+    if library_needs_attention(env, hook, visit):
+        assert attention, f"{key} ({visit.payer}, {visit.content_type}) needs attention but got no card"
+    else:
+        assert not attention, f"{key} is supported but got {signature(attention)}"
+
+
+def test_every_payer_and_note_format_is_covered(env: Any) -> None:
+    """The data really has several patients and visits per payer, and every note format."""
+    for payer in PAYERS:
+        visits = env.data.visits(payer=payer)
+        assert len({v.patient_id for v in visits}) >= 2 and len(visits) >= 4
+        assert {v.content_type for v in visits} == set(CONTENT_TYPES)
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_the_same_note_gives_the_same_cards_in_every_format(env: Any, hook: str) -> None:
+    answers = {}
+    for visit in env.data.visits(group="formats"):
+        result = env.ehr.fire(env.service_base, hook, context_for(env, hook, visit), prefetch="full")
+        assert result.status == 200, result.body
+        answers[visit.content_type] = signature(result.cards)
+    assert set(answers) == set(CONTENT_TYPES)
+    assert len({repr(a) for a in answers.values()}) == 1, answers
+
+
+@pytest.mark.parametrize("mode", ["partial", "empty", "absent", "operation-outcome"])
+@pytest.mark.parametrize("hook", HOOKS)
+def test_missing_prefetch_is_fetched_from_the_fhir_server(env: Any, hook: str, mode: str) -> None:
+    """Partial, empty, absent and OperationOutcome prefetch: the service reads FHIR with the token
+    and answers exactly as with full prefetch."""
+    for key in ("medicare2-1", "commercial1-2"):
+        visit = env.data.visit(key)
+        context = context_for(env, hook, visit)
+        full = env.ehr.fire(env.service_base, hook, context, prefetch="full")
+        other = env.ehr.fire(env.service_base, hook, context, prefetch=mode)
+        assert other.status == 200, other.body
+        assert response_problems(other.body) == []
+        assert signature(other.cards) == signature(full.cards), key
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_epic_style_no_results_prefetch_is_a_normal_answer(env: Any, hook: str) -> None:
+    visit = env.data.visit("wsi1-2")
+    result = env.ehr.fire(env.service_base, hook, context_for(env, hook, visit), prefetch="epic-no-results")
+    assert result.status == 200, result.body
+    assert response_problems(result.body) == []
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_no_prefetch_and_no_fhir_access_answers_412(env: Any, hook: str) -> None:
+    visit = env.data.visit("medicaid1-2")
+    service = env.ehr.service(hook)
+    body = env.ehr.build_request(service, context_for(env, hook, visit), prefetch="absent", with_token=False)
+    body.pop("fhirServer", None)
+    body.pop("fhirAuthorization", None)
+    result = env.ehr.post_hook(env.service_base, service, body)
+    assert result.status == 412, result.body
+
+
+@pytest.mark.parametrize("alg", ["ES384", "RS384"])
+def test_both_signing_algorithms_are_accepted(env: Any, alg: str) -> None:
+    visit = env.data.visit("medicare1-1")
+    result = env.ehr.fire(env.service_base, "patient-view", context_for(env, "patient-view", visit), alg=alg)
+    assert result.status == 200, result.body
+
+
+def test_a_jwt_the_ehr_did_not_publish_is_refused(env: Any) -> None:
+    impostor = SimulatedEhr(keys=EhrKeys(), jku=env.jwks.url, iss=env.jwks.origin, fhir_base=env.fhir_base)
+    try:
+        impostor.discover(env.service_base)
+        visit = env.data.visit("medicare1-1")
+        result = impostor.fire(env.service_base, "patient-view", context_for(env, "patient-view", visit),
+                               prefetch="absent", with_token=False)
+        assert result.status == 401
+    finally:
+        impostor.close()
+
+
+def test_a_jwt_for_another_endpoint_or_expired_is_refused(env: Any) -> None:
+    visit = env.data.visit("medicare1-1")
+    context = context_for(env, "patient-view", visit)
+    service = env.ehr.service("patient-view")
+    other_aud = env.ehr.sign_jwt(env.service_base + "/cds-services/someone-else")
+    expired = env.ehr.sign_jwt(env.service_base + "/cds-services/" + service["id"], lifetime=-120,
+                               claims={"iat": 0})
+    for token in (other_aud, expired):
+        body = env.ehr.build_request(service, context, prefetch="absent", with_token=False)
+        assert env.ehr.post_hook(env.service_base, service, body, jwt_override=token).status == 401
