@@ -8,15 +8,19 @@ Typed errors become OperationOutcome answers in one handler (401 has no body).
 """
 from __future__ import annotations
 
+import base64
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.middleware.cors import CORSMiddleware
 
+import plugin
 from cds_hooks.auth import JwksCache, JwtVerifier
 from cds_hooks.clients import ClientRegistry
 from cds_hooks.errors import AuthError, CdsError, operation_outcome
@@ -24,10 +28,37 @@ from cds_hooks.routes import Runtime, router
 from cds_hooks.services import load_catalogue
 from cds_hooks.settings import CdsSettings
 from cds_hooks.store import Store
+from plugin.errors import PluginError
 
 log = logging.getLogger("cds97530.app")
 
 DEV_MODE_BANNER = "DEV MODE (CDS97530_DEV_MODE_INSECURE): JWT checks are OFF. Never use with real data."
+
+
+_WARM_UP_NOTE = (
+    "Ther act 24 min: sit to stand transfers from low chair with verbal cues for hand placement, "
+    "to reach the goal of independent toileting at home. Pt completed 8/10 with CGA. Total timed 24 min."
+)
+
+
+def warm_up() -> None:
+    """Evaluate one tiny synthetic visit so the first real call does not pay for loading rule data."""
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "ServiceRequest", "id": "w", "status": "draft", "intent": "order",
+                      "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "97530"}]},
+                      "subject": {"reference": "Patient/w"}, "quantityQuantity": {"value": 2}}},
+        {"resource": {"resourceType": "DocumentReference", "id": "w", "status": "current",
+                      "subject": {"reference": "Patient/w"},
+                      "content": [{"attachment": {"contentType": "text/plain",
+                                                  "data": base64.b64encode(_WARM_UP_NOTE.encode()).decode()}}]}},
+    ]}
+    started = time.perf_counter()
+    try:
+        plugin.evaluate_resources(bundle, lines_from="ServiceRequest")
+    except PluginError as exc:
+        log.error("warm-up evaluation failed", extra={"error": type(exc).__name__})
+        return
+    log.info("warm-up done", extra={"duration_ms": round((time.perf_counter() - started) * 1000, 1)})
 
 
 def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient | None = None) -> FastAPI:
@@ -56,6 +87,7 @@ def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient |
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if settings.dev_mode_insecure:
             log.warning(DEV_MODE_BANNER)
+        await anyio.to_thread.run_sync(warm_up)
         yield
         if own_http:
             await client.aclose()

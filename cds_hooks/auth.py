@@ -62,10 +62,11 @@ class JwksCache:
 
     async def _fetch(self, url: str) -> _Entry | None:
         try:
-            response = await self.http.get(url, timeout=self.timeout, headers={"Accept": "application/json"})
+            with anyio.fail_after(self.timeout):  # total, not per read: a slow drip cannot hold us
+                response = await self.http.get(url, timeout=self.timeout, headers={"Accept": "application/json"})
             response.raise_for_status()
             keys = parse_jwks(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError, TimeoutError) as exc:
             log.warning("jwks fetch failed", extra={"jku": url, "error": type(exc).__name__})
             return self._entries.get(url)
         entry = _Entry(keys=keys, fetched=time.monotonic())
@@ -103,10 +104,10 @@ class JwtVerifier:
     async def verify(self, authorization: str | None, endpoint_url: str) -> Client:
         token = _bearer(authorization)
         try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
+            unverified_full = jwt.api_jwt.decode_complete(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
             raise AuthError("malformed token") from exc
+        header, unverified = unverified_full["header"], unverified_full["payload"]
         alg, kid, jku = header.get("alg"), header.get("kid"), header.get("jku")
         if alg not in self.settings.jwt_algorithms:
             raise AuthError(f"algorithm {alg!r} not allowed")
@@ -125,10 +126,17 @@ class JwtVerifier:
             key = await self._key_for(client, kid, jku)
             if key is None:
                 continue
-            claims = self._decode(token, key, client, endpoint_url)
-            await self._check_replay(client.iss, claims)
+            # Signature check and jti insert in one worker-thread hop: both release the GIL
+            # (OpenSSL, SQLite), so they run beside the event loop and the evaluations.
+            await anyio.to_thread.run_sync(self._verify_and_record, token, key, client, endpoint_url)
             return client
         raise AuthError("no trusted key for kid/jku")
+
+    def _verify_and_record(self, token: str, key: PyJWK, client: Client, endpoint_url: str) -> None:
+        claims = self._decode(token, key, client, endpoint_url)
+        expires = datetime.fromtimestamp(int(claims["exp"]) + self.settings.jwt_leeway_seconds, UTC)
+        if not self.store.remember_jti(client.iss, claims["jti"], expires):
+            raise AuthError("jti replayed")
 
     async def _key_for(self, client: Client, kid: str, jku: Any) -> PyJWK | None:
         if jku is not None:
@@ -167,13 +175,6 @@ class JwtVerifier:
         if not isinstance(claims["jti"], str) or not claims["jti"]:
             raise AuthError("bad jti")
         return claims
-
-    async def _check_replay(self, iss: str, claims: dict[str, Any]) -> None:
-        expires = datetime.fromtimestamp(int(claims["exp"]) + self.settings.jwt_leeway_seconds, UTC)
-        fresh = await anyio.to_thread.run_sync(self.store.remember_jti, iss, claims["jti"], expires)
-        if not fresh:
-            raise AuthError("jti replayed")
-
 
 def _bearer(authorization: str | None) -> str:
     if not authorization:

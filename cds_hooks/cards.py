@@ -17,7 +17,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
@@ -59,6 +59,8 @@ class CardOptions:
     info_cards: bool = False
     suggestion_style: Literal["update", "delete-create"] = "update"
     selection_behavior: Literal["at-most-one", "any"] = "at-most-one"
+    modifiers_apply: bool = True
+    """False for orders and procedures: they carry no billing modifiers, so modifier rules are moot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +99,19 @@ def build_cards(
     for line in evaluation.lines:
         if line.code != code:
             continue
+        line = relevant(line, options)
         if not line.needs_attention and not options.info_cards:
             continue
         out.append(_card_for_line(line, evaluation, evaluation_id, target, options, new_uuid))
     return out
+
+
+def relevant(line: LineEvaluation, options: CardOptions) -> LineEvaluation:
+    """The line without billing issues that cannot apply to what the hook shows (modifiers on orders)."""
+    if options.modifiers_apply:
+        return line
+    kept = tuple(b for b in line.billing if "modifier" not in b.rule)
+    return line if len(kept) == len(line.billing) else replace(line, billing=kept)
 
 
 def _card_for_line(
@@ -269,10 +280,10 @@ def _detail(line: LineEvaluation, evaluation: VisitEvaluation) -> str:
         parts.append("\n".join(rows))
 
     if line.fee is not None:
-        fee = f"**Estimate:** {md(line.fee.label)}: ${line.fee.amount:,.2f} for {_units(line.fee.units)}"
+        fee = f"**Payment estimate:** ${line.fee.amount:,.2f} for {_units(line.fee.units)} of {md(line.fee.code)}"
         if line.suggested_fee is not None:
             fee += f"; as {md(line.suggested_fee.code)}: ${line.suggested_fee.amount:,.2f}"
-        parts.append(fee + f" ({md(line.fee.source)})")
+        parts.append(fee + f" ({md(_clip(line.fee.label, 160))})")
 
     if evaluation.input_issues:
         parts.append(f"**Note:** {len(evaluation.input_issues)} attachment(s) could not be read and were not checked.")

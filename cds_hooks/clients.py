@@ -79,6 +79,8 @@ def fhir_server_allowed(url: str, allowed: Iterable[str]) -> bool:
         return False
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
         return False
+    if any(seg in (".", "..") for seg in parts.path.split("/")) or "%2e" in parts.path.lower():
+        return False  # dot segments would be resolved by the HTTP client to somewhere else
     target = url.rstrip("/")
     for base in allowed:
         base = base.rstrip("/")

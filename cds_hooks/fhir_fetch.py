@@ -15,6 +15,7 @@ import base64
 from typing import Any
 from urllib.parse import urljoin
 
+import anyio
 import httpx
 
 from cds_hooks.clients import fhir_server_allowed
@@ -54,8 +55,9 @@ class FhirSource:
             raise FhirFetchError("URL outside the FHIR server")
         headers = dict(self._headers, Accept=accept)
         try:
-            response = await self.http.get(url, headers=headers, timeout=self.timeout, follow_redirects=False)
-        except httpx.TimeoutException as exc:
+            with anyio.fail_after(self.timeout):  # total per call; httpx's timeouts are per read
+                response = await self.http.get(url, headers=headers, timeout=self.timeout, follow_redirects=False)
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise FhirFetchError("FHIR server timed out") from exc
         except httpx.HTTPError as exc:
             raise FhirFetchError(f"FHIR server unreachable ({type(exc).__name__})") from exc

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import anyio
@@ -40,6 +39,7 @@ class HookDeps:
     settings: CdsSettings
     http: httpx.AsyncClient
     store: Store
+    limiter: anyio.CapacityLimiter | None = None
 
 
 @dataclass
@@ -118,17 +118,27 @@ async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client,
             return HookResult({"cards": []}, reason="no-97530-procedure", sources=found.sources)
 
     bundle = _bundle(own, found)
-    evaluation = await _evaluate(bundle, kind)
     evaluation_id = str(uuid.uuid4())
-    encounter_ref = evaluation.encounter_ref or (f"Encounter/{encounter_id}" if encounter_id else None)
-    target = CardTarget(
-        kind=kind,
-        resources={ref: r for r in own + [r for r, _ in found.entries] if (ref := _ref(r))},
-        claim_ref=claim_ref or evaluation.claim_ref,
-        encounter_ref=encounter_ref,
-    )
-    cards = build_cards(evaluation, evaluation_id=evaluation_id, target=target, options=card_options(deps.settings, client))
-    await _save(deps.store, service, request, client, evaluation, evaluation_id, encounter_ref, own, cards)
+    options = card_options(deps.settings, client, modifiers_apply=kind == "Claim")
+
+    def work() -> list[BuiltCard]:
+        """Evaluate, build cards and store metadata in one worker-thread hop (all CPU or local I/O)."""
+        try:
+            evaluation = plugin.evaluate_resources(bundle, lines_from=kind)
+        except FhirInputError as exc:
+            raise BadRequestError(f"FHIR input not usable: {exc}") from exc
+        encounter_ref = evaluation.encounter_ref or (f"Encounter/{encounter_id}" if encounter_id else None)
+        target = CardTarget(
+            kind=kind,
+            resources={ref: r for r in own + [r for r, _ in found.entries] if (ref := _ref(r))},
+            claim_ref=claim_ref or evaluation.claim_ref,
+            encounter_ref=encounter_ref,
+        )
+        cards = build_cards(evaluation, evaluation_id=evaluation_id, target=target, options=options)
+        _save(deps.store, service, request, client, evaluation, evaluation_id, encounter_ref, own, cards)
+        return cards
+
+    cards = await anyio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=deps.limiter)
     return HookResult(
         {"cards": [c.card for c in cards]},
         reason="evaluated",
@@ -138,7 +148,7 @@ async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client,
     )
 
 
-def card_options(settings: CdsSettings, client: Client) -> CardOptions:
+def card_options(settings: CdsSettings, client: Client, *, modifiers_apply: bool = True) -> CardOptions:
     return CardOptions(
         source_label=settings.source_label,
         policy_url=settings.policy_url,
@@ -147,6 +157,7 @@ def card_options(settings: CdsSettings, client: Client) -> CardOptions:
         info_cards=settings.info_cards if client.info_cards is None else client.info_cards,
         suggestion_style=client.suggestion_style,
         selection_behavior=client.selection_behavior,
+        modifiers_apply=modifiers_apply,
     )
 
 
@@ -165,15 +176,6 @@ def _bundle(own: list[dict[str, Any]], found: Gathered) -> dict[str, Any]:
             entry["fullUrl"] = full_url
         entries.append(entry)
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
-
-
-async def _evaluate(bundle: dict[str, Any], lines_from: str) -> VisitEvaluation:
-    try:
-        return await anyio.to_thread.run_sync(
-            partial(plugin.evaluate_resources, bundle, lines_from=lines_from), abandon_on_cancel=True
-        )
-    except FhirInputError as exc:
-        raise BadRequestError(f"FHIR input not usable: {exc}") from exc
 
 
 def evaluation_record(
@@ -225,7 +227,7 @@ def evaluation_record(
     }
 
 
-async def _save(
+def _save(
     store: Store,
     service: ServiceDef,
     request: HookRequest,
@@ -252,6 +254,6 @@ async def _save(
         for c in cards
     ]
     try:
-        await anyio.to_thread.run_sync(store.save_evaluation, record, rows)
+        store.save_evaluation(record, rows)
     except SQLAlchemyError as exc:  # advice still reaches the clinician; feedback will not match
         log.error("store write failed", extra={"error": type(exc).__name__, "service": service.id})

@@ -47,10 +47,13 @@ class Runtime:
     store: Store
     http: httpx.AsyncClient
     verifier: JwtVerifier
+    limiter: anyio.CapacityLimiter | None = None
 
     @property
     def deps(self) -> HookDeps:
-        return HookDeps(settings=self.settings, http=self.http, store=self.store)
+        if self.limiter is None:
+            self.limiter = anyio.CapacityLimiter(self.settings.max_parallel_evaluations)
+        return HookDeps(settings=self.settings, http=self.http, store=self.store, limiter=self.limiter)
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -76,7 +76,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             deadline_seconds=args.deadline,
             dev_mode_insecure=True if args.dev_mode_insecure else None,
         )
-        configure_logging(args.log_level.upper())
         if settings.dev_mode_insecure:
             print(f"\n  !!! {DEV_MODE_BANNER} !!!\n", file=sys.stderr)
         app = create_app(settings)
@@ -88,6 +87,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             mount_demo(app, settings)
     except (CdsError, ValueError, OSError) as exc:
         return _fail(str(exc))
+    configure_logging(args.log_level.upper())
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, workers=1, access_log=False)
     return 0
 

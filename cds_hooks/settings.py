@@ -32,6 +32,9 @@ class CdsSettings(BaseSettings):
     fhir_timeout_seconds: float = Field(default=1.0, gt=0)
     fhir_max_pages: int = Field(default=5, ge=1)
     max_body_bytes: int = Field(default=8_000_000, ge=1024)
+    max_parallel_evaluations: int = Field(default=2, ge=1, le=64)
+    """Evaluations are CPU-bound (one GIL): more in parallel only adds latency. Calls queue for a
+    slot, and one still queued at the deadline gets no cards without having used any CPU."""
 
     jwt_algorithms: list[str] = ["RS384", "ES384"]
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=600)

@@ -28,8 +28,11 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    insert,
     select,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
@@ -159,12 +162,15 @@ class Store:
 
     # --- evaluations and cards ---------------------------------------------------------------
     def save_evaluation(self, evaluation: dict[str, Any], cards: list[dict[str, Any]]) -> None:
+        """One transaction, Core inserts (the ORM unit of work costs more than the evaluation)."""
         now = _utcnow()
-        with self._session.begin() as session:
-            session.add(EvaluationRow(created_at=now, **evaluation))
-            session.flush()
-            for card in cards:
-                session.add(CardRow(created_at=now, evaluation_id=evaluation["id"], **card))
+        with self.engine.begin() as conn:
+            conn.execute(insert(EvaluationRow.__table__), [{**evaluation, "created_at": now}])
+            if cards:
+                conn.execute(
+                    insert(CardRow.__table__),
+                    [{**card, "created_at": now, "evaluation_id": evaluation["id"]} for card in cards],
+                )
 
     def get_evaluation(self, evaluation_id: str) -> dict[str, Any] | None:
         with self.session() as session:
@@ -196,24 +202,25 @@ class Store:
 
     # --- JWT replay ---------------------------------------------------------------------------
     def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
-        """Record a JWT id; False if it was already recorded and has not expired (a replay)."""
+        """Record a JWT id; False if it is already recorded and not expired (a replay).
+
+        One statement (INSERT … ON CONFLICT DO UPDATE … WHERE expired), so two replicas racing on
+        the same jti cannot both win."""
         now = _utcnow()
-        with self._session.begin() as session:
-            existing = session.get(SeenJtiRow, (iss, jti))
-            if existing is not None:
-                if _aware(existing.expires_at) > now:
-                    return False
-                existing.expires_at = expires_at
-                return True
-            session.add(SeenJtiRow(iss=iss, jti=jti, expires_at=expires_at))
-            try:
-                session.flush()
-            except IntegrityError:  # another replica stored it first
-                return False
+        table = SeenJtiRow.__table__
+        insert = sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert
+        stmt = insert(table).values(iss=iss, jti=jti, expires_at=expires_at)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.iss, table.c.jti],
+            set_={"expires_at": expires_at},
+            where=table.c.expires_at < now,
+        ).returning(table.c.jti)
+        with self.engine.begin() as conn:
+            fresh = conn.execute(stmt).first() is not None
             self._jti_inserts += 1
-            if self._jti_inserts % 200 == 0:
-                session.execute(delete(SeenJtiRow).where(SeenJtiRow.expires_at < now - timedelta(minutes=10)))
-        return True
+            if self._jti_inserts % 500 == 0:
+                conn.execute(delete(table).where(table.c.expires_at < now - timedelta(minutes=10)))
+        return fresh
 
     # --- feedback -----------------------------------------------------------------------------
     def save_feedback(self, items: list[dict[str, Any]], *, service_id: str, client: str) -> tuple[int, int]:

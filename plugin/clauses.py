@@ -16,7 +16,7 @@ from plugin.layout import Layout, Span
 from plugin.lexicon import Lexicon
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.;!?])(?=\s)|\n+|(?<=\S)\s+-\s+(?=[A-Z])|:\s+(?=[A-Z])")
-_CLAUSE_SPLIT = re.compile(r",\s+(?:and\s+|then\s+)?|\s+then\s+|\s+and\s+then\s+|\s+while\s+|\(|\)")
+_CLAUSE_SPLIT = re.compile(r",\s+(?:and\s+|then\s+)?|\s+then\s+|\s+and\s+then\s+|\(|\)")
 _WORD = re.compile(r"\S+")
 
 
@@ -89,6 +89,18 @@ def negated(text: str, start: int, end: int, clause: Clause, lex: Lexicon) -> bo
     after = text[end:min(clause.sentence[1], end + 40)]
     after_words = " ".join(_WORD.findall(after)[:4])
     return bool(after_words and lex.negation_after.match(after_words.lstrip(" ,:-")))
+
+
+_CUE_BEFORE = re.compile(
+    r"(?:\b(?:cue[sd]?|cueing|v\.?c\.?s?|t\.?c\.?s?|reminders?|reminded|prompt(?:s|ed)?|feedback)(?:\s+(?:for|to|on|at|re|regarding|about))?"
+    r"(?:\s+(?:the|a|his|her|proper|correct|good|better))?\s*$)",
+    re.IGNORECASE,
+)
+
+
+def after_cue(text: str, start: int, clause: Clause) -> bool:
+    """'cued weight shift', 'vc for hip hinge': the words name what was cued, not an activity."""
+    return bool(_CUE_BEFORE.search(text, max(clause.start, start - 30), start))
 
 
 def clause_at(clauses_: list[Clause], pos: int) -> Clause | None:

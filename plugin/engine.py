@@ -32,6 +32,10 @@ from plugin.model import (
 from plugin.reading import TA, read_service
 
 DEFAULT_PAYER = "commercial"
+MAX_ANALYSED_CHARS = 60_000
+"""A daily treatment note is 1-5 KB and an evaluation rarely 20 KB; past this the note is read only
+up to here (and the evaluation says so), so a pasted flowsheet or a hostile 50 MB body cannot
+stall the service."""
 _CPT = sorted(CPT_SYSTEMS)[0]
 _ROLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("OTA", re.compile(r"\b(?:C?OTA(?:/L)?|COTA/L|occupational\s+therapy\s+assistant)\b", re.IGNORECASE)),
@@ -73,9 +77,15 @@ def evaluate_visit(visit: Visit) -> VisitEvaluation:
     lex = load_lexicon()
     profile = load_payer(visit.payer or DEFAULT_PAYER)
     note = _primary_note(visit.notes, lex)
+    issues = list(visit.input_issues)
+    if note is not None and len(note.text) > MAX_ANALYSED_CHARS:
+        issues.append(
+            f"{note.note_id} is {len(note.text) // 1000} K characters; only the first "
+            f"{MAX_ANALYSED_CHARS // 1000} K were read"
+        )
+        note = replace(note, text=note.text[:MAX_ANALYSED_CHARS])
     layout = read_layout(note.text, lex) if note else None
     role = visit.performer_role or (_role_from_text(note.text) if note else None)
-    issues = list(visit.input_issues)
     if note is None and any(line.code == TA for line in visit.lines):
         issues.append("no readable treatment note was found for the visit")
 

@@ -14,6 +14,7 @@ cuts the note into per-service segments; it knows nothing about whether the cont
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 from plugin.lexicon import Lexicon, load_lexicon
@@ -36,6 +37,7 @@ _POST = re.compile(
     (?:[-–—:=]\s*)?
     (?:(?P<t1>\d{1,2}:?\d{2})\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2})\s*)?      # 1015-1043
     (?:\(?\s*(?:x\s*)?(?P<min>\d{1,3})\s*(?:minutes?|mins?\.?|min\.?|m\b|')\s*\)?)?  # 24 min / (24 min)
+    (?:(?P<bare>\d{1,3})(?=[ ]{2,}|\t|\s*\|))?           # a flowsheet column: "Ther Act (97530)    25    STS x10"
     """,
     re.IGNORECASE | re.VERBOSE,
 )
@@ -75,6 +77,7 @@ class Heading:
     minutes: int | None
     time_block: bool  # minutes come from a clock range like 0814-0844
     starts_segment: bool  # at a line start or after a sentence end (vs. a mention in prose)
+    table_row: bool = False  # a row of a charge table: gives minutes, not the narrative
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +114,8 @@ class Layout:
         return tuple(s for s in self.segments if code in s.codes)
 
     def in_plan(self, pos: int) -> bool:
-        return any(a <= pos < b for a, b in self.plan_spans)
+        i = bisect_right(self.plan_spans, (pos, len(self.text) + 1)) - 1  # plan spans are sorted, disjoint
+        return i >= 0 and self.plan_spans[i][0] <= pos < self.plan_spans[i][1]
 
 
 def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
@@ -158,8 +162,38 @@ def clock_minutes(t1: str, t2: str) -> int | None:
 # --- internals ---------------------------------------------------------------------------------
 
 
+_TABLE_SPLIT = re.compile(r"\s*\|\s*|\t+|\s{3,}")
+
+
+def _table_headings(text: str, lex: Lexicon) -> list[Heading]:
+    """Rows of a charge table with a 'Minutes' column ("Therapeutic Activities | 97530 | 2 | 25")."""
+    out: list[Heading] = []
+    minutes_col: int | None = None
+    pos = 0
+    for line in text.split("\n"):
+        start = pos
+        pos += len(line) + 1
+        cells = [c for c in _TABLE_SPLIT.split(line.strip().strip("|"))]
+        if len(cells) < 3:
+            minutes_col = None
+            continue
+        lowered = [c.lower() for c in cells]
+        header = next((i for i, c in enumerate(lowered) if re.fullmatch(r"(?:total\s+)?(?:min(?:ute)?s?|time(?:\s*\(min\))?|duration)", c)), None)
+        if header is not None:
+            minutes_col = header
+            continue
+        if minutes_col is None or minutes_col >= len(cells) or not cells[minutes_col].strip().isdigit():
+            continue
+        codes = [code for code, regex in lex.intervention_names.items() if any(regex.fullmatch(c.strip()) for c in cells)]
+        if len(codes) == 1:
+            out.append(Heading((codes[0],), (start, start + len(line)), int(cells[minutes_col]), False, True, True))
+    return out
+
+
 def _headings(text: str, lex: Lexicon) -> list[Heading]:
     found: list[Heading] = []
+    table = _table_headings(text, lex) if "|" in text or "\t" in text else []
+    table_rows = [h.span for h in table]
     matches: list[tuple[int, int, str]] = []
     for code, regex in lex.intervention_names.items():
         for m in regex.finditer(text):
@@ -170,7 +204,7 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
     while i < len(matches):
         start, end, code = matches[i]
         i += 1
-        if start < taken_until:
+        if start < taken_until or any(a <= start < b for a, b in table_rows):
             continue
         codes = [code]
         # A combined heading: "Manual therapy/therapeutic activities 1015-1043 (28 min)".
@@ -196,6 +230,8 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
         if post:
             if post.group("min"):
                 minutes = int(post.group("min"))
+            elif post.group("bare"):
+                minutes = int(post.group("bare"))
             if post.group("t1") and post.group("t2"):
                 clock = clock_minutes(post.group("t1"), post.group("t2"))
                 if clock is not None:
@@ -206,6 +242,8 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
             post_end = end
         if post and post.group("cpt") and post.group("cpt") != code and len(codes) == 1:
             codes = [post.group("cpt")]
+        if minutes is None and lead_match is not None:
+            minutes = _row_minutes(text, post_end)
         followed_ok = bool(_AFTER_OK.match(text, end) or _AFTER_OK.match(text, post_end)) or minutes is not None
         at_start = lead_match is not None or after_sentence
         if not followed_ok:
@@ -216,7 +254,25 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
             continue
         found.append(Heading(tuple(codes), (start, post_end), minutes, time_block, at_start))
         taken_until = post_end
-    return found
+    return sorted(found + table, key=lambda h: h.span[0])
+
+
+_ROW_MINUTES = re.compile(
+    r"(?:\b(?:minutes?|mins?|min|time|duration)\s*[:=]\s*(?P<a>\d{1,3})\b|\|\s*(?P<b>\d{1,3})\s*(?:minutes?|mins?|min)\b)",
+    re.IGNORECASE,
+)
+
+
+def _row_minutes(text: str, pos: int) -> int | None:
+    """Minutes in the rest of a short table row ("| Units: 2 | Minutes: 25")."""
+    line_end = text.find("\n", pos)
+    line_end = len(text) if line_end == -1 else line_end
+    if line_end - pos > 120 or "|" not in text[pos:line_end] and "\t" not in text[pos:line_end]:
+        return None
+    m = _ROW_MINUTES.search(text, pos, line_end)
+    if not m:
+        return None
+    return int(m.group("a") or m.group("b"))
 
 
 def _segments(text: str, headings: list[Heading], boundaries: list[int]) -> list[Segment]:
@@ -224,9 +280,11 @@ def _segments(text: str, headings: list[Heading], boundaries: list[int]) -> list
     out: list[Segment] = []
     for n, head in enumerate(starters):
         end = starters[n + 1].span[0] if n + 1 < len(starters) else len(text)
-        stop = next((b for b in boundaries if head.span[1] <= b < end), None)
-        if stop is not None:
-            end = stop
+        if head.table_row:
+            end = head.span[1]
+        i = bisect_left(boundaries, head.span[1])
+        if i < len(boundaries) and boundaries[i] < end:
+            end = boundaries[i]
         out.append(Segment(head.codes, (head.span[0], end), head))
     return out
 
@@ -239,14 +297,25 @@ def _section_spans(text: str, sections: list[re.Match[str]], headings: list[Head
     for m in sections:
         name = re.sub(r"\s+", " ", m.group("name").lower())
         begin = m.start("name")
-        end = next((s for s in starts if s > begin), len(text))
+        i = bisect_right(starts, begin)
+        end = starts[i] if i < len(starts) else len(text)
         if name in _PLAN_NAMES:
             plan.append((begin, end))
         elif name in _ASSESS_NAMES:
             assess.append((begin, end))
         elif name in _GOAL_NAMES:
             goals.append((begin, end))
-    return plan, assess, goals
+    return _merge(plan), assess, goals
+
+
+def _merge(spans: list[Span]) -> list[Span]:
+    out: list[Span] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(b, out[-1][1]))
+        else:
+            out.append((a, b))
+    return out
 
 
 def _first_number(regex: re.Pattern[str], text: str, keep: "callable[[re.Match[str]], bool]") -> tuple[int | None, Span | None]:  # type: ignore[valid-type]

@@ -9,10 +9,11 @@ turn this reading into findings and a documented code.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from plugin.clauses import Clause, clause_at, clauses, negated
+from plugin.clauses import Clause, after_cue, clause_at, clauses, negated
 from plugin.layout import Layout, Span
 from plugin.lexicon import Lexicon
 from plugin.model import Evidence
@@ -43,18 +44,18 @@ class Reading:
 
 
 def read_service(text: str, layout: Layout, lex: Lexicon, *, code: str = TA, note_id: str = "") -> Reading:
-    segments = layout.segments_for(code)
+    segments = tuple(s for s in layout.segments_for(code) if not s.heading.table_row)
     heading_spans = [h.span for h in layout.headings]
     if segments:
         context = tuple(_minus(s.span, heading_spans) for s in segments)
         context = tuple(c for group in context for c in group)
         found = True
     else:
-        others = [s.span for s in layout.segments if code not in s.codes]
+        others = [s.span for s in layout.segments if code not in s.codes and not s.heading.table_row]
         context = tuple(_minus((0, len(text)), others + heading_spans + list(layout.goal_spans)))
         found = False
     cls = clauses(text, context, layout, lex)
-    activity = tuple(_activity_clauses(text, cls, lex, note_id))
+    activity, aims = _activities(text, cls, lex, note_id)
     skilled = _skilled(text, cls, lex, note_id)
     response_spans = list(context) + [s for s in layout.assessment_spans if not _inside_any(s[0], context)]
     response_spans = [p for s in response_spans for p in _minus(s, heading_spans + [layout.total_timed_span or (0, 0), layout.total_treatment_span or (0, 0)])]
@@ -72,96 +73,126 @@ def read_service(text: str, layout: Layout, lex: Lexicon, *, code: str = TA, not
         response=response,
         goal=goal,
         group=group,
-        purpose_scores=_purpose_scores(text, cls, lex),
+        purpose_scores=aims,
     )
 
 
 # --- evidence collectors -------------------------------------------------------------------------
 
 
-def _activity_clauses(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> Iterable[ActivityClause]:
-    for clause in cls:
-        scores: dict[str, float] = {}
-        evidence: dict[str, list[Evidence]] = {}
-        for code, category in lex.activities.items():
-            if code == "97150":
-                continue  # group is a property of the session, judged separately
-            taken: list[Span] = []
-            for pattern in category.patterns:
-                if pattern.aim:
+class _ClauseIndex:
+    """Find the clause that holds a position in O(log n), so each pattern scans the text once."""
+
+    def __init__(self, cls: list[Clause]) -> None:
+        self.clauses = sorted(cls, key=lambda c: c.start)
+        self.starts = [c.start for c in self.clauses]
+        self.spans = _merge_spans([(c.start, c.end) for c in self.clauses], gap=4)
+
+    def at(self, pos: int) -> Clause | None:
+        i = bisect_right(self.starts, pos) - 1
+        if i >= 0 and self.clauses[i].start <= pos < self.clauses[i].end:
+            return self.clauses[i]
+        return None
+
+    def matches(self, regex: re.Pattern[str], text: str) -> Iterable[tuple[re.Match[str], Clause]]:
+        for a, b in self.spans:
+            for m in regex.finditer(text, a, b):
+                clause = self.at(m.start())
+                if clause is not None and m.end() <= clause.end:
+                    yield m, clause
+
+
+def _merge_spans(spans: list[Span], gap: int = 0) -> list[Span]:
+    """Join spans that touch (or are ``gap`` characters apart: the ", " between clauses)."""
+    out: list[Span] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + gap:
+            out[-1] = (out[-1][0], max(b, out[-1][1]))
+        else:
+            out.append((a, b))
+    return out
+
+
+
+def _activities(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[tuple[ActivityClause, ...], dict[str, float]]:
+    """One pass of every activity pattern: clauses labelled by service, and the stated aims' scores.
+
+    Aims ("for quad strengthening", anything after "to improve") never count as an activity; they
+    only break ties between the other services in ``plugin.classify``.
+    """
+    index = _ClauseIndex(cls)
+    per_clause: dict[int, tuple[dict[str, float], dict[str, list[Evidence]], dict[str, list[Span]]]] = {}
+    aims: dict[str, float] = {}
+    for code, category in lex.activities.items():
+        if code == "97150":
+            continue  # group is a property of the session, judged separately
+        for pattern in category.patterns:
+            for m, clause in index.matches(pattern.regex, text):
+                if not clause.is_current(m.start()):
                     continue
-                for m in pattern.regex.finditer(text, clause.start, clause.end):
-                    if any(m.start() < b and a < m.end() for a, b in taken):
-                        continue
-                    if not clause.is_activity(m.start()) or negated(text, m.start(), m.end(), clause, lex):
-                        continue
-                    taken.append((m.start(), m.end()))
-                    scores[code] = scores.get(code, 0.0) + pattern.weight
-                    evidence.setdefault(code, []).append(Evidence(m.start(), m.end(), m.group(0), note_id))
+                in_purpose = clause.purpose_from is not None and m.start() >= clause.purpose_from
+                if pattern.aim or in_purpose:
+                    if code != TA:
+                        aims[code] = aims.get(code, 0.0) + pattern.weight
+                    continue
+                scores, evidence, taken = per_clause.setdefault(clause.start, ({}, {}, {}))
+                spans = taken.setdefault(code, [])
+                if any(m.start() < b and a < m.end() for a, b in spans):
+                    continue
+                if negated(text, m.start(), m.end(), clause, lex) or after_cue(text, m.start(), clause):
+                    continue
+                spans.append((m.start(), m.end()))
+                scores[code] = scores.get(code, 0.0) + pattern.weight
+                evidence.setdefault(code, []).append(Evidence(m.start(), m.end(), m.group(0), note_id))
+    labelled: list[ActivityClause] = []
+    for clause in index.clauses:
+        if clause.start not in per_clause:
+            continue
+        scores, evidence, _ = per_clause[clause.start]
         if not scores:
             continue
         best = max(scores.values())
         if best < 1.0:
             continue  # only weak object words ("box", "shelf"): not an activity by itself
-        winners = [c for c, s in scores.items() if s == best]
+        winners = [c for c, v in scores.items() if v == best]
         label = TA if TA in winners else sorted(winners)[0]
-        yield ActivityClause((clause.start, clause.end), label, scores, tuple(evidence.get(label, ())))
-
-
-def _purpose_scores(text: str, cls: list[Clause], lex: Lexicon) -> dict[str, float]:
-    """What the stated aims point to ("for quad strengthening", "to improve balance"): a tie-breaker."""
-    scores: dict[str, float] = {}
-    seen: set[tuple[int, int]] = set()
-    for clause in cls:
-        if not clause.is_current(clause.start):
-            continue
-        for code, category in lex.activities.items():
-            if code in (TA, "97150"):
-                continue
-            for pattern in category.patterns:
-                start = clause.start if pattern.aim else max(clause.start, clause.purpose_from or clause.start)
-                for m in pattern.regex.finditer(text, start, clause.end):
-                    if (m.start(), m.end()) in seen:
-                        continue
-                    seen.add((m.start(), m.end()))
-                    scores[code] = scores.get(code, 0.0) + pattern.weight
-    return scores
+        quotes = tuple(sorted(evidence.get(label, ()), key=lambda e: e.start))
+        labelled.append(ActivityClause((clause.start, clause.end), label, scores, quotes))
+    return tuple(labelled), aims
 
 
 def _skilled(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
+    index = _ClauseIndex(cls)
+    blocked = [m.span() for regex in lex.skilled_negated for m, _ in index.matches(regex, text)]
     out: list[Evidence] = []
-    blocked: list[Span] = []
-    for clause in cls:
-        for regex in lex.skilled_negated:
-            blocked += [m.span() for m in regex.finditer(text, clause.start, clause.end)]
-    for clause in cls:
-        for regex in lex.skilled:
-            for m in regex.finditer(text, clause.start, clause.end):
-                if _inside_any(m.start(), blocked) or not clause.is_current(m.start()):
-                    continue
-                if negated(text, m.start(), m.end(), clause, lex):
-                    continue
-                out.append(Evidence(m.start(), m.end(), m.group(0), note_id))
+    for regex in lex.skilled:
+        for m, clause in index.matches(regex, text):
+            if _inside_any(m.start(), blocked) or not clause.is_current(m.start()):
+                continue
+            if negated(text, m.start(), m.end(), clause, lex):
+                continue
+            out.append(Evidence(m.start(), m.end(), m.group(0), note_id))
     return _dedupe(out)
 
 
 def _response(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
+    index = _ClauseIndex(cls)
+    goal_from: dict[int, int | None] = {}
     out: list[Evidence] = []
-    for clause in cls:
-        if not clause.is_current(clause.start) and clause.plan_from is not None and clause.plan_from <= clause.start:
-            continue
-        goal_from = _goal_start(text, clause, lex)
-        for regex in lex.response:
-            for m in regex.finditer(text, clause.start, clause.end):
-                if not clause.is_activity(m.start()):
-                    continue
-                if goal_from is not None and m.start() >= goal_from:
-                    continue  # "POC goal is independent transfers" states a target, not a result
-                if any(r.fullmatch(m.group(0)) for r in lex.not_a_response):
-                    continue
-                if _is_frequency(text, m.end()):
-                    continue
-                out.append(Evidence(m.start(), m.end(), m.group(0), note_id))
+    for regex in lex.response:
+        for m, clause in index.matches(regex, text):
+            if not clause.is_activity(m.start()):
+                continue
+            if clause.start not in goal_from:
+                goal_from[clause.start] = _goal_start(text, clause, lex)
+            start = goal_from[clause.start]
+            if start is not None and m.start() >= start:
+                continue  # "POC goal is independent transfers" states a target, not a result
+            if any(r.fullmatch(m.group(0)) for r in lex.not_a_response):
+                continue
+            if _is_frequency(text, m.end()):
+                continue
+            out.append(Evidence(m.start(), m.end(), m.group(0), note_id))
     return _dedupe(out)
 
 
@@ -183,11 +214,12 @@ def _goal(text: str, lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
     out: list[Evidence] = []
     for regex in lex.goal:
         for m in regex.finditer(text):
-            line_start = text.rfind("\n", 0, m.start()) + 1
-            line_end = text.find("\n", m.end())
-            line = text[line_start: line_end if line_end != -1 else len(text)].strip()
-            if any(r.search(line) for r in lex.not_a_goal) and len(line) < 40:
-                continue
+            line_start = text.rfind("\n", max(0, m.start() - 60), m.start()) + 1
+            line_end = text.find("\n", m.end(), m.end() + 60)
+            if line_start and line_end != -1 and line_end - line_start < 40:
+                line = text[line_start:line_end].strip()
+                if any(r.search(line) for r in lex.not_a_goal):
+                    continue
             out.append(Evidence(m.start(), m.end(), m.group(0), note_id))
     return _dedupe(out)
 
@@ -196,12 +228,12 @@ def _group(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Ev
     category = lex.activities.get("97150")
     if category is None:
         return ()
+    index = _ClauseIndex(cls)
     out: list[Evidence] = []
-    for clause in cls:
-        for pattern in category.patterns:
-            for m in pattern.regex.finditer(text, clause.start, clause.end):
-                if clause.is_current(m.start()) and not negated(text, m.start(), m.end(), clause, lex):
-                    out.append(Evidence(m.start(), m.end(), m.group(0), note_id))
+    for pattern in category.patterns:
+        for m, clause in index.matches(pattern.regex, text):
+            if clause.is_current(m.start()) and not negated(text, m.start(), m.end(), clause, lex):
+                out.append(Evidence(m.start(), m.end(), m.group(0), note_id))
     return _dedupe(out)
 
 
@@ -209,9 +241,10 @@ def _group(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Ev
 
 
 def _minus(span: Span, holes: Iterable[Span]) -> list[Span]:
-    """``span`` with the ``holes`` cut out."""
+    """``span`` with the ``holes`` cut out (holes outside the span are skipped cheaply)."""
     pieces = [span]
-    for h_start, h_end in sorted(holes):
+    ordered = sorted(h for h in holes if h[1] > span[0] and h[0] < span[1])
+    for h_start, h_end in ordered:
         if h_end <= h_start:
             continue
         nxt: list[Span] = []

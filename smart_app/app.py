@@ -30,7 +30,7 @@ from smart_app import logs
 from smart_app.fhir import FhirReader, FhirReadError, parse_reference
 from smart_app.sessions import SessionStore, session_id, set_session_cookie
 from smart_app.settings import SmartSettings
-from smart_app.view import line_views, summary
+from smart_app.view import METHOD_LABELS, line_views, summary
 from smart_app.visit import gather, human_name, list_encounters, parse_app_context
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def create_app(
     """Build the SMART page app. ``http`` is used for discovery and FHIR reads (one client)."""
     settings = settings or SmartSettings()
     logs.install()
-    store = sessions or SessionStore(settings.session_ttl_seconds)
+    store = sessions if sessions is not None else SessionStore(settings.session_ttl_seconds)
     templates = _templates()
 
     @asynccontextmanager
@@ -155,7 +155,7 @@ def create_app(
             fhir_state=None,
             access_token=result.access_token,
             expires_at=result.expires_at.isoformat() if result.expires_at else None,
-            patient=result.patient,
+            patient=result.patient.split("/")[-1],  # SMART sends the id; tolerate "Patient/id"
             encounter=result.encounter,
             app_context=result.app_context,
             scope=result.scope,
@@ -177,7 +177,7 @@ def create_app(
         chosen = parse_reference(encounter, expected="Encounter") if encounter else None
         if chosen:  # the user picked a visit: that overrides the card's context
             app_context = parse_app_context(None)
-        encounter_ref = chosen or data.get("encounter")
+        encounter_ref = chosen or _as_reference("Encounter", data.get("encounter"))
         if not encounter_ref and not app_context.encounter:
             return await _picker(request, reader, data["patient"])
         try:
@@ -187,7 +187,9 @@ def create_app(
         result = await run_in_threadpool(_evaluate, evaluator, visit.resources, visit.lines_from)
         if isinstance(result, str):
             return page(request, "evaluation.html", _context(visit, None, result), 200)
-        return page(request, "evaluation.html", _context(visit, result, ""))
+        context = _context(visit, result, "")
+        context["focus_item"] = app_context.claim_item if visit.lines_from == "Claim" else None
+        return page(request, "evaluation.html", context)
 
     async def _picker(request: Request, reader: FhirReader, patient_id: str) -> Response:
         patient = await reader.read(f"Patient/{patient_id}")
@@ -195,6 +197,13 @@ def create_app(
         return page(request, "picker.html", {"patient_name": human_name(patient) or "Patient", "encounters": encounters})
 
     return app
+
+
+def _as_reference(rtype: str, value: str | None) -> str | None:
+    """SMART's token response carries ids (``"e1"``); tolerate ``"Encounter/e1"`` too."""
+    if not value:
+        return None
+    return parse_reference(value if "/" in value else f"{rtype}/{value}", expected=rtype)
 
 
 def _evaluate(evaluator: Evaluator | None, resources_: list[dict[str, Any]], lines_from: str | None) -> Any:
@@ -227,5 +236,6 @@ def _context(visit: Any, evaluation: Any, problem: str) -> dict[str, Any]:
         "lines": line_views(evaluation) if evaluation is not None else (),
         "summary": summary(evaluation) if evaluation is not None else {"lines": 0, "attention": 0},
         "problem": problem,
+        "method_label": METHOD_LABELS.get(evaluation.unit_method, evaluation.unit_method) if evaluation is not None else "",
         "notices": visit.notices,
     }

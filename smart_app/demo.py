@@ -1,9 +1,12 @@
 """The demo EHR: the embedded default that shows a newcomer the whole flow with no external EHR.
 
+    app = create_demo_app(CdsSettings(public_url="http://127.0.0.1:8530"))  # `cds97530 serve --demo`
+    uvicorn.run(app, host="127.0.0.1", port=8530)
+
+    # or, step by step (tests):
     with demo_environment(DemoSettings(public_url="http://127.0.0.1:8530")) as env:
         app = cds_hooks.app.create_app(env.cds_settings(CdsSettings()))   # the CDS service
         mount_demo(app, env)                                               # + /demo/ehr, /demo/auth, /smart
-        uvicorn.run(app, host="127.0.0.1", port=8530)
 
 ``demo_environment`` starts the real FHIR server (``cds_hooks.sandbox.fhir_server``; Medplum in
 memory, bearer tokens checked) with the synthetic dataset loaded and its
@@ -84,6 +87,13 @@ class DemoEnvironment:
     signing_key: ec.EllipticCurvePrivateKey = field(repr=False)
     kid: str
     clients_file: Path
+    _close: Any = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """Stop what ``start_demo`` started (idempotent)."""
+        close, self._close = self._close, None
+        if close is not None:
+            close()
 
     @property
     def fhir_base(self) -> str:
@@ -125,9 +135,9 @@ class DemoEnvironment:
         return jwt.encode(claims, self.signing_key, algorithm="ES384", headers={"kid": self.kid, "typ": "JWT"})
 
 
-@contextmanager
-def demo_environment(settings: DemoSettings | None = None, *, fhir_server: Any = None) -> Iterator[DemoEnvironment]:
-    """Start (or reuse) the FHIR server, load the synthetic data, yield the environment, stop."""
+def start_demo(settings: DemoSettings | None = None, *, fhir_server: Any = None) -> DemoEnvironment:
+    """Start (or reuse) the FHIR server, load the synthetic data, make the EHR key and clients
+    file. Call ``env.close()`` when done (``demo_environment`` does it for you)."""
     from cds_hooks.sandbox.fhir_server import FhirServer
     from cds_hooks.sandbox.synthetic import build_dataset
 
@@ -135,9 +145,7 @@ def demo_environment(settings: DemoSettings | None = None, *, fhir_server: Any =
     auth = SmartAuthServer(
         fhir_base="http://placeholder.invalid/fhir",  # set below, once the FHIR server has a port
         public_base=f"{settings.base}/demo/auth",
-        clients=[
-            DemoClient(settings.smart_client_id, (f"{settings.base}/smart/callback",)),
-        ],
+        clients=[DemoClient(settings.smart_client_id, (f"{settings.base}/smart/callback",))],
     )
     own = fhir_server is None
     server = fhir_server or FhirServer(smart_configuration=auth.smart_configuration())
@@ -162,16 +170,93 @@ def demo_environment(settings: DemoSettings | None = None, *, fhir_server: Any =
             "jwks": env.jwks(),
             "fhir_servers": [env.fhir_base],
         }]}), encoding="utf-8")
-        yield env
-    finally:
+    except BaseException:
+        tmp.cleanup()
+        if own:
+            server.stop()
+        raise
+
+    def close() -> None:
         tmp.cleanup()
         if own:
             server.stop()
 
+    env._close = close
+    return env
 
-def mount_demo(app: FastAPI, env: DemoEnvironment, *, http: httpx.AsyncClient | None = None) -> None:
+
+@contextmanager
+def demo_environment(settings: DemoSettings | None = None, *, fhir_server: Any = None) -> Iterator[DemoEnvironment]:
+    """``start_demo`` as a context manager: the FHIR server stops on exit."""
+    env = start_demo(settings, fhir_server=fhir_server)
+    try:
+        yield env
+    finally:
+        env.close()
+
+
+def create_demo_app(cds_settings: Any = None, *, demo: DemoSettings | None = None) -> FastAPI:
+    """What ``cds97530 serve --demo`` serves: the real CDS service (trusting the demo EHR, with SMART
+    links) plus the demo mounts. Starts the FHIR server now; it stops when the app shuts down."""
+    from cds_hooks.app import create_app as create_cds_app
+    from cds_hooks.settings import CdsSettings
+
+    cds_settings = cds_settings or CdsSettings()
+    env = start_demo(demo or DemoSettings(public_url=cds_settings.public_url))
+    try:
+        app = create_cds_app(env.cds_settings(cds_settings))
+        mount_demo(app, env)
+    except BaseException:
+        env.close()
+        raise
+    _close_with_app(app, env.close)
+    return app
+
+
+def mount_demo(app: FastAPI, env: Any, *, http: httpx.AsyncClient | None = None) -> None:
     """Mount ``/smart`` (SMART page), ``/demo/auth`` (auth server) and ``/demo/ehr`` (EHR) on ``app``
-    (normally the CDS service app, so card calls and feedback go to the real service)."""
+    (the CDS service app, so card calls and feedback go to the real service).
+
+    ``env`` is a ``DemoEnvironment``; or the ``CdsSettings`` the app was built with, in which case
+    the demo backend is started here and the app's CDS runtime is rebuilt to trust the demo EHR and
+    to put SMART links on cards (``create_demo_app`` does the same without the rebuild).
+    """
+    if not isinstance(env, DemoEnvironment):
+        cds_settings = env
+        env = start_demo(DemoSettings(public_url=cds_settings.public_url))
+        _rebind_cds_runtime(app, env.cds_settings(cds_settings))
+        _close_with_app(app, env.close)
+    _mount(app, env, http)
+
+
+def _rebind_cds_runtime(app: FastAPI, settings: Any) -> None:
+    """Point an already-built CDS app at the demo's settings (clients file, SMART launch URL)."""
+    from cds_hooks.auth import JwksCache, JwtVerifier
+    from cds_hooks.clients import ClientRegistry
+    from cds_hooks.routes import Runtime
+
+    old = app.state.cds
+    registry = ClientRegistry.load(settings.clients_file)
+    jwks = JwksCache(old.http, timeout=settings.jwks_timeout_seconds, ttl=settings.jwks_cache_seconds)
+    app.state.cds = Runtime(settings=settings, registry=registry, catalogue=old.catalogue, store=old.store,
+                            http=old.http, verifier=JwtVerifier(settings, registry, jwks, old.store))
+
+
+def _close_with_app(app: FastAPI, close: Any) -> None:
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+        try:
+            async with original(a) as state:
+                yield state
+        finally:
+            await run_in_threadpool(close)
+
+    app.router.lifespan_context = lifespan
+
+
+def _mount(app: FastAPI, env: DemoEnvironment, http: httpx.AsyncClient | None) -> None:
     from smart_app.app import create_app
 
     client = http or httpx.AsyncClient(timeout=env.settings.hook_timeout_seconds, follow_redirects=False)
@@ -390,7 +475,7 @@ def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2
             "outcomeTimestamp": _now(),
         })
         key = runs.notice(f"Accepted “{suggestion.get('label', '')}”: {applied}. Feedback sent (HTTP {status}).")
-        return RedirectResponse(f"../visit/{run.encounter_id}?notice={key}", status_code=303)
+        return RedirectResponse(f"visit/{run.encounter_id}?notice={key}", status_code=303)
 
     @router.post("/override")
     async def override(request: Request) -> Response:
@@ -406,7 +491,7 @@ def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2
             item["overrideReason"] = {"reason": reason}
         status = await _send_feedback(env, http, run.service_id, item)
         key = runs.notice(f"Card dismissed. Feedback sent (HTTP {status}).")
-        return RedirectResponse(f"../visit/{run.encounter_id}?notice={key}", status_code=303)
+        return RedirectResponse(f"visit/{run.encounter_id}?notice={key}", status_code=303)
 
     @router.get("/launch")
     async def launch(request: Request, run: str, card: str, link: int) -> Response:

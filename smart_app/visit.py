@@ -26,6 +26,7 @@ class AppContext:
     patient: str | None = None
     procedures: tuple[str, ...] = ()
     service_requests: tuple[str, ...] = ()
+    claim_item: int | None = None  # Claim.item.sequence of the line the card was about
 
     @property
     def empty(self) -> bool:
@@ -78,7 +79,12 @@ def parse_app_context(raw: str | None) -> AppContext:
         patient=one(("patient", "patientid"), "Patient"),
         procedures=many(("procedure", "procedures"), "Procedure"),
         service_requests=many(("servicerequest", "servicerequests", "order", "orders"), "ServiceRequest"),
+        claim_item=_small_int(lowered.get("claimitem")),
     )
+
+
+def _small_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1000 else None
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -46,8 +47,27 @@ def server_dir() -> Path:
     return Path(os.environ.get(SERVER_DIR_ENV) or DEFAULT_SERVER_DIR)
 
 
+MIN_NODE = (20, 19)
+"""Medplum 4.5 supports Node ^20.19 || >=22.12 (Medplum 5 needs Node 22, hence 4.5 is pinned)."""
+
+
+def node_version() -> tuple[int, int] | None:
+    """(major, minor) of ``node`` on PATH, or None if absent or unreadable."""
+    node = shutil.which("node")
+    if node is None:
+        return None
+    try:
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=20, check=False).stdout
+        major, minor = out.strip().lstrip("v").split(".")[:2]
+        return int(major), int(minor)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
 def node_available() -> bool:
-    return shutil.which("node") is not None
+    """True if a Node the FHIR server supports is on PATH."""
+    version = node_version()
+    return version is not None and version >= MIN_NODE
 
 
 def ensure_installed(directory: Path | None = None) -> Path:
@@ -56,7 +76,8 @@ def ensure_installed(directory: Path | None = None) -> Path:
     if not (directory / "server.mjs").is_file():
         raise FhirServerError(f"FHIR server not found in {directory} (set {SERVER_DIR_ENV})")
     if not node_available():
-        raise NodeMissingError("node is not installed; the FHIR server needs Node 20 or later")
+        raise NodeMissingError("the FHIR server needs Node 20.19+ (or 22.12+) on PATH; found "
+                               + (".".join(map(str, node_version() or ())) or "none"))
     if (directory / "node_modules" / "@medplum" / "fhir-router").is_dir():
         return directory
     npm = shutil.which("npm")
@@ -107,8 +128,10 @@ class FhirServer:
         if self._enable_faults:
             args.append("--enable-faults")
         if self._smart_configuration is not None:
-            path = directory / f".well-known-{os.getpid()}-{secrets.token_hex(4)}.json"
-            path.write_text(json.dumps(self._smart_configuration), encoding="utf-8")
+            fd, name = tempfile.mkstemp(prefix="cds97530-smart-config-", suffix=".json")
+            path = Path(name)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self._smart_configuration, fh)
             self._tmp_files.append(path)
             args += ["--well-known", str(path)]
         env = dict(os.environ)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from plugin.billing.fees import fee_estimate
-from plugin.billing.inputs import BillingInput, LineBilling, LineInput
+from plugin.billing.inputs import BillingInput, LineBilling
 from plugin.billing.rules import (
     PairLine,
     assistant_issues,
@@ -247,6 +247,7 @@ def assess_billing(inp: BillingInput) -> tuple[LineBilling, ...]:
                 )
             elif billed < supported:
                 amount, year = _money(code, billed, supported, inp, line.modifiers)
+                money = f" (about ${amount} more, estimate CY{year})" if year else ""
                 issues.append(
                     make_issue(
                         "units-under-billed",
@@ -254,7 +255,8 @@ def assess_billing(inp: BillingInput) -> tuple[LineBilling, ...]:
                         billed=billed,
                         supported=supported,
                         amount=amount,
-                        year=year or "?",
+                        year=year or "",
+                        money=money,
                         arithmetic=arithmetic,
                     )
                 )

@@ -30,7 +30,7 @@ Code = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{5}$")]
 MESSAGE_FIELDS = frozenset(
     {
         "code", "other", "modifier", "expected", "billed", "supported", "mue", "minutes",
-        "assistant_minutes", "role", "payer", "total_stated", "total_sum", "amount", "year",
+        "assistant_minutes", "role", "payer", "total_stated", "total_sum", "amount", "year", "money",
     }
 )
 """Placeholders a rule message or fix may use; anything else is a data error."""
@@ -137,7 +137,7 @@ class FeesModel(_Strict):
 
 class MueEdit(_Strict):
     code: Code
-    units: int = Field(ge=1)
+    units: int = Field(ge=0)
     confidence: Confidence
     source: str
     mai: Literal[1, 2, 3] | None = None

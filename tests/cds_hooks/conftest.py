@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import jsonschema
 import jwt
@@ -90,23 +91,25 @@ class FakeEhr:
     fail: dict[str, int] = field(default_factory=dict)  # resource type -> status to answer
     raw_binaries: bool = False
     epic_empty: bool = False
+    bases: dict[str, str] = field(default_factory=lambda: {FHIR: ACCESS_TOKEN})  # FHIR base -> its access token
 
     def add(self, *resources: dict[str, Any]) -> None:
         for r in resources:
             self.resources[f"{r['resourceType']}/{r['id']}"] = r
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
+    async def handler(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         if self.delay:
-            time.sleep(self.delay)
+            await anyio.sleep(self.delay)
         url = str(request.url)
         if url == JKU:
             return httpx.Response(200, json={"keys": [self.keys.jwk("rs")]})
-        if not url.startswith(FHIR + "/"):
+        base = next((b for b in self.bases if url.startswith(b + "/")), None)
+        if base is None:
             return httpx.Response(404)
-        if request.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
+        if request.headers.get("authorization") != f"Bearer {self.bases[base]}":
             return httpx.Response(401)
-        path = request.url.path[len("/fhir/"):]
+        path = url[len(base) + 1:].split("?")[0]
         rtype = path.split("/")[0]
         if rtype in self.fail:
             return httpx.Response(self.fail[rtype], json={"resourceType": "OperationOutcome", "issue": []})
@@ -120,14 +123,14 @@ class FakeEhr:
             return httpx.Response(200, json=found, headers={"content-type": "application/fhir+json"})
         params = dict(request.url.params)
         hits = [r for r in self.resources.values() if r["resourceType"] == rtype and _matches(r, params)]
-        entries: list[dict[str, Any]] = [{"fullUrl": f"{FHIR}/{rtype}/{r['id']}", "resource": r, "search": {"mode": "match"}} for r in hits]
+        entries: list[dict[str, Any]] = [{"fullUrl": f"{base}/{rtype}/{r['id']}", "resource": r, "search": {"mode": "match"}} for r in hits]
         if not entries and self.epic_empty:
             entries = [{"resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational", "details": {"text": "Resource request returns no results."}}]}, "search": {"mode": "outcome"}}]
         return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset", "total": len(hits), "entry": entries},
                               headers={"content-type": "application/fhir+json"})
 
     def fhir_requests(self) -> list[httpx.Request]:
-        return [r for r in self.requests if str(r.url).startswith(FHIR)]
+        return [r for r in self.requests if any(str(r.url).startswith(b) for b in self.bases)]
 
 
 def _matches(resource: dict[str, Any], params: dict[str, str]) -> bool:

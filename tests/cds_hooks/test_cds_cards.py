@@ -224,3 +224,11 @@ def test_long_summary_is_clipped():
     issue = BillingIssue("x", Severity.WARNING, "word " * 60)
     (built,) = _build(_visit(_line(billing=(issue,))))
     assert len(built.card["summary"]) <= 139
+
+
+def test_modifier_rules_are_moot_on_orders():
+    missing_gp = BillingIssue("discipline-modifier-missing", Severity.WARNING, "GP/GO/GN missing.")
+    ev = _visit(_line(billing=(missing_gp,)))
+    assert len(_build(ev)) == 1  # on a claim line it matters
+    opts = CardOptions("97530 check", "https://policy.test/ch15", modifiers_apply=False)
+    assert _build(ev, options=opts) == []  # a draft order carries no modifiers

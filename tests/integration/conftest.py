@@ -18,6 +18,7 @@ import socket
 import threading
 import traceback
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ class Env:
     mode: str
     fhir_base: str
     fhir: FhirServer | None
-    ehr_token: str | None
+    ehr_token: str | None = field(repr=False)
     data: SyntheticDataset
     ehr: SimulatedEhr
     keys: EhrKeys
@@ -87,7 +88,7 @@ class Env:
     logs: LogCapture
     tmp: Path
     dead_fhir_base: str
-    tokens_seen: list[str] = field(default_factory=list)
+    tokens_seen: list[str] = field(default_factory=list, repr=False)
 
     @property
     def service_base(self) -> str:
@@ -126,27 +127,47 @@ def log_capture() -> Iterator[LogCapture]:
     handler = LogCapture()
     root = logging.getLogger()
     own = logging.getLogger("cds97530")
-    old_level = root.level
     root.addHandler(handler)
     if not own.propagate:  # `configure_logging()` detaches the service's logger from the root
         own.addHandler(handler)
-    root.setLevel(logging.DEBUG)
     try:
         yield handler
     finally:
         root.removeHandler(handler)
         own.removeHandler(handler)
-        root.setLevel(old_level)
+
+
+@contextmanager
+def _root_at_debug() -> Iterator[None]:
+    root = logging.getLogger()
+    old = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.setLevel(old)
+
+
+@pytest.fixture(autouse=True)
+def _debug_logging_during_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Everything at DEBUG while an integration test runs (and only then: other suites keep their levels)."""
+    if HERE not in Path(str(request.node.fspath)).parents:
+        yield
+        return
+    with _root_at_debug():
+        yield
 
 
 @pytest.fixture(scope="session")
 def env(log_capture: LogCapture, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     public_base = os.environ.get("FHIR_BASE_URL", "").strip()
     if not public_base and not node_available():
-        pytest.skip("node is not installed: the integration tests need Node 20+ for the real FHIR server "
+        pytest.skip("node 20.19+ is not installed: the integration tests need it for the real FHIR server "
                     "(or set FHIR_BASE_URL to use an external FHIR R4 server)")
     tmp = tmp_path_factory.mktemp("integration")
     fhir: FhirServer | None = None
+    debug = _root_at_debug()
+    debug.__enter__()  # startup logs are captured too
     try:
         if public_base:
             mode, base = "public", public_base.rstrip("/")
@@ -191,6 +212,8 @@ def env(log_capture: LogCapture, tmp_path_factory: pytest.TempPathFactory) -> It
         if fhir is not None:
             fhir.stop()
         raise
+    finally:
+        debug.__exit__(None, None, None)
     try:
         yield env_obj
     finally:

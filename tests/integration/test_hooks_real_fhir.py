@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import plugin
+from cds_hooks.cards import CardOptions, relevant
 from cds_hooks.sandbox.checks import response_problems, says_note_unreadable, signature
 from cds_hooks.sandbox.ehr import EhrKeys, SimulatedEhr
 from cds_hooks.sandbox.synthetic import CONTENT_TYPES, PAYERS, visit_resources
@@ -37,7 +38,9 @@ def library_needs_attention(env: Any, hook: str, visit: Any) -> bool:
     elif hook == "patient-view":
         resources = [r for r in resources if r["resourceType"] != "Claim"]
     evaluation = plugin.evaluate_resources(resources, lines_from=LINES_FROM[hook])
-    return any(line.code == "97530" and line.needs_attention for line in evaluation.lines)
+    # Orders and procedures carry no billing modifiers, so the service drops modifier rules there.
+    options = CardOptions(source_label="-", policy_url="-", modifiers_apply=hook == "org.cds97530.claim-sign")
+    return any(line.code == "97530" and relevant(line, options).needs_attention for line in evaluation.lines)
 
 
 def test_discovery_offers_the_three_hooks(env: Any) -> None:
@@ -55,11 +58,12 @@ def test_cards_for_every_payer_and_note_format(env: Any, key: str, hook: str) ->
     assert result.status == 200, result.body
     assert response_problems(result.body) == []
     assert not any(says_note_unreadable(c) for c in result.cards), f"{visit.content_type} note was not read"
-    attention = [c for c in result.cards if c.get("indicator") in ("warning", "critical")]
+    # info_cards is off: a card is sent exactly for a 97530 line that needs attention.
     if library_needs_attention(env, hook, visit):
-        assert attention, f"{key} ({visit.payer}, {visit.content_type}) needs attention but got no card"
+        assert result.cards, f"{key} ({visit.payer}, {visit.content_type}) needs attention but got no card"
+        assert all("97530" in c["summary"] for c in result.cards)
     else:
-        assert not attention, f"{key} is supported but got {signature(attention)}"
+        assert result.cards == [], f"{key} needs no attention but got {signature(result.cards)}"
 
 
 def test_every_payer_and_note_format_is_covered(env: Any) -> None:

@@ -156,3 +156,14 @@ def test_medicare_wins_over_medicaid_for_dual_coverage() -> None:
 
 def test_match_does_not_fire_inside_words() -> None:
     assert match_payer(["Lowsider Health Plan"]) is None  # contains "wsi", but not as a word
+
+
+def test_public_api_is_exported_sorted() -> None:
+    import plugin.billing as billing
+
+    assert billing.__all__ == sorted(billing.__all__)
+    for name in (
+        "PayerProfile", "payer_ids", "load_payer", "match_payer", "LineInput", "BillingInput", "LineBilling",
+        "assess_billing", "fee_estimate", "units_for_minutes", "allocate_units", "is_timed",
+    ):
+        assert name in billing.__all__ and hasattr(billing, name)

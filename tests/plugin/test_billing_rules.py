@@ -62,7 +62,9 @@ def test_units_under_billed_is_info_with_money() -> None:
     (issues,) = run(line("97530", 1, 30, "GP"))
     issue = only(issues, "units-under-billed")
     assert issue.severity is Severity.INFO
-    assert "about $24.58 more, estimate CY2025" in issue.message
+    assert issue.message == "97530: 1 units billed, the documented minutes support 2 (about $24.58 more, estimate CY2025)."
+    (no_fee,) = run(line("97116", 1, 30, "GP"), year=2026)  # no CY2026 RVUs for 97116
+    assert only(no_fee, "units-under-billed").message == "97116: 1 units billed, the documented minutes support 2."
 
 
 def test_units_under_billed_quiet_when_over() -> None:

@@ -169,3 +169,13 @@ def test_tokens_never_reach_the_log(server: SmartAuthServer, client: Any, caplog
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert body["access_token"] not in logged
     assert code not in logged and verifier not in logged
+
+
+def test_plain_http_off_loopback_is_refused(server: SmartAuthServer, asgi_client: Any) -> None:
+    app = FastAPI()
+    app.include_router(auth_router(server), prefix="/auth")
+    remote = asgi_client(app, base_url="http://auth.example.org")
+    launch = server.register_launch(LaunchContext("p1"))
+    _, challenge = pkce()
+    resp = authorize(remote, launch=launch, code_challenge=challenge)
+    assert resp.status_code == 400 and resp.json()["error"] == "insecure_transport"

@@ -1,0 +1,175 @@
+"""Feedback is stored idempotently and reported per rule; the store keeps no note text, names or
+tokens; migrations and create_tables agree; the SMART page can read an evaluation's metadata."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+
+import pytest
+from sqlalchemy import inspect
+
+from cds_hooks.cli import main
+from cds_hooks.service_commands import upgrade_database
+from cds_hooks.store import Base, Store
+
+OS = "/cds-services/order-sign-97530"
+FB = OS + "/feedback"
+
+
+def _card(harness, fx, note=None):
+    note = note or fx.NOTE_EXERCISE_ONLY
+    response = harness.post(OS, fx.order_sign_request(note))
+    (card,) = response.json()["cards"]
+    return card
+
+
+def test_feedback_round_trip_and_idempotent(harness, fx, schema):
+    card = _card(harness, fx)
+    item = {"card": card["uuid"], "outcome": "accepted",
+            "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+            "outcomeTimestamp": "2026-11-20T10:01:02.5Z"}
+    body = {"feedback": [item]}
+    schema("feedbackRequest", body)
+    first = harness.post(FB, body)
+    assert first.status_code == 200 and first.json() == {"stored": 1, "duplicates": 0}
+    again = harness.post(FB, body)  # the EHR re-sends the batch
+    assert again.json() == {"stored": 0, "duplicates": 1}
+    rates = {r.rule: r for r in harness.store.feedback_rates()}
+    assert rates["97530/recode"].accepted == 1 and rates["97530/recode"].cards == 1
+
+
+def test_override_reason_stored_without_the_free_text_comment(harness, fx):
+    card = _card(harness, fx)
+    reason = card["overrideReasons"][0]
+    comment = f"patient {fx.SECRET_PHRASE} refused"
+    body = {"feedback": [{"card": card["uuid"], "outcome": "overridden",
+                          "overrideReason": {"reason": reason, "userComment": comment},
+                          "outcomeTimestamp": "2026-11-20T10:05:00Z"}]}
+    assert harness.post(FB, body).json()["stored"] == 1
+    db = harness.settings.database_url.removeprefix("sqlite:///")
+    dump = "\n".join(sqlite3.connect(db).iterdump())
+    assert reason["code"] in dump
+    assert "refused" not in dump and fx.SECRET_PHRASE.split()[1] not in dump
+
+
+def test_feedback_is_validated(harness):
+    bad = {"feedback": [{"card": "x", "outcome": "maybe", "outcomeTimestamp": "2026-11-20T10:05:00Z"}]}
+    response = harness.post(FB, bad)
+    assert response.status_code == 400 and response.json()["resourceType"] == "OperationOutcome"
+    assert harness.post(FB, {"feedback": []}).status_code == 400
+
+
+def test_store_keeps_no_note_text_names_or_tokens(harness, fx):
+    note = fx.NOTE_EXERCISE_ONLY + f"\nSigned {fx.SECRET_PHRASE}, PT"
+    body = fx.order_sign_request(note)
+    token = harness.mint(harness.url(OS))
+    harness.post(OS, body, token=token)
+    db = harness.settings.database_url.removeprefix("sqlite:///")
+    dump = "\n".join(sqlite3.connect(db).iterdump())
+    assert "ServiceRequest/sr-1" in dump and "97110" in dump  # metadata is there
+    for secret in ("knee extension", "Quillfeather", "Zyxwvut", fx.ACCESS_TOKEN, token.split(".")[2]):
+        assert secret not in dump
+
+
+def test_evaluation_read_for_the_smart_page(harness, fx):
+    card = _card(harness, fx)
+    smart = next(link for link in card["links"] if link["type"] == "smart")
+    eval_id = json.loads(smart["appContext"])["evaluationId"]
+    response = harness.client.get(f"/evaluations/{eval_id}")
+    assert response.status_code == 200
+    data = response.json()
+    assert data["serviceId"] == "order-sign-97530" and data["encounter"] == "Encounter/enc-1"
+    assert data["orders"] == ["ServiceRequest/sr-1"]
+    (line,) = data["lines"]
+    assert line["verdict"] == "recode" and line["suggestedCode"] == "97110"
+    assert data["cards"][0]["uuid"] == card["uuid"]
+    assert "knee" not in response.text
+    assert harness.client.get(f"/evaluations/{uuid.uuid4()}").status_code == 404
+
+
+def test_evaluation_read_can_require_a_token(make_harness, fx):
+    h = make_harness(evaluations_token="s3cret")
+    assert h.client.get("/evaluations/x").status_code == 401
+    assert h.client.get("/evaluations/x", headers={"Authorization": "Bearer s3cret"}).status_code == 404
+
+
+def test_feedback_report_cli(harness, fx, capsys):
+    for outcome in ("accepted", "overridden", None):
+        card = _card(harness, fx)
+        if outcome is None:
+            continue
+        item = {"card": card["uuid"], "outcome": outcome, "outcomeTimestamp": "2026-11-20T10:05:00Z"}
+        if outcome == "accepted":
+            item["acceptedSuggestions"] = [{"id": card["suggestions"][0]["uuid"]}]
+        harness.post(FB, {"feedback": [item]})
+    assert main(["feedback", "report", "--database-url", harness.settings.database_url]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("97530/recode"))
+    assert row.split()[1:6] == ["3", "1", "1", "50%", "50%"]
+    assert main(["feedback", "report", "--database-url", harness.settings.database_url, "--format", "json"]) == 0
+    data = {r["rule"]: r for r in json.loads(capsys.readouterr().out)}
+    assert data["97530/recode"]["acceptRate"] == 0.5
+
+
+def test_latest_feedback_wins_for_a_card(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/s.sqlite3")
+    store.create_tables()
+    store.save_evaluation(
+        {"id": "e1", "hook_instance": "h", "service_id": "s", "hook": "order-sign", "client": "c", "patient_ref": None,
+         "encounter_ref": None, "claim_ref": None, "order_refs": [], "payer": None, "unit_method": None,
+         "ruleset_version": None, "lines": [], "input_issue_count": 0, "card_count": 1},
+        [{"uuid": "c1", "service_id": "s", "client": "c", "indicator": "warning", "rule": "r", "rules": ["r", "q"],
+          "line_ref": None, "suggestions": {}}],
+    )
+    store.save_feedback([{"card": "c1", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}], service_id="s", client="c")
+    store.save_feedback([{"card": "c1", "outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}],
+                          "outcomeTimestamp": "2026-11-20T11:00:00Z"}], service_id="s", client="c")
+    rates = {r.rule: (r.cards, r.accepted, r.overridden) for r in store.feedback_rates()}
+    assert rates == {"q": (1, 1, 0), "r": (1, 1, 0)}
+
+
+def test_db_upgrade_on_fresh_and_on_create_tables_database(tmp_path, capsys):
+    fresh = f"sqlite:///{tmp_path}/fresh.sqlite3"
+    assert main(["db", "upgrade", "--database-url", fresh]) == 0
+    store = Store(fresh)
+    assert set(inspect(store.engine).get_table_names()) >= {"evaluations", "cards", "feedback", "seen_jti", "alembic_version"}
+    _same_columns(store, Store(f"sqlite:///{tmp_path}/orm.sqlite3"))
+    made = f"sqlite:///{tmp_path}/made.sqlite3"
+    Store(made).create_tables()
+    upgrade_database(made)  # stamped, not rebuilt
+    upgrade_database(made)  # and idempotent
+    assert "alembic_version" in inspect(Store(made).engine).get_table_names()
+
+
+def _same_columns(migrated: Store, orm: Store) -> None:
+    orm.create_tables()
+    a, b = inspect(migrated.engine), inspect(orm.engine)
+    for table in Base.metadata.tables:
+        cols_a = {(c["name"], c["nullable"]) for c in a.get_columns(table)}
+        cols_b = {(c["name"], c["nullable"]) for c in b.get_columns(table)}
+        assert cols_a == cols_b, table
+
+
+@pytest.mark.postgres
+def test_postgres_store_and_migrations():
+    url = os.environ.get("CDS97530_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("CDS97530_TEST_DATABASE_URL not set")
+    from sqlalchemy import text
+
+    store = Store(url)
+    with store.engine.begin() as conn:
+        for t in ("feedback", "cards", "evaluations", "seen_jti", "alembic_version"):
+            conn.execute(text(f"DROP TABLE IF EXISTS {t} CASCADE"))
+    upgrade_database(url)
+    from datetime import UTC, datetime, timedelta
+
+    exp = datetime.now(UTC) + timedelta(minutes=5)
+    assert store.remember_jti("iss", "j1", exp) is True
+    assert Store(url).remember_jti("iss", "j1", exp) is False  # a second replica sees it
+    assert store.save_feedback([{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}],
+                               service_id="s", client="c") == (1, 0)
+    assert store.save_feedback([{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}],
+                               service_id="s", client="c") == (0, 1)
