@@ -123,14 +123,16 @@ def _card_for_line(
     new_uuid: Callable[[], str],
 ) -> BuiltCard:
     text = card_text()
-    rules = _rules(line)
+    unread = note_unread(line, evaluation)
+    rules = (("input/note-unreadable",) if unread else ()) + _rules(line)
     recode = line.verdict is Verdict.RECODE and bool(line.suggested_code)
     over = line.billed_units > line.supported_units
     billing_warn = [b for b in line.billing if b.severity is not Severity.INFO]
     indicator = "warning" if (recode or over or billing_warn) else "info"
     card: dict[str, Any] = {
         "uuid": new_uuid(),
-        "summary": _summary(line, recode=recode, over=over, billing_warn=billing_warn),
+        "summary": _unread_summary(line, evaluation) if unread else _summary(
+            line, recode=recode, over=over, billing_warn=billing_warn),
         "indicator": indicator,
         "detail": _detail(line, evaluation),
         "source": {
@@ -201,6 +203,21 @@ def _summary(line: LineEvaluation, *, recode: bool, over: bool, billing_warn: li
     else:
         s = f"{code} documentation supports {_units(line.supported_units)}"
     return _clip(" ".join(s.split()), SUMMARY_MAX)
+
+
+def note_unread(line: LineEvaluation, evaluation: VisitEvaluation) -> bool:
+    """True when an attachment could not be read and nothing was quoted for this line: the
+    findings then describe a note the service never saw, and the card must say so first."""
+    if not evaluation.input_issues:
+        return False
+    quoted = any(f.evidence for f in line.findings) or bool(line.documented and line.documented.evidence)
+    return not quoted
+
+
+def _unread_summary(line: LineEvaluation, evaluation: VisitEvaluation) -> str:
+    n = len(evaluation.input_issues)
+    what = "the note could not be read" if n == 1 else f"{n} note attachments could not be read"
+    return _clip(f"{line.code}: {what}, so its documentation was not checked; review before billing", SUMMARY_MAX)
 
 
 def _clip(s: str, limit: int) -> str:

@@ -27,11 +27,10 @@ from plugin.model import (
 )
 
 __all__ = [
-    "CRITERIA",
-    "SUPPORTED_CONTENT_TYPES",
     "AttachmentError",
     "BilledLine",
     "BillingIssue",
+    "CRITERIA",
     "DocumentedService",
     "Evidence",
     "FeeEstimate",
@@ -41,6 +40,7 @@ __all__ = [
     "NoteText",
     "PluginError",
     "RuleSetError",
+    "SUPPORTED_CONTENT_TYPES",
     "Severity",
     "Status",
     "UnitsDetail",

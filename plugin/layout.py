@@ -245,7 +245,9 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
         if minutes is None and lead_match is not None:
             minutes = _row_minutes(text, post_end)
         followed_ok = bool(_AFTER_OK.match(text, end) or _AFTER_OK.match(text, post_end)) or minutes is not None
-        at_start = lead_match is not None or after_sentence
+        # "... Therapeutic activities 25 min billed." mid-paragraph states minutes; it opens no section
+        closes_sentence = bool(re.match(r"\s*(?:(?:were|was|is)?\s*(?:billed|provided|performed|completed|today|total)\s*)*[.;]", text[post_end:post_end + 40], re.IGNORECASE))
+        at_start = lead_match is not None or (after_sentence and not closes_sentence)
         if not followed_ok:
             continue
         if not at_start and minutes is None:

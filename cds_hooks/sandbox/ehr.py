@@ -351,6 +351,7 @@ class SimulatedEhr:
         written to the FHIR server. Returns ``Type/id`` of what was created, updated or deleted."""
         done: list[str] = []
         drafts = drafts if drafts is not None else {}
+        removed_draft_types: set[str] = set()
         for action in suggestion.get("actions") or []:
             kind = action.get("type")
             if kind in ("create", "update"):
@@ -362,6 +363,13 @@ class SimulatedEhr:
                     drafts[ref] = resource
                     done.append(ref)
                     continue
+                if kind == "create" and resource["resourceType"] in removed_draft_types:
+                    # delete + create of an unsigned order (EHRs without update): a new draft, not a FHIR write
+                    resource["id"] = f"draft-{uuid.uuid4().hex[:12]}"
+                    ref = f"{resource['resourceType']}/{resource['id']}"
+                    drafts[ref] = resource
+                    done.append(ref)
+                    continue
                 self._tag(resource)
                 done.append(self._write(kind, resource))
             elif kind == "delete":
@@ -369,6 +377,7 @@ class SimulatedEhr:
                 for ref in [ids] if isinstance(ids, str) else ids:
                     if ref in drafts:
                         drafts.pop(ref)
+                        removed_draft_types.add(ref.split("/")[0])
                     else:
                         resp = self._http.delete(f"{self.fhir_base}/{ref}", headers=self._fhir_headers())
                         if resp.status_code >= 300 and resp.status_code != 404:

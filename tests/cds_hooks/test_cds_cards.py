@@ -232,3 +232,16 @@ def test_modifier_rules_are_moot_on_orders():
     assert len(_build(ev)) == 1  # on a claim line it matters
     opts = CardOptions("97530 check", "https://policy.test/ch15", modifiers_apply=False)
     assert _build(ev, options=opts) == []  # a draft order carries no modifiers
+
+
+def test_unreadable_note_is_said_first_not_missing_criteria(schema):
+    nothing = tuple(Finding(c, Status.MISSING, "Not found.") for c in ("dynamic-activity", "functional-goal"))
+    line = LineEvaluation(code="97530", verdict=Verdict.NEEDS_DOCUMENTATION, suggested_code=None, billed_units=2,
+                          supported_units=0, findings=nothing, source_ref="ServiceRequest/sr-1")
+    (built,) = _build(_visit(line, issues=("DocumentReference/doc-1: Binary could not be fetched",)))
+    assert "could not be read" in built.card["summary"] and "missing" not in built.card["summary"]
+    assert built.rule == "input/note-unreadable"
+    schema("response", {"cards": [built.card]})
+    # with a readable note the same findings are reported as missing
+    (plain,) = _build(_visit(line))
+    assert "could not be read" not in plain.card["summary"]

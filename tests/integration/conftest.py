@@ -88,6 +88,8 @@ class Env:
     logs: LogCapture
     tmp: Path
     dead_fhir_base: str
+    epic_ehr: SimulatedEhr
+    epic_jwks: JwksServer
     tokens_seen: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -193,8 +195,15 @@ def env(log_capture: LogCapture, tmp_path_factory: pytest.TempPathFactory) -> It
         entry = ehr.clients_entry(name="integration-ehr")
         dead_base = _dead_fhir_base()
         entry["fhir_servers"].append(dead_base)  # registered, but nothing listens there ("server down")
+        # A second EHR registered like Epic: no `update` actions (delete + create), selectionBehavior any.
+        epic_keys = EhrKeys()
+        epic_jwks = JwksServer(epic_keys).start()
+        epic = SimulatedEhr(keys=epic_keys, jku=epic_jwks.url, iss=epic_jwks.origin, fhir_base=base,
+                            token_source=ehr.token_source, ehr_token=ehr_token, run_tag=data.tag)
+        epic_entry = {**epic.clients_entry(name="integration-epic-style"),
+                      "suggestion_style": "delete-create", "selection_behavior": "any"}
         clients = tmp / "clients.yaml"
-        clients.write_text(yaml.safe_dump({"clients": [entry]}), encoding="utf-8")
+        clients.write_text(yaml.safe_dump({"clients": [entry, epic_entry]}), encoding="utf-8")
         service = ServiceThread(
             clients_file=clients, database_url=f"sqlite:///{tmp / 'cds.sqlite3'}",
             deadline_seconds=1.5, fhir_timeout_seconds=1.0 if mode == "local" else 8.0,
@@ -204,10 +213,12 @@ def env(log_capture: LogCapture, tmp_path_factory: pytest.TempPathFactory) -> It
         )
         service.start()
         env_obj = Env(mode=mode, fhir_base=base, fhir=fhir, ehr_token=ehr_token, data=data, ehr=ehr, keys=keys,
-                      jwks=jwks, service=service, logs=log_capture, tmp=tmp, dead_fhir_base=dead_base)
+                      jwks=jwks, service=service, logs=log_capture, tmp=tmp, dead_fhir_base=dead_base,
+                      epic_ehr=epic, epic_jwks=epic_jwks)
         if ehr_token:
             env_obj.tokens_seen.append(ehr_token)
         ehr.discover(service.base_url)
+        epic.discover(service.base_url)
     except BaseException:
         if fhir is not None:
             fhir.stop()
@@ -220,6 +231,8 @@ def env(log_capture: LogCapture, tmp_path_factory: pytest.TempPathFactory) -> It
         service.stop()
         ehr.close()
         jwks.stop()
+        epic.close()
+        epic_jwks.stop()
         if mode == "public":
             left = delete_dataset(base, data, token=ehr_token)
             if left:

@@ -11,12 +11,13 @@ from cds_hooks.sandbox.checks import signature
 CLAIM_HOOK = "org.cds97530.claim-sign"
 
 
-def _first_card_with_suggestion(env: Any, hook: str, make_context: Any) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any]]:
+def _first_card_with_suggestion(env: Any, hook: str, make_context: Any, ehr: Any = None) -> tuple[Any, dict[str, Any], Any, dict[str, Any]]:
+    ehr = ehr or env.ehr
     for visit in env.data.visits():
         if visit.key.startswith("formats-"):
             continue
         context = make_context(visit)
-        result = env.ehr.fire(env.service_base, hook, context, prefetch="full")
+        result = ehr.fire(env.service_base, hook, context, prefetch="full")
         assert result.status == 200, result.body
         for card in result.cards:
             for suggestion in card.get("suggestions") or []:
@@ -81,9 +82,8 @@ def test_order_sign_suggestion_edits_the_unsigned_order(env: Any) -> None:
     before = {k: dict(v) for k, v in drafts.items()}
     done = env.ehr.apply_suggestion(suggestion, drafts=drafts)
     assert done
-    assert drafts != before or any(r not in before for r in done)
-    if not drafts:  # delete + create: the created order lives on the server; EHRs would re-draft it
-        return
+    assert drafts != before
+    assert drafts, "the unsigned order vanished"
     new_context = {**context, "draftOrders": {"resourceType": "Bundle", "type": "collection",
                                               "entry": [{"resource": r} for r in drafts.values()]}}
     again = env.ehr.fire(env.service_base, "order-sign", new_context, prefetch="full")
@@ -124,3 +124,29 @@ def test_feedback_for_an_unknown_service_or_without_a_valid_jwt_is_refused(env: 
     resp = httpx.post(url, json={"feedback": [{"card": card["uuid"], "outcome": "accepted",
                                                "outcomeTimestamp": "2026-03-02T10:00:00Z"}]}, timeout=30)
     assert resp.status_code == 401
+
+
+def test_epic_style_client_gets_delete_and_create_and_the_ehr_applies_both(env: Any) -> None:
+    """A client registered with suggestion_style delete-create (Epic documents no update action)."""
+    epic = env.epic_ehr
+    visit, context, result, found = _first_card_with_suggestion(
+        env, CLAIM_HOOK, lambda v: epic.claim_context(env.data, v), ehr=epic)
+    card, suggestion = found["card"], found["suggestion"]
+    assert card.get("selectionBehavior") == "any"
+    assert [a["type"] for a in suggestion["actions"]] == ["delete", "create"]
+    done = epic.apply_suggestion(suggestion)
+    assert _fhir_get(env, f"Claim/{visit.claim_id}").status_code in (404, 410)
+    created = [r for r in done if r.startswith("Claim/") and r != f"Claim/{visit.claim_id}"]
+    assert len(created) == 1
+    new_claim = _fhir_get(env, created[0]).json()
+    assert _items(new_claim) == _items(suggestion["actions"][1]["resource"])
+    assert {"system": "urn:cds97530:sandbox-run", "code": env.data.tag} in new_claim["meta"]["tag"]
+    fb = epic.send_feedback(env.service_base, result.service_id, card, accepted=[suggestion["uuid"]])
+    assert fb.status_code == 200 and fb.json().get("stored") == 1
+
+    visit, context, result, found = _first_card_with_suggestion(
+        env, "order-sign", lambda v: epic.order_sign_context(env.data, v), ehr=epic)
+    drafts = {f"ServiceRequest/{e['resource']['id']}": e["resource"] for e in context["draftOrders"]["entry"]}
+    old_ref = next(iter(drafts))
+    epic.apply_suggestion(found["suggestion"], drafts=drafts)
+    assert old_ref not in drafts and len(drafts) == 1, "the unsigned order was not replaced by a new draft"
