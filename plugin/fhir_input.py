@@ -47,6 +47,9 @@ _READ_TYPES = frozenset({
     "Claim", "Procedure", "ServiceRequest", "DocumentReference", "Binary", "Encounter", "Coverage",
     "Practitioner", "PractitionerRole", "Patient",
 })
+_VALIDATED_TYPES = frozenset({"Claim", "Procedure", "ServiceRequest", "DocumentReference", "Encounter", "Coverage"})
+"""Resources whose content the evaluation depends on are checked against the R4 models; Patient and
+Practitioner only lend a reference or a taxonomy code, read defensively."""
 _CODE_SHAPE = re.compile(r"^[0-9A-Z]\d{3}[0-9A-Z]$")
 _NOTE_PREFERENCE = ("text/plain", "text/html", "application/xhtml+xml", "text/rtf", "application/pdf")
 
@@ -93,7 +96,7 @@ def visit_from_resources(data: Any, *, lines_from: str | None = None, code: str 
         rtype = resource["resourceType"]
         if rtype not in _READ_TYPES:
             continue
-        problem = _validation_problem(rtype, resource)
+        problem = _validation_problem(rtype, resource) if rtype in _VALIDATED_TYPES else None
         if problem:
             issues.append(problem)
         index.add(resource, full_url)
