@@ -16,10 +16,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-run: setup
+run: setup fhir-server-deps
 	$(BIN)/cds97530 serve --host 127.0.0.1 --port 8530 --demo
 
+# PostgreSQL tests (replicas, shared jti cache) run against the machine's server when it answers.
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 test: setup test-deps
+	@if [ -z "$$CDS97530_TEST_DATABASE_URL" ] && $(BIN)/python -c "import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(('127.0.0.1',5432)))" 2>/dev/null; then \
+	  export CDS97530_TEST_DATABASE_URL='$(PG_URL)'; fi; \
 	$(BIN)/python -m pytest
 
 test-deps: chromium fhir-server-deps

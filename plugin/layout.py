@@ -25,7 +25,7 @@ Span = tuple[int, int]
 # "Tx:", "Billed:", a clock-time block such as "0802-0814".
 _LEAD = re.compile(
     r"^(?:\s|[-*•·>+]|\d{1,2}[.)]|\(?[a-z]\)|(?:[SOAP]|Tx|Treatment|Interventions?|Billed|Today|Rx)\s*:|"
-    r"(?P<t1>\d{1,2}:?\d{2})\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2})\s*:?)*$",
+    r"(?P<t1>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*:?)*$",
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"[.;!?]\s*$")
@@ -35,7 +35,7 @@ _POST = re.compile(
     (?:\(\s*(?P<cpt>\d{5})\s*\))?\s*                       # (97530)
     (?:(?:billed|provided|performed|only|today|1:1|one[\s-]on[\s-]one|x)\s*)*   # filler words
     (?:[-–—:=]\s*)?
-    (?:(?P<t1>\d{1,2}:?\d{2})\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2})\s*)?      # 1015-1043
+    (?:(?P<t1>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*)?      # 1015-1043
     (?:\(?\s*(?:x\s*)?(?P<min>\d{1,3})\s*(?:minutes?|mins?\.?|min\.?|m\b|')\s*\)?)?  # 24 min / (24 min)
     (?:(?P<bare>\d{1,3})(?=[ ]{2,}|\t|\s*\|))?           # a flowsheet column: "Ther Act (97530)    25    STS x10"
     """,
@@ -118,6 +118,13 @@ class Layout:
         return i >= 0 and self.plan_spans[i][0] <= pos < self.plan_spans[i][1]
 
 
+_TIME_IN_OUT = re.compile(
+    r"(?:time\s+in|start(?:\s+time)?|in)\s*[:=]?\s*(?P<t1>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*[,;/|]?\s*"
+    r"(?:time\s+out|stop(?:\s+time)?|end(?:\s+time)?|out)\s*[:=]?\s*(?P<t2>\d{1,2}:?\d{2})",
+    re.IGNORECASE,
+)
+
+
 def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
     lex = lexicon or load_lexicon()
     headings = _headings(text, lex)
@@ -129,6 +136,11 @@ def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
     treat, treat_span = _first_number(
         _TOTAL_TREATMENT, text, lambda m: not re.match(r"total\s+timed", text[m.start():m.start() + 12], re.IGNORECASE)
     )
+    if treat is None:
+        clock = _TIME_IN_OUT.search(text)
+        minutes = clock_minutes(clock.group("t1"), clock.group("t2")) if clock else None
+        if clock and minutes is not None:
+            treat, treat_span = minutes, (clock.start(), clock.end())
     return Layout(
         text=text,
         headings=tuple(headings),
