@@ -110,6 +110,12 @@ def request_body(i: int) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to report server CPU per request."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -193,12 +199,15 @@ def main() -> int:
                 tokens = [jwt.encode({"iss": ISS, "aud": base + PATH, "iat": now, "exp": now + 600,
                                       "jti": str(uuid.uuid4())}, key, algorithm="ES384",
                                      headers={"kid": KID, "typ": "JWT"}) for _ in range(n_tokens)]
+                cpu0 = cpu_seconds(procs[kind].pid)
                 res = asyncio.run(load(base, bodies, tokens, c, args.seconds))
+                res["cpu_ms"] = (cpu_seconds(procs[kind].pid) - cpu0) * 1000 / (res["n"] + 30)
                 if res["n"] + 30 > len(tokens):
                     print(f"warning: {kind} c={c} reused tokens; raise the token count", file=sys.stderr)
                 results.append((kind, c, res))
                 print(f"{kind:5} c={c:<3} n={res['n']:<6} p50={res['p50']:7.1f} ms  p95={res['p95']:7.1f} ms  "
-                      f"{res['rps']:7.1f} req/s  empty={res['empty']}", file=sys.stderr)
+                      f"{res['rps']:7.1f} req/s  server CPU {res['cpu_ms']:.2f} ms/req  empty={res['empty']}",
+                      file=sys.stderr)
     finally:
         for proc in procs.values():
             proc.terminate()
@@ -207,12 +216,12 @@ def main() -> int:
 
     print(f"\nbody size {len(bodies[0])} bytes, {os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
           f"load average {load_before[0]:.1f} before / {load_after[0]:.1f} after, {args.seconds:g} s per cell\n")
-    print("| endpoint | concurrency | requests | p50 ms | p95 ms | req/s | answers without the expected card |")
-    print("|---|---|---|---|---|---|---|")
+    print("| endpoint | concurrency | requests | p50 ms | p95 ms | req/s | server CPU ms/req | answers without the expected card |")
+    print("|---|---|---|---|---|---|---|---|")
     bare = {c: r for k, c, r in results if k == "bare"}
     for kind, c, r in results:
         print(f"| {'CDS order-sign' if kind == 'cds' else 'bare parse'} | {c} | {r['n']} | {r['p50']:.1f} | "
-              f"{r['p95']:.1f} | {r['rps']:.0f} | {int(r['empty']) if kind == 'cds' else '-'} |")
+              f"{r['p95']:.1f} | {r['rps']:.0f} | {r['cpu_ms']:.2f} | {int(r['empty']) if kind == 'cds' else '-'} |")
     print()
     for kind, c, r in results:
         if kind == "cds" and c in bare:

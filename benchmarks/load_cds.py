@@ -213,6 +213,8 @@ class Cluster:
     fhir_token: str = field(repr=False)
     replicas: list[Replica] = field(default_factory=list)
     tokens_issued: list[str] = field(default_factory=list, repr=False)
+    jwts_issued: list[str] = field(default_factory=list, repr=False)
+    """Every FHIR access token and JWT handed out (the leak scan looks for each one)."""
 
     def add_replica(self, **kwargs: Any) -> Replica:
         replica = start_replica(f"replica{len(self.replicas) + 1}", database_url=self.database_url,
@@ -225,7 +227,9 @@ class Cluster:
         return PUBLIC_URL + path
 
     def jwt(self, path: str = f"/cds-services/{SERVICE_ID}", **kwargs: Any) -> str:
-        return str(self.ehr.sign_jwt(self.endpoint(path), **kwargs))
+        token = str(self.ehr.sign_jwt(self.endpoint(path), **kwargs))
+        self.jwts_issued.append(token)
+        return token
 
     def new_fhir_token(self, expires_in: int = 3600) -> str:
         token = str(self.fhir.issue_token(expires_in=expires_in))

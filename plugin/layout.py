@@ -55,7 +55,7 @@ _GOAL_NAMES = {"goal", "goals", "ltg", "ltgs", "stg", "stgs"}
 _SIGNATURE = re.compile(r"(?:^|\n)\s*(?:--|—|-- )\s*[A-Z]", re.MULTILINE)
 
 _TOTAL_TIMED = re.compile(
-    r"(?:total\s+)?timed(?:\s+(?:code|treatment|tx|therapy))?(?:\s+(?:minutes?|mins?|min|time))?\s*(?:[:=-]|was|of)?\s*(?P<n>\d{1,3})(?!\s*(?:/\s*\d|x|lb|#|ft))"
+    r"(?:(?:total\s+)?(?:timed|billable|billed)(?:\s+(?:code|treatment|tx|therapy|service))?|total\s+direct(?:\s+1:1)?)(?:\s+(?:minutes?|mins?|min|time))?\s*(?:[:=-]|was|of)?\s*(?P<n>\d{1,3})(?!\d|\s*(?:/\s*\d|x|lb|#|ft|units?\b|u\b|visits?\b))"
     r"|(?P<n2>\d{1,3})\s*(?:minutes?|min)\s+(?:of\s+)?(?:total\s+)?timed",
     re.IGNORECASE,
 )

@@ -1,0 +1,106 @@
+"""Fixtures of the resilience suite: real ``cds97530 serve`` replicas on one migrated database, the
+real FHIR server with synthetic data, and the simulated EHR's keys (real ES384/RS384 JWTs).
+
+The harness itself lives in ``benchmarks/load_cds.py`` (the long load run uses the same code); it is
+loaded here by path. Database: PostgreSQL when ``CDS97530_TEST_DATABASE_URL`` is set (a fresh schema
+per session, dropped at the end), else one SQLite file shared by the replicas. Tests that claim
+PostgreSQL behaviour are marked ``postgres`` and skip without it.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).parent
+DB_URL_ENV = "CDS97530_TEST_DATABASE_URL"
+SKIP_NO_PG = f"{DB_URL_ENV} is not set: replica tests need a real PostgreSQL (CI sets it; see .ci/run)"
+
+
+def _load_harness() -> ModuleType:
+    name = "cds97530_bench_load_cds"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "load_cds.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+harness = _load_harness()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents and "cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def load_harness() -> ModuleType:
+    return harness
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> str:
+    url = os.environ.get(DB_URL_ENV, "").strip()
+    if not url:
+        pytest.skip(SKIP_NO_PG)
+    return url
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Two replicas (debug logs, to files) behind the harness's balancer, on PostgreSQL if available."""
+    from cds_hooks.sandbox.fhir_server import node_available
+
+    if not node_available():
+        pytest.skip("node 20.19+ is not installed: the resilience tests need the real FHIR server")
+    workdir = tmp_path_factory.mktemp("resilience")
+    base = os.environ.get(DB_URL_ENV, "").strip()
+    with _database(base, workdir) as url, harness.running_cluster(
+        url, replicas=2, workdir=workdir, log_level="debug"
+    ) as running:
+        running.is_postgres = harness.is_postgres(url)
+        yield running
+
+
+class _SqliteFile:
+    def __init__(self, workdir: Path) -> None:
+        self.url = f"sqlite:///{workdir / 'shared.sqlite3'}"
+
+    def __enter__(self) -> str:
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _database(base: str, workdir: Path) -> Any:
+    if base and harness.is_postgres(base):
+        return harness.isolated_schema(base, purpose="resilience")
+    return _SqliteFile(workdir)
+
+
+@pytest.fixture
+def pg_cluster(cluster: Any) -> Any:
+    """The session cluster, but only when it runs on PostgreSQL."""
+    if not cluster.is_postgres:
+        pytest.skip(SKIP_NO_PG)
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def scratch() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="cds97530-resilience-") as tmp:
+        yield Path(tmp)
