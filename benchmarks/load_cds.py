@@ -215,6 +215,7 @@ class Cluster:
     tokens_issued: list[str] = field(default_factory=list, repr=False)
     jwts_issued: list[str] = field(default_factory=list, repr=False)
     """Every FHIR access token and JWT handed out (the leak scan looks for each one)."""
+    bodies: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def add_replica(self, **kwargs: Any) -> Replica:
         replica = start_replica(f"replica{len(self.replicas) + 1}", database_url=self.database_url,
@@ -297,6 +298,8 @@ def _inline_notes(prefetch: dict[str, Any], data: Any) -> None:
 
 def build_bodies(cluster: Cluster, mode: str) -> list[dict[str, Any]]:
     """One order-sign request per synthetic visit (hookInstance and JWT are renewed per call)."""
+    if mode in cluster.bodies:
+        return cluster.bodies[mode]
     ehr, data = cluster.ehr, cluster.data
     service = ehr.service(SERVICE_ID)
     bodies = []
@@ -307,6 +310,7 @@ def build_bodies(cluster: Cluster, mode: str) -> list[dict[str, Any]]:
         if mode == "full":
             _inline_notes(body["prefetch"], data)
         bodies.append(body)
+    cluster.bodies[mode] = bodies
     return bodies
 
 
@@ -429,10 +433,12 @@ async def _post(http: httpx.AsyncClient, balancer: Balancer, path: str, body: by
 
 async def drive(cluster: Cluster, mode: str, *, seconds: float, concurrency: int, feedback_every: int = 4,
                 ledger: FeedbackLedger | None = None, kill_after: float | None = None,
-                timeout: float = 30.0) -> ModeResult:
-    """Run ``concurrency`` looping clients for ``seconds``; optionally SIGKILL replica 1 at ``kill_after``."""
+                timeout: float = 30.0, replicas: list[Replica] | None = None) -> ModeResult:
+    """Run ``concurrency`` looping clients for ``seconds`` against ``replicas`` (default: all of the
+    cluster's); optionally SIGKILL the first of them ``kill_after`` seconds in."""
     bodies = build_bodies(cluster, mode)
-    balancer = Balancer(cluster.replicas)
+    replicas = replicas if replicas is not None else cluster.replicas
+    balancer = Balancer(replicas)
     result = ModeResult(mode=mode, seconds=seconds)
     ledger = ledger if ledger is not None else FeedbackLedger()
     path = f"/cds-services/{SERVICE_ID}"
@@ -482,12 +488,12 @@ async def drive(cluster: Cluster, mode: str, *, seconds: float, concurrency: int
     async def killer() -> None:
         assert kill_after is not None
         await asyncio.sleep(kill_after)
-        await asyncio.to_thread(cluster.replicas[0].kill)
+        await asyncio.to_thread(replicas[0].kill)
         killed_at.append(time.monotonic())
 
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
         # One warm-up call per replica (first-call costs are not the steady state being measured).
-        for replica in cluster.replicas:
+        for replica in replicas:
             body = dict(bodies[0], hookInstance=str(uuid.uuid4()))
             await http.post(replica.base_url + path, content=json.dumps(body).encode(),
                             headers={"Authorization": f"Bearer {cluster.jwt(path)}", "Content-Type": "application/json"})

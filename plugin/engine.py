@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from plugin.billing import BillingInput, LineInput, assess_billing, fee_estimate, is_timed, load_payer, match_payer
+from plugin.billing import BillingInput, LineInput, assess_billing, fee_estimate, fee_years, is_timed, load_payer, match_payer
 from plugin.classify import documented_service
 from plugin.criteria import TimeEvidence, judge, wording
 from plugin.fhir_input import CPT_SYSTEMS, coverage_texts, visit_from_resources
@@ -159,12 +159,24 @@ def _judge_97530(base: LineEvaluation, line_input: LineInput, note: NoteText | N
         start, end = reading.context[0][0], reading.context[-1][1]
         segment = Evidence(start, end, note.text[start:end], note.note_id)
     if documented is not None and documented.code != TA:
-        suggested_fee = fee_estimate(documented.code, base.supported_units, year=_year(visit.service_date), modifiers=base.modifiers)
+        fee, suggested_fee = _recode_fees(base, documented.code, _year(visit.service_date))
         return replace(base, verdict=Verdict.RECODE, suggested_code=documented.code, findings=findings,
-                       documented=documented, suggested_fee=suggested_fee, segment=segment)
+                       documented=documented, fee=fee, suggested_fee=suggested_fee, segment=segment)
     missing = any(f.status is Status.MISSING for f in findings)
     verdict = Verdict.NEEDS_DOCUMENTATION if missing else Verdict.SUPPORTED
     return replace(base, verdict=verdict, findings=findings, documented=documented, segment=segment)
+
+
+def _recode_fees(base: LineEvaluation, code: str, year: int | None) -> tuple[Any, Any]:
+    """Fee of the line as billed and as recoded, from the same fee year so the difference is fair:
+    the service year when both codes are priced there, else the latest year that prices both."""
+    units = base.supported_units
+    for candidate in [year, *sorted(fee_years(), reverse=True)]:
+        billed = fee_estimate(base.code, base.billed_units, year=candidate, modifiers=base.modifiers)
+        recoded = fee_estimate(code, units, year=candidate, modifiers=base.modifiers)
+        if billed is not None and recoded is not None:
+            return billed, recoded
+    return base.fee, None
 
 
 def _time_evidence(line_input: LineInput, layout: Layout, note: NoteText, base: LineEvaluation) -> TimeEvidence:

@@ -76,8 +76,6 @@ def test_a_huge_binary_gives_a_card_that_the_note_could_not_be_read(env: Any) ->
     assert any(says_note_unreadable(c) for c in result.cards), [c.get("summary") for c in result.cards]
 
 
-@pytest.mark.xfail(strict=True, reason="service: a card for an unreadable note still summarises it as "
-                   "'documentation is missing: <every criterion>'; the summary should say the note could not be read")
 @pytest.mark.parametrize("fault", ["status500", "huge-binary"])
 def test_the_card_summary_says_the_note_could_not_be_read(env: Any, fault: str) -> None:
     """The user sees the summary first: it must not claim criteria are missing from a note never read."""
