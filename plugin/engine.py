@@ -21,6 +21,7 @@ from plugin.layout import Layout, read_layout
 from plugin.lexicon import Lexicon, load_lexicon
 from plugin.model import (
     BilledLine,
+    DocumentedService,
     Evidence,
     LineEvaluation,
     NoteText,
@@ -153,7 +154,7 @@ def _judge_97530(base: LineEvaluation, line_input: LineInput, note: NoteText | N
     reading = read_service(note.text, layout, lex, code=TA, note_id=note.note_id)
     time = _time_evidence(line_input, layout, note, base)
     findings = judge(reading, time)
-    documented = documented_service(reading)
+    documented = documented_service(reading) or _unbilled_service(layout, note, visit)
     segment = None
     if reading.context:
         start, end = reading.context[0][0], reading.context[-1][1]
@@ -165,6 +166,22 @@ def _judge_97530(base: LineEvaluation, line_input: LineInput, note: NoteText | N
     missing = any(f.status is Status.MISSING for f in findings)
     verdict = Verdict.NEEDS_DOCUMENTATION if missing else Verdict.SUPPORTED
     return replace(base, verdict=verdict, findings=findings, documented=documented, segment=segment)
+
+
+RECODE_TARGETS = ("97110", "97112", "97116", "97535", "97140", "97150")
+
+
+def _unbilled_service(layout: Layout, note: NoteText, visit: Visit) -> DocumentedService | None:
+    """No 97530 text at all, but the note documents exactly one other service that was not billed:
+    the 97530 minutes are that service's ("Pt declined TA. Ther ex 25 min: ..." billed as 97530)."""
+    billed = {line.code for line in visit.lines}
+    found = [s for s in layout.segments if len(s.codes) == 1 and s.codes[0] in RECODE_TARGETS and s.codes[0] not in billed]
+    codes = {s.codes[0] for s in found}
+    if len(codes) != 1:
+        return None
+    code = codes.pop()
+    quotes = tuple(Evidence(s.heading.span[0], s.heading.span[1], note.text[s.heading.span[0]:s.heading.span[1]], note.note_id) for s in found)
+    return DocumentedService(code, 1.0, quotes, {code: 1.0})
 
 
 def _recode_fees(base: LineEvaluation, code: str, year: int | None) -> tuple[Any, Any]:
