@@ -63,6 +63,13 @@ def source_for(request: HookRequest, client: Client, http: httpx.AsyncClient, se
     )
 
 
+def required_addressable(service: ServiceDef, request: HookRequest, extra_values: dict[str, str] | None = None) -> bool:
+    """False if a required prefetch template cannot be rendered from the context (e.g. no encounterId)."""
+    values = token_values(request.context)
+    values.update(extra_values or {})
+    return all(render(service.prefetch[key], values) is not None for key in service.evaluation.required)
+
+
 async def gather(
     service: ServiceDef,
     request: HookRequest,

@@ -21,7 +21,7 @@ import plugin
 from cds_hooks.cards import BuiltCard, CardOptions, CardTarget, build_cards
 from cds_hooks.clients import Client
 from cds_hooks.errors import BadRequestError
-from cds_hooks.gather import Gathered, claim_encounter_id, gather
+from cds_hooks.gather import Gathered, claim_encounter_id, gather, required_addressable
 from cds_hooks.models import HookRequest
 from cds_hooks.services import ServiceDef
 from cds_hooks.settings import CdsSettings
@@ -107,9 +107,11 @@ async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client,
         if encounter_id is None and (derived := claim_encounter_id(claim)):
             encounter_id = derived
             extra["context.encounterId"] = derived
-    elif service.evaluation.needs_encounter and not encounter_id:
-        return HookResult({"cards": []}, reason="no-encounter")
 
+    if not required_addressable(service, request, extra):
+        # e.g. no encounterId: there is no note to check the line against, and a card would
+        # wrongly say the documentation is missing.
+        return HookResult({"cards": []}, reason="no-encounter")
     found = await gather(service, request, client=client, http=deps.http, settings=deps.settings, extra_values=extra)
 
     if kind == "Procedure":

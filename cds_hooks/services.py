@@ -16,7 +16,6 @@ class EvaluationSpec(BaseModel):
 
     lines_from: Literal["ServiceRequest", "Claim", "Procedure"]
     required: tuple[str, ...] = ()
-    needs_encounter: bool = False
 
 
 class ServiceDef(BaseModel):

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    bindparam,
     DateTime,
     ForeignKey,
     Integer,
@@ -150,6 +151,7 @@ class Store:
         self.engine = _make_engine(url)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self._jti_inserts = 0
+        self._jti_stmt = self._build_jti_statement()
 
     def create_tables(self) -> None:
         Base.metadata.create_all(self.engine)
@@ -204,23 +206,27 @@ class Store:
     def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
         """Record a JWT id; False if it is already recorded and not expired (a replay).
 
-        One statement (INSERT … ON CONFLICT DO UPDATE … WHERE expired), so two replicas racing on
-        the same jti cannot both win."""
+        One statement (INSERT … ON CONFLICT DO UPDATE … WHERE expired … RETURNING), so two
+        replicas racing on the same jti cannot both win. The statement is built once."""
         now = _utcnow()
-        table = SeenJtiRow.__table__
-        insert = sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert
-        stmt = insert(table).values(iss=iss, jti=jti, expires_at=expires_at)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.iss, table.c.jti],
-            set_={"expires_at": expires_at},
-            where=table.c.expires_at < now,
-        ).returning(table.c.jti)
+        params = {"iss": iss, "jti": jti, "expires_at": expires_at, "now": now}
         with self.engine.begin() as conn:
-            fresh = conn.execute(stmt).first() is not None
+            fresh = conn.execute(self._jti_stmt, params).first() is not None
             self._jti_inserts += 1
             if self._jti_inserts % 500 == 0:
+                table = SeenJtiRow.__table__
                 conn.execute(delete(table).where(table.c.expires_at < now - timedelta(minutes=10)))
         return fresh
+
+    def _build_jti_statement(self) -> Any:
+        table = SeenJtiRow.__table__
+        insert_ = sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert
+        stmt = insert_(table).values(iss=bindparam("iss"), jti=bindparam("jti"), expires_at=bindparam("expires_at"))
+        return stmt.on_conflict_do_update(
+            index_elements=[table.c.iss, table.c.jti],
+            set_={"expires_at": stmt.excluded.expires_at},
+            where=table.c.expires_at < bindparam("now", type_=DateTime(timezone=True)),
+        ).returning(table.c.jti)
 
     # --- feedback -----------------------------------------------------------------------------
     def save_feedback(self, items: list[dict[str, Any]], *, service_id: str, client: str) -> tuple[int, int]:

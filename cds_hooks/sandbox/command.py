@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+PREFETCH_MODES = ("full", "partial", "empty", "absent", "operation-outcome", "epic-no-results")
+"""Kept in step with ``cds_hooks.sandbox.ehr.PREFETCH_MODES`` (not imported: the CLI starts fast)."""
 HOOKS = {"order-sign": "order-sign", "claim": "org.cds97530.claim-sign", "patient-view": "patient-view"}
 
 
@@ -34,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="only visits of this payer")
     p.add_argument("--visits", type=int, default=4, help="how many visits to fire hooks for (default 4)")
     p.add_argument("--prefetch", default="full",
-                   choices=("full", "partial", "empty", "absent", "operation-outcome", "epic-no-results"),
+                   choices=PREFETCH_MODES,
                    help="how the EHR satisfies the prefetch templates (default full)")
     p.add_argument("--alg", choices=("ES384", "RS384"), default="ES384", help="JWT signing algorithm")
     p.add_argument("--apply", action="store_true",

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -37,7 +37,6 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from cds_hooks.sandbox.synthetic import TAG_SYSTEM, SyntheticDataset, SyntheticVisit
 
-PrefetchMode = Literal["full", "partial", "empty", "absent", "operation-outcome", "epic-no-results"]
 PREFETCH_MODES: tuple[str, ...] = ("full", "partial", "empty", "absent", "operation-outcome", "epic-no-results")
 _TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 _USER_TOKENS = {"Practitioner": "userPractitionerId", "PractitionerRole": "userPractitionerRoleId",

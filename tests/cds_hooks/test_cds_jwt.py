@@ -180,3 +180,21 @@ def test_jwt_never_logged(harness, body, mint, caplog):
     harness.post(PATH, body, token=token)  # replay -> logged reason
     for record in caplog.records:
         assert token not in record.getMessage() and token.split(".")[2] not in json.dumps(vars(record), default=str)
+
+
+def test_malformed_tokens(harness, body, mint, keys):
+    good = mint(harness.url(PATH))
+    head, payload, sig = good.split(".")
+    for bad in (f"{head}.{payload}", f"{head}.{payload}.{sig}.x", f"!!.{payload}.{sig}", f"{head}.bm90IGpzb24.{sig}",
+                f"{head}.{payload}.{sig[:-4]}AAAA"):
+        _assert_401(harness.post(PATH, body, token=bad))
+
+
+def test_missing_kid_or_wrong_typ(harness, body, mint, keys):
+    now = int(time.time())
+    claims = {"iss": "https://ehr.test", "aud": harness.url(PATH), "exp": now + 300, "iat": now}
+    no_kid = jwt.encode({**claims, "jti": "k-1"}, keys.es_private, algorithm="ES384", headers={"typ": "JWT"})
+    _assert_401(harness.post(PATH, body, token=no_kid))
+    wrong_typ = jwt.encode({**claims, "jti": "k-2"}, keys.es_private, algorithm="ES384",
+                           headers={"typ": "at+jwt", "kid": keys.es_kid})
+    _assert_401(harness.post(PATH, body, token=wrong_typ))

@@ -218,3 +218,34 @@ def test_logs_have_ids_not_phi(harness, fx, caplog):
     for line in lines:
         assert fx.SECRET_PHRASE.split()[1] not in line and "knee extension" not in line
         assert fx.ACCESS_TOKEN not in line
+
+
+def test_epic_style_patient_view_from_a_note_sign_trigger(harness, schema, fx, mint):
+    """Epic reuses patient-view at native triggers (bpa-trigger-action), sends vendor extensions, and
+    wraps "no results" as an OperationOutcome entry: the empty notes search is data, not an error."""
+    no_results = {"resourceType": "Bundle", "type": "searchset", "total": 0, "entry": [{
+        "resource": {"resourceType": "OperationOutcome", "issue": [{
+            "severity": "warning", "code": "processing",
+            "details": {"coding": [{"system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.657369", "code": "4101",
+                                    "display": "Resource request returns no results."}]}}]},
+        "search": {"mode": "outcome"}}]}
+    body = fx.hook_request("patient-view", {"userId": "PractitionerRole/r-1", "patientId": "pat-1", "encounterId": "enc-1"},
+                           {"procedures": fx.bundle(fx.procedure("proc-1")), "documents": no_results,
+                            "coverage": no_results, "patient": fx.patient(), "encounter": fx.encounter()})
+    body["extension"] = {"com.epic.cdshooks.request.bpa-trigger-action": "23",
+                         "com.epic.cdshooks.request.cds-hooks-specification-version": "2.0",
+                         "com.epic.cdshooks.request.fhir-version": "R4"}
+    token = mint(harness.url(PV), iss="https://epic.test", nbf=int(time.time()) - 300)
+    response = harness.post(PV, body, token=token)
+    (card,) = _ok(response, schema)["cards"]
+    assert card["indicator"] in ("info", "warning")
+    if "suggestions" in card:
+        assert card["selectionBehavior"] == "any"  # the Epic-like client's registration
+    assert harness.ehr.requests == []  # everything was prefetched, the outcome entries included
+
+
+def test_order_sign_without_encounter_gives_no_card_rather_than_a_false_one(harness, schema, fx):
+    body = fx.order_sign_request(full_prefetch=False)
+    del body["context"]["encounterId"]
+    assert _ok(harness.post(OS, body), schema) == {"cards": []}
+    assert harness.ehr.requests == []

@@ -321,7 +321,7 @@ async function handleFhir(req, res, url, base) {
     repo,
   );
   const [oo, resource] = result;
-  const status = statusOf(oo, req.method);
+  const status = statusOf(oo);
   if (!resource) return send(res, status, oo);
 
   // Binary read: raw bytes unless a FHIR format was asked for (FHIR R4 http.html#binary).
@@ -337,28 +337,17 @@ async function handleFhir(req, res, url, base) {
   send(res, status, rewriteFullUrls(resource, base), headers);
 }
 
-function statusOf(oo, method) {
-  switch (oo?.id) {
-    case 'created': return 201;
-    case 'not-found': return 404;
-    case 'gone': return 410;
-    case 'not-modified': return 304;
-    case 'unauthorized': return 401;
-    case 'forbidden': return 403;
-    case 'conflict': return 409;
-    case 'precondition-failed': return 412;
-    case 'too-many-requests': return 429;
-    case 'ok': case 'all-ok': case undefined: break;
-    default: break;
-  }
+/** HTTP status for Medplum's OperationOutcome (its `id` names the outcome: created, not-found, ...). */
+function statusOf(oo) {
+  const byId = {
+    created: 201, 'not-found': 404, gone: 410, 'not-modified': 304, unauthorized: 401, forbidden: 403,
+    conflict: 409, 'precondition-failed': 412, 'too-many-requests': 429, ok: 200, 'all-ok': 200,
+  };
+  if (oo?.id && byId[oo.id]) return byId[oo.id];
   const issue = oo?.issue?.[0];
-  if (!issue || issue.severity === 'information' || issue.severity === 'warning') return method === 'POST' && oo?.id === 'created' ? 201 : 200;
-  if (issue.code === 'not-found') return 404;
-  if (issue.code === 'deleted') return 410;
-  if (issue.code === 'conflict' || issue.code === 'duplicate') return 409;
-  if (issue.code === 'forbidden' || issue.code === 'security') return 403;
-  if (issue.code === 'exception') return 500;
-  return 400;
+  if (!issue || issue.severity === 'information' || issue.severity === 'warning') return 200;
+  const byCode = { 'not-found': 404, deleted: 410, conflict: 409, duplicate: 409, forbidden: 403, security: 403, exception: 500 };
+  return byCode[issue.code] ?? 400;
 }
 
 const server = http.createServer(async (req, res) => {

@@ -1,0 +1,54 @@
+"""Short load and a crashed replica: no errors, no 5xx, no feedback row lost or doubled.
+
+The short version of ``benchmarks/load_cds.py`` (same driver, a few seconds per mode): concurrent
+order-sign calls with full prefetch and with FHIR fallback against the real FHIR server, spread
+over two replicas, with feedback sent through the other replica. Then a third replica is SIGKILLed
+mid-load: the survivor keeps answering and every acknowledged feedback item is stored exactly once.
+No timing is asserted (speed lives in the benchmark, not in tests that flake).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.mark.parametrize("mode", ["full", "fallback"])
+def test_short_load_has_no_errors_and_no_5xx(cluster: Any, load_harness: Any, mode: str) -> None:
+    ledger = load_harness.FeedbackLedger()
+    result = asyncio.run(load_harness.drive(cluster, mode, seconds=4.0, concurrency=4, feedback_every=3,
+                                            ledger=ledger))
+    summary = result.summary()
+    print(summary)
+    assert result.ok >= 4, summary
+    assert result.errors == 0 and result.server_errors == 0, summary
+    assert set(result.by_replica) == {r.name for r in cluster.replicas}, "the balancer must use every replica"
+    assert result.empty < result.ok, "most synthetic visits need a card; all-empty means the work was skipped"
+    check = ledger.check(cluster.database_url)
+    assert check["sent"] > 0 and not check["lost"] and not check["doubled"], check
+
+
+def test_killing_a_replica_mid_load_loses_nothing(cluster: Any, load_harness: Any) -> None:
+    victim = cluster.add_replica(log_level="info")
+    cluster.replicas.remove(victim)  # private to this test: the session's two replicas stay as they are
+    survivor = cluster.replicas[0]
+    ledger = load_harness.FeedbackLedger()
+    try:
+        result = asyncio.run(load_harness.drive(cluster, "full", seconds=6.0, concurrency=6, feedback_every=2,
+                                                ledger=ledger, kill_after=2.0, replicas=[victim, survivor]))
+    finally:
+        victim.stop()
+    summary = result.summary()
+    print(summary, dict(result.answered_after_kill))
+    assert not victim.alive, "the victim must have been killed"
+    assert result.failovers > 0, "no request met the dead replica: the kill did not happen mid-load"
+    assert result.errors == 0 and result.server_errors == 0, summary
+    assert result.answered_after_kill.get(f"127.0.0.1:{survivor.port}", 0) > 0, "the survivor must keep answering"
+    assert result.by_replica[victim.name] > 0, "the victim must have served before it died"
+    check = ledger.check(cluster.database_url)
+    print(check)
+    assert check["acknowledged"] == check["sent"] > 0, check
+    assert not check["lost"] and not check["doubled"], check
