@@ -379,7 +379,7 @@ class FeedbackLedger:
         """Lost = acknowledged but absent; doubled = more than one row for one item."""
         counts = feedback_counts(database_url)
         lost = sorted(c for c in self.acknowledged if counts.get(c, 0) == 0)
-        doubled = sorted(c for c, n in counts.items() if n > 1)
+        doubled = sorted(c for c in self.items if counts.get(c, 0) > 1)
         unacknowledged_stored = sorted(c for c in self.items if c not in self.acknowledged and counts.get(c))
         return {"sent": len(self.items), "acknowledged": len(self.acknowledged), "resent": self.resent,
                 "failed": self.failed, "rows": sum(counts[c] for c in self.items), "lost": lost,
@@ -532,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--deadline", type=float, default=None, help="service deadline (default: the service's)")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the replicas' logs and clients file here")
     args = parser.parse_args(argv)
 
     base = args.database_url or os.environ.get(DB_URL_ENV)
@@ -544,7 +545,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cds97530-load-db-")))
             url, where = f"sqlite:///{tmp / 'load.sqlite3'}", "SQLite (no CDS97530_TEST_DATABASE_URL)"
-        cluster = stack.enter_context(running_cluster(url, replicas=args.replicas, deadline=args.deadline))
+        if args.workdir:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+        cluster = stack.enter_context(running_cluster(url, replicas=args.replicas, deadline=args.deadline,
+                                                      workdir=args.workdir))
         ledger = FeedbackLedger()
         results = []
         for i, mode in enumerate(args.modes):

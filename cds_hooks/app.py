@@ -28,7 +28,6 @@ from cds_hooks.routes import Runtime, router
 from cds_hooks.services import load_catalogue
 from cds_hooks.settings import CdsSettings
 from cds_hooks.store import Store
-from plugin.errors import PluginError
 
 log = logging.getLogger("cds97530.app")
 
@@ -55,7 +54,7 @@ def warm_up() -> None:
     started = time.perf_counter()
     try:
         plugin.evaluate_resources(bundle, lines_from="ServiceRequest")
-    except PluginError as exc:
+    except Exception as exc:  # noqa: BLE001 - a failed warm-up must not stop the service from starting
         log.error("warm-up evaluation failed", extra={"error": type(exc).__name__})
         return
     log.info("warm-up done", extra={"duration_ms": round((time.perf_counter() - started) * 1000, 1)})

@@ -118,7 +118,7 @@ class JwtVerifier:
             raise AuthError("unknown iss")
         tenant = unverified.get("tenant")
         if tenant is not None:
-            candidates = [c for c in candidates if c.tenant in (None, tenant)] or []
+            candidates = [c for c in candidates if c.tenant in (None, tenant)]
         for client in candidates:
             key = await self._key_for(client, kid, jku)
             if key is None:
@@ -173,6 +173,7 @@ class JwtVerifier:
             raise AuthError("bad jti")
         return claims
 
+
 def peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and claims of a compact JWS, NOT verified: only to pick the client and key.
     (PyJWT's unverified decode validates every character again; the verified decode that
@@ -183,7 +184,7 @@ def peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         header = json.loads(_b64url(parts[0]))
         claims = json.loads(_b64url(parts[1]))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise AuthError("malformed token") from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise AuthError("malformed token")

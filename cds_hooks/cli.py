@@ -25,8 +25,8 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("json", "text"), default="text")
     check.add_argument("--payer", default=None, help="payer profile id (medicare, medicaid, commercial, wsi, ...)")
     check.add_argument("--code", default="97530", help="billed code of a plain-text note (default 97530)")
-    check.add_argument("--units", type=int, default=None, help="billed units of a plain-text note")
-    check.add_argument("--minutes", type=int, default=None, help="minutes billed for the line of a plain-text note")
+    check.add_argument("--units", type=_count(999), default=None, help="billed units of a plain-text note")
+    check.add_argument("--minutes", type=_count(24 * 60), default=None, help="minutes billed for the line of a plain-text note")
     check.add_argument("--modifier", action="append", default=[], help="modifier of a plain-text note's line (repeatable)")
     check.add_argument("--role", choices=("PT", "PTA", "OT", "OTA"), default=None, help="who furnished a plain-text note's service")
     check.set_defaults(run=_cmd_check)
@@ -34,6 +34,19 @@ def _build_parser() -> argparse.ArgumentParser:
     # --- other subcommands register below (serve, feedback, db, sandbox) -------------------------
     _register_optional(sub)
     return parser
+
+
+def _count(limit: int):  # type: ignore[no-untyped-def]
+    """argparse type: a whole number from 0 to ``limit``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not 0 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"{value} is outside 0..{limit}")
+        return value
+    return parse
 
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -37,6 +37,10 @@ class HookRequest(BaseModel):
         return self
 
 
+RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+"""``outcomeTimestamp`` format (CDS Hooks §Feedback: RFC 3339); anything else is a 400."""
+
+
 class SuggestionRef(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -65,7 +69,7 @@ class FeedbackItem(BaseModel):
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[SuggestionRef] | None = None
     overrideReason: OverrideReason | None = None
-    outcomeTimestamp: str = Field(min_length=1)
+    outcomeTimestamp: str = Field(pattern=RFC3339, max_length=40)
 
 
 class FeedbackRequest(BaseModel):

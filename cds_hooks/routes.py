@@ -86,6 +86,8 @@ def parse_json(body: bytes) -> dict[str, Any]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequestError("body is not valid JSON") from exc
+    except RecursionError as exc:  # a deeply nested body: refuse it, do not crash on it
+        raise BadRequestError("body is nested too deeply") from exc
     if not isinstance(data, dict):
         raise BadRequestError("body must be a JSON object")
     return data

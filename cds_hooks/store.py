@@ -175,6 +175,8 @@ class Store:
                 )
 
     def get_evaluation(self, evaluation_id: str) -> dict[str, Any] | None:
+        """What ``GET /evaluations/{id}`` shows: no patient reference (the SMART page knows its
+        patient from the launch, and this read needs only the unguessable id)."""
         with self.session() as session:
             row = session.get(EvaluationRow, evaluation_id)
             if row is None:
@@ -186,7 +188,6 @@ class Store:
                 "hookInstance": row.hook_instance,
                 "serviceId": row.service_id,
                 "hook": row.hook,
-                "patient": row.patient_ref,
                 "encounter": row.encounter_ref,
                 "claim": row.claim_ref,
                 "orders": list(row.order_refs or []),
@@ -247,7 +248,8 @@ class Store:
                 "override_display": reason.get("display"),
                 "outcome_timestamp": _parse_time(str(item["outcomeTimestamp"])),
             }
-            key_src = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in record.items()}
+            # the key uses the timestamp as sent, so a re-sent item always maps to the same key
+            key_src = {**record, "outcome_timestamp": str(item["outcomeTimestamp"])}
             dedupe = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()
             try:
                 with self._session.begin() as session:

@@ -36,7 +36,7 @@ SUPPORTED_CONTENT_TYPES: tuple[str, ...] = tuple(
 
 def media_type(content_type: str | None) -> tuple[str, str | None]:
     """Split ``text/plain; charset=utf-8`` into ("text/plain", "utf-8")."""
-    if not content_type:
+    if not content_type or not isinstance(content_type, str):
         return "", None
     parts = [p.strip() for p in content_type.split(";")]
     charset = None
@@ -128,7 +128,32 @@ def _rtf_to_text(rtf: str) -> str:
         raise AttachmentError("the RTF attachment is malformed") from exc
 
 
+_PDF_LIMITS = {
+    # A treatment note is a few pages of text: pypdf's own resource limits, set far below its
+    # defaults (75 MB streams, 2 M content operators) so a small "PDF bomb" is refused quickly.
+    "maximum_declared_stream_length": 8_000_000,
+    "zlib_maximum_output_length": 4_000_000,
+    "lzw_maximum_output_length": 4_000_000,
+    "run_length_maximum_output_length": 4_000_000,
+    "array_based_stream_maximum_output_length": 4_000_000,
+    "brotli_maximum_output_length": 4_000_000,
+    "stream_decoding_work_maximum_length": 20_000_000,
+    "stream_parsing_work_maximum_count": 150_000,
+    "page_tree_maximum_entries": 1_000,
+    "page_tree_maximum_page_entries": 20_000,
+    "xform_maximum_invocations_per_extraction": 200,
+    "image_maximum_buffer_size": 4_000_000,
+}
+
+
 def _pdf_to_text(data: bytes) -> str:
+    from pypdf import apply_configuration
+
+    with apply_configuration(**_PDF_LIMITS):
+        return _read_pdf(data)
+
+
+def _read_pdf(data: bytes) -> str:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError, PyPdfError
 

@@ -43,6 +43,7 @@ NUCC_ROLES: Mapping[str, str] = {
 """NUCC provider taxonomy: exact codes, then 4-character prefixes for the specialty sub-codes."""
 
 LINE_SOURCES = ("Claim", "Procedure", "ServiceRequest")
+MAX_UNITS = 999
 _READ_TYPES = frozenset({
     "Claim", "Procedure", "ServiceRequest", "DocumentReference", "Binary", "Encounter", "Coverage",
     "Practitioner", "PractitionerRole", "Patient",
@@ -68,7 +69,7 @@ def iter_resources(data: Any) -> Iterator[tuple[dict[str, Any], str | None]]:
         return
     rtype = data.get("resourceType")
     if rtype == "Bundle":
-        for entry in data.get("entry") or ():
+        for entry in _items(data.get("entry")):
             if not isinstance(entry, dict):
                 continue
             resource = entry.get("resource")
@@ -128,11 +129,11 @@ def coverage_texts(data: Any) -> tuple[str, ...]:
     for resource, _ in iter_resources(data):
         if resource.get("resourceType") != "Coverage":
             continue
-        for payor in resource.get("payor") or ():
+        for payor in _items(resource.get("payor")):
             if isinstance(payor, dict):
                 out += [str(payor.get("display") or ""), str(payor.get("reference") or "")]
         out += _concept_texts(resource.get("type"))
-        for cls in resource.get("class") or ():
+        for cls in _items(resource.get("class")):
             if isinstance(cls, dict):
                 out += [str(cls.get("name") or ""), str(cls.get("value") or "")]
                 out += _concept_texts(cls.get("type"))
@@ -140,6 +141,16 @@ def coverage_texts(data: Any) -> tuple[str, ...]:
 
 
 # --- internals ---------------------------------------------------------------------------------
+
+
+def _items(value: Any) -> list[Any]:
+    """A FHIR array as a list; anything else (a wrong type from a broken client) reads as empty."""
+    return value if isinstance(value, list) else []
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """A FHIR complex element as a dict; anything else reads as empty."""
+    return value if isinstance(value, dict) else {}
 
 
 class _Index:
@@ -204,7 +215,7 @@ def _large(resource: dict[str, Any]) -> bool:
     data = resource.get("data")
     if isinstance(data, str) and len(data) > 200_000:
         return True
-    for content in resource.get("content") or ():
+    for content in _items(resource.get("content")):
         att = content.get("attachment") if isinstance(content, dict) else None
         if isinstance(att, dict) and isinstance(att.get("data"), str) and len(att["data"]) > 200_000:
             return True
@@ -215,7 +226,7 @@ def _concept_texts(concept: Any) -> list[str]:
     if not isinstance(concept, dict):
         return []
     out = [str(concept.get("text") or "")]
-    for coding in concept.get("coding") or ():
+    for coding in _items(concept.get("coding")):
         if isinstance(coding, dict):
             out += [str(coding.get("display") or ""), str(coding.get("code") or "")]
     return out
@@ -226,7 +237,7 @@ def billing_code(concept: Any) -> tuple[str, str] | None:
     if not isinstance(concept, dict):
         return None
     fallback = None
-    for coding in concept.get("coding") or ():
+    for coding in _items(concept.get("coding")):
         if not isinstance(coding, dict):
             continue
         code = str(coding.get("code") or "").strip().upper()
@@ -242,10 +253,10 @@ def billing_code(concept: Any) -> tuple[str, str] | None:
 
 def _modifiers(concepts: Any) -> tuple[str, ...]:
     out: list[str] = []
-    for concept in concepts or ():
+    for concept in _items(concepts):
         if not isinstance(concept, dict):
             continue
-        for coding in concept.get("coding") or ():
+        for coding in _items(concept.get("coding")):
             if isinstance(coding, dict) and coding.get("code"):
                 out.append(str(coding["code"]).strip().upper())
         if not concept.get("coding") and concept.get("text"):
@@ -262,7 +273,9 @@ def _int_quantity(value: Any) -> int | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return int(number) if number >= 0 and number == int(number) else None
+    if not 0 <= number <= MAX_UNITS or number != int(number):
+        return None  # not a count a claim line can carry: read as "not stated"
+    return int(number)
 
 
 def _period_minutes(period: Any) -> int | None:
@@ -314,7 +327,7 @@ def _lines(index: _Index, lines_from: str | None) -> tuple[list[BilledLine], str
             claims = [c for c in index.of("Claim") if c.get("status") != "entered-in-error"]
             for claim in claims:
                 lines = []
-                for item in claim.get("item") or ():
+                for item in _items(claim.get("item")):
                     if not isinstance(item, dict):
                         continue
                     found = billing_code(item.get("productOrService"))
@@ -342,7 +355,7 @@ def _lines(index: _Index, lines_from: str | None) -> tuple[list[BilledLine], str
                     code=found[0], system=found[1], billed_units=None, modifiers=(),
                     source_ref=ref_of(proc),
                     performed_minutes=_period_minutes(proc.get("performedPeriod")),
-                    service_date=_date_part(proc.get("performedDateTime") or (proc.get("performedPeriod") or {}).get("start")),
+                    service_date=_date_part(proc.get("performedDateTime") or _obj(proc.get("performedPeriod")).get("start")),
                 ))
             if lines:
                 return lines, None, encounter
@@ -405,7 +418,7 @@ def _doc_encounters(doc: Mapping[str, Any], index: _Index) -> set[Any]:
     context = doc.get("context")
     out: set[Any] = set()
     if isinstance(context, dict):
-        for enc in context.get("encounter") or ():
+        for enc in _items(context.get("encounter")):
             if isinstance(enc, dict) and isinstance(enc.get("reference"), str):
                 out.add(enc["reference"])
                 out.add(id(index.resolve(enc["reference"])))
@@ -413,7 +426,7 @@ def _doc_encounters(doc: Mapping[str, Any], index: _Index) -> set[Any]:
 
 
 def _attachments(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    atts = [c["attachment"] for c in doc.get("content") or () if isinstance(c, dict) and isinstance(c.get("attachment"), dict)]
+    atts = [c["attachment"] for c in _items(doc.get("content")) if isinstance(c, dict) and isinstance(c.get("attachment"), dict)]
 
     def rank(att: dict[str, Any]) -> int:
         mtype = media_type(att.get("contentType"))[0]
@@ -433,7 +446,8 @@ def _attachment_bytes(att: Mapping[str, Any], index: _Index) -> tuple[bytes, str
             raise AttachmentError(f"attachment points to {_safe_ref(url)}, which is not in the data")
         if not isinstance(binary.get("data"), str):
             raise AttachmentError(f"{ref_of(binary)} has no data")
-        return _b64(binary["data"]), ctype or binary.get("contentType")
+        binary_type = binary.get("contentType")
+        return _b64(binary["data"]), ctype or (binary_type if isinstance(binary_type, str) else None)
     raise AttachmentError("attachment has neither data nor url")
 
 
@@ -455,13 +469,13 @@ def _b64(data: str) -> bytes:
 
 def _performer_role(index: _Index) -> str | None:
     for proc in index.of("Procedure"):
-        for performer in proc.get("performer") or ():
+        for performer in _items(proc.get("performer")):
             if not isinstance(performer, dict):
                 continue
             role = _role_from_concept(performer.get("function"))
             if role:
                 return role
-            actor = index.resolve((performer.get("actor") or {}).get("reference"))
+            actor = index.resolve(_obj(performer.get("actor")).get("reference"))
             role = _role_of_actor(actor, index)
             if role:
                 return role
@@ -477,14 +491,14 @@ def _role_of_actor(actor: Mapping[str, Any] | None, index: _Index) -> str | None
     if not actor:
         return None
     if actor.get("resourceType") == "PractitionerRole":
-        for concept in actor.get("code") or ():
+        for concept in _items(actor.get("code")):
             role = _role_from_concept(concept)
             if role:
                 return role
-        actor = index.resolve((actor.get("practitioner") or {}).get("reference"))
+        actor = index.resolve(_obj(actor.get("practitioner")).get("reference"))
         if not actor:
             return None
-    for qual in actor.get("qualification") or ():
+    for qual in _items(actor.get("qualification")):
         if isinstance(qual, dict):
             role = _role_from_concept(qual.get("code"))
             if role:
@@ -495,7 +509,7 @@ def _role_of_actor(actor: Mapping[str, Any] | None, index: _Index) -> str | None
 def _role_from_concept(concept: Any) -> str | None:
     if not isinstance(concept, dict):
         return None
-    for coding in concept.get("coding") or ():
+    for coding in _items(concept.get("coding")):
         if not isinstance(coding, dict):
             continue
         code = str(coding.get("code") or "").upper()
@@ -522,7 +536,7 @@ def _service_date(index: _Index, lines: Iterable[BilledLine]) -> str | None:
         if line.service_date:
             return line.service_date
     for enc in index.of("Encounter"):
-        start = _date_part((enc.get("period") or {}).get("start") if isinstance(enc.get("period"), dict) else None)
+        start = _date_part(_obj(enc.get("period")).get("start") if isinstance(enc.get("period"), dict) else None)
         if start:
             return start
     return None

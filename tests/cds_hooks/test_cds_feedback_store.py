@@ -85,7 +85,7 @@ def test_evaluation_read_for_the_smart_page(harness, fx):
     (line,) = data["lines"]
     assert line["verdict"] == "recode" and line["suggestedCode"] == "97110"
     assert data["cards"][0]["uuid"] == card["uuid"]
-    assert "knee" not in response.text
+    assert "knee" not in response.text and "pat-1" not in response.text
     assert harness.client.get(f"/evaluations/{uuid.uuid4()}").status_code == 404
 
 
@@ -154,22 +154,53 @@ def _same_columns(migrated: Store, orm: Store) -> None:
 
 @pytest.mark.postgres
 def test_postgres_store_and_migrations():
+    """Runs in a schema of its own, so tables other tests keep in the same database are untouched."""
     url = os.environ.get("CDS97530_TEST_DATABASE_URL")
     if not url:
         pytest.skip("CDS97530_TEST_DATABASE_URL not set")
-    from sqlalchemy import text
-
-    store = Store(url)
-    with store.engine.begin() as conn:
-        for t in ("feedback", "cards", "evaluations", "seen_jti", "alembic_version"):
-            conn.execute(text(f"DROP TABLE IF EXISTS {t} CASCADE"))
-    upgrade_database(url)
     from datetime import UTC, datetime, timedelta
 
-    exp = datetime.now(UTC) + timedelta(minutes=5)
-    assert store.remember_jti("iss", "j1", exp) is True
-    assert Store(url).remember_jti("iss", "j1", exp) is False  # a second replica sees it
-    assert store.save_feedback([{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}],
-                               service_id="s", client="c") == (1, 0)
-    assert store.save_feedback([{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}],
-                               service_id="s", client="c") == (0, 1)
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    schema = f"cds_test_{uuid.uuid4().hex[:10]}"
+    admin = Store(url)
+    with admin.engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    scoped_url = scoped.render_as_string(hide_password=False)
+    try:
+        upgrade_database(scoped_url)
+        store = Store(scoped_url)
+        assert {"evaluations", "cards", "feedback", "seen_jti", "alembic_version"} <= set(
+            inspect(store.engine).get_table_names())
+        exp = datetime.now(UTC) + timedelta(minutes=5)
+        assert store.remember_jti("iss", "j1", exp) is True
+        assert Store(scoped_url).remember_jti("iss", "j1", exp) is False  # a second replica sees it
+        item = {"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}
+        assert store.save_feedback([item], service_id="s", client="c") == (1, 0)
+        assert Store(scoped_url).save_feedback([item], service_id="s", client="c") == (0, 1)
+        store.dispose()
+    finally:
+        with admin.engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def test_feedback_timestamp_must_be_rfc3339(harness):
+    bad = {"feedback": [{"card": "c-1", "outcome": "overridden", "outcomeTimestamp": "yesterday"}]}
+    response = harness.post(FB, bad)
+    assert response.status_code == 400 and "outcomeTimestamp" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_resent_item_with_an_impossible_date_is_still_stored_once(harness):
+    item = {"card": "c-2", "outcome": "overridden", "outcomeTimestamp": "2026-13-40T99:99:99Z"}
+    assert harness.post(FB, {"feedback": [item]}).json() == {"stored": 1, "duplicates": 0}
+    assert harness.post(FB, {"feedback": [item]}).json() == {"stored": 0, "duplicates": 1}
+
+
+@pytest.mark.parametrize("path", [OS, FB])
+def test_deeply_nested_json_is_400(harness, path):
+    nested = b'{"hook":"order-sign","hookInstance":"x","context":{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+    response = harness.post(path, nested)
+    assert response.status_code == 400 and response.json()["resourceType"] == "OperationOutcome"

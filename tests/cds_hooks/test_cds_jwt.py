@@ -198,3 +198,11 @@ def test_missing_kid_or_wrong_typ(harness, body, mint, keys):
     wrong_typ = jwt.encode({**claims, "jti": "k-2"}, keys.es_private, algorithm="ES384",
                            headers={"typ": "at+jwt", "kid": keys.es_kid})
     _assert_401(harness.post(PATH, body, token=wrong_typ))
+
+
+def test_deeply_nested_token_header_is_401_not_a_crash(harness, body, mint):
+    nested = _b64({"alg": "ES384", "kid": "es-1", "x": 1}).rstrip("=")
+    deep = base64.urlsafe_b64encode(b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}").rstrip(b"=").decode()
+    payload = mint(harness.url(PATH)).split(".")[1]
+    _assert_401(harness.post(PATH, body, token=f"{deep}.{payload}.AAAA"))
+    _assert_401(harness.post(PATH + "/feedback", {"feedback": []}, token=f"{nested}.{deep}.AAAA"))

@@ -19,8 +19,10 @@ pytestmark = [pytest.mark.slow]
 @pytest.mark.parametrize("mode", ["full", "fallback"])
 def test_short_load_has_no_errors_and_no_5xx(cluster: Any, load_harness: Any, mode: str) -> None:
     ledger = load_harness.FeedbackLedger()
-    result = asyncio.run(load_harness.drive(cluster, mode, seconds=4.0, concurrency=4, feedback_every=3,
-                                            ledger=ledger))
+    # Fallback calls make six FHIR reads each against one Node process: 2 clients keep the FHIR
+    # server (not the service) from being the thing under test on a 2-core CI machine.
+    result = asyncio.run(load_harness.drive(cluster, mode, seconds=4.0, concurrency=4 if mode == "full" else 2,
+                                            feedback_every=3, ledger=ledger))
     summary = result.summary()
     print(summary)
     assert result.ok >= 4, summary
