@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import plugin
 from plugin import AttachmentError, FhirInputError, PluginError, Severity, Status, Verdict, VisitEvaluation
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 CPT = "http://www.ama-assn.org/go/cpt"
 
 # --- strategies -----------------------------------------------------------------------------
