@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve.add_argument("--clients", type=Path, default=None, help="YAML clients file (see docs/registering.md)")
     serve.add_argument("--smart-launch-url", default=None, help="launch URL of the SMART page for card links")
     serve.add_argument("--deadline", type=float, default=None, help="whole-request deadline in seconds")
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (share the store: use PostgreSQL)")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument(
         "--dev-mode-insecure", action="store_true",
@@ -88,7 +88,29 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except (CdsError, ValueError, OSError) as exc:
         return _fail(str(exc))
     configure_logging(args.log_level.upper())
+    if args.workers > 1:
+        return _serve_workers(args, settings)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, workers=1, access_log=False)
+    return 0
+
+
+def _serve_workers(args: argparse.Namespace, settings: Any) -> int:
+    """Several worker processes: each builds its app from the same settings, passed as environment
+    (CDS97530_*), because uvicorn imports the factory in every worker. The store and the jti replay
+    cache are shared through the database, so use PostgreSQL (or one worker on SQLite)."""
+    import os
+
+    import uvicorn
+
+    if args.demo:
+        return _fail("--demo runs in one worker; drop --workers or --demo")
+    for name, value in settings.model_dump(exclude_unset=True).items():
+        if value is None:
+            continue
+        os.environ[f"CDS97530_{name.upper()}"] = value if isinstance(value, str) else (
+            str(value) if not isinstance(value, (list, dict)) else __import__("json").dumps(value))
+    uvicorn.run("cds_hooks.app:create_app", factory=True, host=args.host, port=args.port, log_config=None,
+                workers=args.workers, access_log=False)
     return 0
 
 
