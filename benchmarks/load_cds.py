@@ -9,6 +9,7 @@ holds under load and survives losing one. This script is that proof at full leng
     .venv/bin/python benchmarks/load_cds.py                       # 2 replicas, 20 s per mode
     .venv/bin/python benchmarks/load_cds.py --replicas 2 --seconds 60 --concurrency 16
     .venv/bin/python benchmarks/load_cds.py --kill-after 10       # SIGKILL replica 1 mid-load
+    .venv/bin/python benchmarks/load_cds.py --replicas 1 --workers 2   # one replica, 2 uvicorn workers
 
 Setup, all on 127.0.0.1: the Node FHIR server (Medplum fhir-router, cds_hooks/sandbox/fhir_server.py)
 with the synthetic dataset; the simulated EHR's JWKS; a clients file trusting it; the database
@@ -163,7 +164,7 @@ class Replica:
 
 def start_replica(name: str, *, database_url: str, clients_file: Path, log_dir: Path,
                   public_url: str = PUBLIC_URL, log_level: str = "info", deadline: float | None = None,
-                  extra_env: dict[str, str] | None = None, timeout: float = 40.0) -> Replica:
+                  extra_env: dict[str, str] | None = None, timeout: float = 40.0, workers: int = 1) -> Replica:
     """Start ``cds97530 serve`` on a free loopback port and wait for ``/healthz``. Tables are NOT
     created at startup (``CDS97530_CREATE_TABLES=false``): the schema must come from migrations."""
     env = {**os.environ, "CDS97530_CREATE_TABLES": "false", **(extra_env or {})}
@@ -175,6 +176,8 @@ def start_replica(name: str, *, database_url: str, clients_file: Path, log_dir: 
                 "--database-url", database_url, "--clients", str(clients_file), "--log-level", log_level]
         if deadline is not None:
             args += ["--deadline", str(deadline)]
+        if workers > 1:
+            args += ["--workers", str(workers)]
         log = log_path.open("ab")
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=log_dir)  # noqa: S603
         log.close()
@@ -244,7 +247,7 @@ class Cluster:
 
 @contextlib.contextmanager
 def running_cluster(database_url: str, *, replicas: int = 2, workdir: Path | None = None,
-                    log_level: str = "info", deadline: float | None = None) -> Iterator[Cluster]:
+                    log_level: str = "info", deadline: float | None = None, workers: int = 1) -> Iterator[Cluster]:
     """Everything on loopback; stopped (and the FHIR server's data gone) on exit."""
     from cds_hooks.sandbox.ehr import EhrKeys, JwksServer, SimulatedEhr
     from cds_hooks.sandbox.fhir_server import FhirServer, fhir_transaction
@@ -274,7 +277,7 @@ def running_cluster(database_url: str, *, replicas: int = 2, workdir: Path | Non
         cluster.fhir_token = cluster.new_fhir_token()
         stack.callback(cluster.stop)
         for _ in range(replicas):
-            cluster.add_replica(log_level=log_level, deadline=deadline)
+            cluster.add_replica(log_level=log_level, deadline=deadline, workers=workers)
         ehr.discover(cluster.replicas[0].base_url)
         yield cluster
 
@@ -523,6 +526,7 @@ def _table(results: list[ModeResult]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes per replica (serve --workers)")
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each mode")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent EHR clients")
     parser.add_argument("--modes", nargs="+", default=["full", "fallback"], choices=("full", "fallback"))
@@ -548,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.workdir:
             args.workdir.mkdir(parents=True, exist_ok=True)
         cluster = stack.enter_context(running_cluster(url, replicas=args.replicas, deadline=args.deadline,
-                                                      workdir=args.workdir))
+                                                      workdir=args.workdir, workers=args.workers))
         ledger = FeedbackLedger()
         results = []
         for i, mode in enumerate(args.modes):
@@ -556,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(asyncio.run(drive(cluster, mode, seconds=args.seconds, concurrency=args.concurrency,
                                              feedback_every=args.feedback_every, ledger=ledger, kill_after=kill)))
         check = ledger.check(url)
-    print(f"# {args.replicas} replicas (`cds97530 serve`), {args.concurrency} concurrent clients, "
+    print(f"# {args.replicas} replicas (`cds97530 serve --workers {args.workers}`), {args.concurrency} concurrent clients, "
           f"{args.seconds:.0f} s per mode, store: {where}, {os.cpu_count()} CPU(s)")
     print(_table(results))
     print(f"feedback: {check['sent']} items ({check['resent']} also sent to a second replica), "

@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from plugin.billing import BillingInput, LineInput, assess_billing, fee_estimate, fee_years, is_timed, load_payer, match_payer
+from plugin.billing import BillingInput, LineInput, assess_billing, fee_estimate, fee_years, is_timed, is_untimed, load_payer, match_payer
 from plugin.classify import documented_service
 from plugin.criteria import TimeEvidence, judge, wording
 from plugin.fhir_input import CPT_SYSTEMS, coverage_texts, visit_from_resources
@@ -271,7 +271,24 @@ def _untimed_of_unknown_length(lines: tuple[BilledLine, ...], inputs: list[LineI
             return True
     if layout is None:
         return False
-    return any(not is_timed(code) and h.minutes is None for h in layout.headings for code in h.codes)
+    if any(is_untimed(code) and h.minutes is None for h in layout.headings for code in h.codes):
+        return True
+    # "Hot pack to L shoulder prior to tx." names an untimed service in prose, with no minutes
+    lex = load_lexicon()
+    for code, regex in lex.intervention_names.items():
+        if not (is_untimed(code) and _SUPERVISED_MODALITY.match(code)):
+            continue  # evaluations and groups named in prose are other days or the session itself
+        for m in regex.finditer(layout.text):
+            if layout.in_plan(m.start()) or _NOT_GIVEN.search(layout.text, m.end(), m.end() + 30):
+                continue
+            if not _MINUTES_NEAR.search(layout.text, m.end(), m.end() + 40):
+                return True
+    return False
+
+
+_SUPERVISED_MODALITY = re.compile(r"^(?:9701\d|9702[0-8]|G0283)$")
+_MINUTES_NEAR = re.compile(r"\d{1,3}\s*(?:minutes?|mins?|min\b|')", re.IGNORECASE)
+_NOT_GIVEN = re.compile(r"^\W{0,3}(?:not\s+(?:given|performed|done|applied)|declined|held|deferred)", re.IGNORECASE)
 
 
 # --- small helpers -------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -98,9 +97,3 @@ def pg_cluster(cluster: Any) -> Any:
     if not cluster.is_postgres:
         pytest.skip(SKIP_NO_PG)
     return cluster
-
-
-@pytest.fixture(scope="session")
-def scratch() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="cds97530-resilience-") as tmp:
-        yield Path(tmp)

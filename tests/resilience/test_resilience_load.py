@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
 pytestmark = [pytest.mark.slow]
@@ -54,3 +55,30 @@ def test_killing_a_replica_mid_load_loses_nothing(cluster: Any, load_harness: An
     print(check)
     assert check["acknowledged"] == check["sent"] > 0, check
     assert not check["lost"] and not check["doubled"], check
+
+
+def test_with_the_database_down_no_card_is_given_without_the_replay_check(cluster: Any, load_harness: Any) -> None:
+    """A replica whose database is unreachable cannot record a ``jti``: it must not evaluate (that
+    would accept replays), must not 5xx or hang on hook calls (the EHR gets 200 with no cards), and
+    must not acknowledge feedback it could not store (so the EHR sends it again)."""
+    dead_port = load_harness.free_port()
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{dead_port}/test?connect_timeout=2"
+    replica = load_harness.start_replica("replica-nodb", database_url=url, clients_file=cluster.clients_file,
+                                         log_dir=cluster.workdir)
+    path = "/cds-services/order-sign-97530"
+    try:
+        body = dict(load_harness.build_bodies(cluster, "full")[0], hookInstance="db-down-check")
+        for _ in range(3):
+            response = httpx.post(replica.base_url + path, json=body, timeout=30,
+                                  headers={"Authorization": f"Bearer {cluster.jwt(path)}"})
+            assert response.status_code == 200 and response.json() == {"cards": []}, response.text[:200]
+        item = {"card": "db-down", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}
+        response = httpx.post(replica.base_url + path + "/feedback", json={"feedback": [item]}, timeout=30,
+                              headers={"Authorization": f"Bearer {cluster.jwt(path + '/feedback')}"})
+        assert response.status_code != 200, "feedback acknowledged although it could not be stored"
+        # The same body at a healthy replica gets its card: the empty answers above were the outage.
+        healthy = httpx.post(cluster.replicas[0].base_url + path, json=body, timeout=30,
+                             headers={"Authorization": f"Bearer {cluster.jwt(path)}"})
+        assert healthy.status_code == 200 and healthy.json()["cards"]
+    finally:
+        replica.stop()

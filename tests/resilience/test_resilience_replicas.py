@@ -78,6 +78,25 @@ def test_the_same_jti_raced_at_both_replicas_wins_exactly_once(pg_cluster: Any, 
             assert sorted(statuses) == [200] + [401] * 7, statuses
 
 
+def test_serve_with_several_workers_shares_the_replay_cache(pg_cluster: Any, load_harness: Any) -> None:
+    """``cds97530 serve --workers 2``: two processes behind one port; a token still wins once."""
+    replica = load_harness.start_replica("replica-workers", database_url=pg_cluster.database_url,
+                                         clients_file=pg_cluster.clients_file, log_dir=pg_cluster.workdir, workers=2)
+    try:
+        body = _hook_body(pg_cluster, load_harness)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for _ in range(3):
+                token = pg_cluster.jwt(PATH)
+                statuses = list(pool.map(lambda _: _post(replica.base_url + PATH, token, body).status_code, range(8)))
+                assert sorted(statuses) == [200] + [401] * 7, statuses
+            token = pg_cluster.jwt(PATH)
+            assert _post(replica.base_url + PATH, token, body).status_code == 200
+            assert _post(pg_cluster.replicas[0].base_url + PATH, token, body).status_code == 401
+    finally:
+        replica.stop()
+    assert not replica.alive
+
+
 def _feedback_item(card_uuid: str, n: int) -> dict[str, Any]:
     return {
         "card": card_uuid, "outcome": "overridden" if n % 2 else "accepted",

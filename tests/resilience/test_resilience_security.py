@@ -293,7 +293,7 @@ def test_fhir_server_outside_the_registration_is_never_contacted(cluster: Any, l
     for name, server in refused.items():
         body = _body(cluster, load_harness, "fallback")
         body["fhirServer"] = server
-        response = _post(replica.base_url + PATH, forge_token(cluster), body)
+        response = _post(replica.base_url + PATH, cluster.jwt(PATH), body)
         if response.status_code != 412:  # documents needed, not prefetched, server not usable
             failures.append(f"{name}: {response.status_code} {response.text[:100]}")
     assert not failures, "\n".join(failures)
@@ -302,17 +302,13 @@ def test_fhir_server_outside_the_registration_is_never_contacted(cluster: Any, l
     # Controls: the registered loopback server is used (200, no canary), and a registered server
     # behind the proxy IS attempted through the canary, so the canary would have seen the above.
     body = _body(cluster, load_harness, "fallback")
-    assert _post(replica.base_url + PATH, forge_token(cluster), body).status_code == 200
+    assert _post(replica.base_url + PATH, cluster.jwt(PATH), body).status_code == 200
     assert proxy.hits == []
     body["fhirServer"] = PROXIED_ALLOWED
     body["hookInstance"] = str(uuid.uuid4())
-    assert _post(replica.base_url + PATH, forge_token(cluster), body).status_code == 412
+    assert _post(replica.base_url + PATH, cluster.jwt(PATH), body).status_code == 412
     assert proxy.hits, "the replica's outbound requests do not go through the canary: the check above proves nothing"
     assert loop.hits == []
-
-
-def forge_token(cluster: Any) -> str:
-    return str(cluster.jwt(PATH))
 
 
 # --- CORS ------------------------------------------------------------------------------------
