@@ -113,6 +113,6 @@ def clause_at(clauses_: list[Clause], pos: int) -> Clause | None:
 def _trim(text: str, start: int, end: int) -> Span:
     while start < end and text[start] in " \t\r\n-*•:":
         start += 1
-    while end > start and text[end - 1] in " \t\r\n":
+    while end > start and text[end - 1] in " \t\r\n;,":
         end -= 1
     return start, end

@@ -156,9 +156,18 @@ def _activities(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tup
             continue  # only weak object words ("box", "shelf"): not an activity by itself
         winners = [c for c, v in scores.items() if v == best]
         label = TA if TA in winners else sorted(winners)[0]
-        quotes = tuple(sorted(evidence.get(label, ()), key=lambda e: e.start))
+        quotes = (_clause_quote(text, clause, note_id),)
         labelled.append(ActivityClause((clause.start, clause.end), label, scores, quotes))
     return tuple(labelled), aims
+
+
+MAX_QUOTE = 220
+
+
+def _clause_quote(text: str, clause: Clause, note_id: str) -> Evidence:
+    """The clause itself, as a clinician would quote it ("STS from 17 in chair x10"), cut at MAX_QUOTE."""
+    end = min(clause.end, clause.start + MAX_QUOTE)
+    return Evidence(clause.start, end, text[clause.start:end], note_id)
 
 
 def _skilled(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
