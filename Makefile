@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 FHIR_SERVER_DIR := tests/integration/fhir_server
 
-.PHONY: setup run test test-deps chromium fhir-server-deps bench score clean
+.PHONY: setup run test test-deps chromium fhir-server-deps bench load score clean
 
 setup: $(VENV)/.installed
 
@@ -43,6 +43,10 @@ score: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_cds.py
+
+load: setup fhir-server-deps
+	CDS97530_TEST_DATABASE_URL=$${CDS97530_TEST_DATABASE_URL:-$(PG_URL)} $(BIN)/python benchmarks/load_cds.py --replicas 2 --seconds 60 --concurrency 8
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis $(FHIR_SERVER_DIR)/node_modules

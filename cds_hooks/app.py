@@ -132,3 +132,14 @@ def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient |
             max_age=600,
         )
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """Factory for ``cds97530 serve --workers N``: uvicorn imports it in each worker process, so
+    each sets up its own logging (CDS97530_LOG_LEVEL) and reads its settings from CDS97530_*."""
+    import os
+
+    from cds_hooks.logs import configure_logging
+
+    configure_logging(os.environ.get("CDS97530_LOG_LEVEL", "INFO").upper())
+    return create_app()

@@ -7,6 +7,7 @@
     │   └── UnknownServiceError            404  no such service id
     ├── PreconditionError(LookupError)     412  needed FHIR data neither prefetched nor fetchable
     ├── PayloadTooLargeError(ValueError)   413  body over ``max_body_bytes``
+    ├── StoreUnavailableError(OSError)     503  feedback could not be written (database down); retry
     └── FhirFetchError(OSError)            -    one FHIR GET failed (the caller decides: 412 or skip)
         └── ServerNotAllowedError          -    fhirServer not allowed for this client (never contacted)
 
@@ -59,6 +60,13 @@ class PreconditionError(CdsError, LookupError):
 class PayloadTooLargeError(CdsError, ValueError):
     status_code = 413
     code = "too-long"
+
+
+class StoreUnavailableError(CdsError, OSError):
+    """The database did not take a write the caller must know about (feedback)."""
+
+    status_code = 503
+    code = "transient"
 
 
 class FhirFetchError(CdsError, OSError):

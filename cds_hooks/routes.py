@@ -17,6 +17,7 @@ import httpx
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from cds_hooks.auth import JwtVerifier, dev_client
 from cds_hooks.clients import Client, ClientRegistry
@@ -26,6 +27,7 @@ from cds_hooks.errors import (
     CdsError,
     NotFoundError,
     PayloadTooLargeError,
+    StoreUnavailableError,
     UnknownServiceError,
 )
 from cds_hooks.hooks import HookDeps, run_hook
@@ -90,7 +92,26 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise BadRequestError("body is nested too deeply") from exc
     if not isinstance(data, dict):
         raise BadRequestError("body must be a JSON object")
+    if _has_nul(data):  # PostgreSQL text cannot hold U+0000, and no FHIR string or CDS field needs it
+        raise BadRequestError("NUL characters are not allowed in the body")
     return data
+
+
+def _has_nul(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if "\x00" in key:
+                    return True
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -187,9 +208,13 @@ async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> di
     except ValidationError as exc:
         raise BadRequestError(_validation_message(exc)) from exc
     items = [i.model_dump(exclude_none=True) for i in parsed.feedback]
-    new, duplicates = await anyio.to_thread.run_sync(
-        lambda: runtime.store.save_feedback(items, service_id=service.id, client=client.label)
-    )
+    try:
+        new, duplicates = await anyio.to_thread.run_sync(
+            lambda: runtime.store.save_feedback(items, service_id=service.id, client=client.label)
+        )
+    except SQLAlchemyError as exc:  # the EHR may retry; feedback is idempotent by card and outcome
+        log.error("feedback not stored: store unavailable", extra={"service": service.id, "error": type(exc).__name__})
+        raise StoreUnavailableError("feedback could not be stored now; retry later") from exc
     log.info("feedback stored", extra={"service": service.id, "client": client.label, "new": new, "duplicates": duplicates})
     return {"stored": new, "duplicates": duplicates}
 

@@ -109,7 +109,8 @@ def _serve_workers(args: argparse.Namespace, settings: Any) -> int:
             continue
         os.environ[f"CDS97530_{name.upper()}"] = value if isinstance(value, str) else (
             str(value) if not isinstance(value, (list, dict)) else __import__("json").dumps(value))
-    uvicorn.run("cds_hooks.app:create_app", factory=True, host=args.host, port=args.port, log_config=None,
+    os.environ["CDS97530_LOG_LEVEL"] = args.log_level.upper()
+    uvicorn.run("cds_hooks.app:create_worker_app", factory=True, host=args.host, port=args.port, log_config=None,
                 workers=args.workers, access_log=False)
     return 0
 

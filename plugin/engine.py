@@ -69,6 +69,8 @@ def evaluate_note(
     note_id: str = "note",
 ) -> VisitEvaluation:
     """Evaluate a plain-text note for one billed line (the CLI's text input)."""
+    units = units if units is not None and 0 <= units <= 999 else None  # out of range reads as "not stated"
+    minutes = minutes if minutes is not None and 0 < minutes <= 24 * 60 else None
     line = BilledLine(code=code, system=_CPT, billed_units=units, modifiers=tuple(modifiers), source_ref=note_id, performed_minutes=minutes)
     visit = Visit(lines=(line,), notes=(NoteText(note_id, text),), performer_role=performer_role, payer=payer or DEFAULT_PAYER)
     return evaluate_visit(visit)

@@ -41,7 +41,8 @@ harness = _load_harness()
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if HERE in Path(str(item.fspath)).parents and "cluster" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if HERE in Path(str(item.fspath)).parents and ("cluster" in names or "pg_cluster" in names):
             item.add_marker(pytest.mark.integration)
 
 
@@ -91,9 +92,12 @@ def _database(base: str, workdir: Path) -> Any:
     return _SqliteFile(workdir)
 
 
-@pytest.fixture
-def pg_cluster(cluster: Any) -> Any:
-    """The session cluster, but only when it runs on PostgreSQL."""
-    if not cluster.is_postgres:
+@pytest.fixture(scope="session")
+def pg_cluster(request: pytest.FixtureRequest) -> Any:
+    """The session cluster, but only when it runs on PostgreSQL (checked before starting anything)."""
+    if not os.environ.get(DB_URL_ENV, "").strip():
         pytest.skip(SKIP_NO_PG)
-    return cluster
+    running = request.getfixturevalue("cluster")
+    if not running.is_postgres:
+        pytest.skip(SKIP_NO_PG)
+    return running

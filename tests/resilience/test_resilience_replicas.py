@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -78,23 +80,40 @@ def test_the_same_jti_raced_at_both_replicas_wins_exactly_once(pg_cluster: Any, 
             assert sorted(statuses) == [200] + [401] * 7, statuses
 
 
-def test_serve_with_several_workers_shares_the_replay_cache(pg_cluster: Any, load_harness: Any) -> None:
-    """``cds97530 serve --workers 2``: two processes behind one port; a token still wins once."""
+@pytest.fixture(scope="module")
+def workers_replica(pg_cluster: Any, load_harness: Any) -> Iterator[Any]:
+    """``cds97530 serve --workers 2``: two processes behind one port."""
     replica = load_harness.start_replica("replica-workers", database_url=pg_cluster.database_url,
                                          clients_file=pg_cluster.clients_file, log_dir=pg_cluster.workdir, workers=2)
     try:
-        body = _hook_body(pg_cluster, load_harness)
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for _ in range(3):
-                token = pg_cluster.jwt(PATH)
-                statuses = list(pool.map(lambda _: _post(replica.base_url + PATH, token, body).status_code, range(8)))
-                assert sorted(statuses) == [200] + [401] * 7, statuses
-            token = pg_cluster.jwt(PATH)
-            assert _post(replica.base_url + PATH, token, body).status_code == 200
-            assert _post(pg_cluster.replicas[0].base_url + PATH, token, body).status_code == 401
+        yield replica
     finally:
         replica.stop()
     assert not replica.alive
+
+
+def test_serve_with_several_workers_shares_the_replay_cache(pg_cluster: Any, load_harness: Any,
+                                                            workers_replica: Any) -> None:
+    body = _hook_body(pg_cluster, load_harness)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(3):
+            token = pg_cluster.jwt(PATH)
+            statuses = list(pool.map(lambda _: _post(workers_replica.base_url + PATH, token, body).status_code, range(8)))
+            assert sorted(statuses) == [200] + [401] * 7, statuses
+    token = pg_cluster.jwt(PATH)
+    assert _post(workers_replica.base_url + PATH, token, body).status_code == 200
+    assert _post(pg_cluster.replicas[0].base_url + PATH, token, body).status_code == 401
+
+
+def test_serve_with_several_workers_still_logs_every_call(pg_cluster: Any, load_harness: Any,
+                                                          workers_replica: Any) -> None:
+    """The operator's audit trail (answered calls, refused JWTs) must not vanish with --workers."""
+    assert _post(workers_replica.base_url + PATH, pg_cluster.jwt(PATH), _hook_body(pg_cluster, load_harness)).status_code == 200
+    assert _post(workers_replica.base_url + PATH, "not.a.jwt", _hook_body(pg_cluster, load_harness)).status_code == 401
+    time.sleep(0.5)  # log lines are flushed per record; give the worker a moment
+    log = workers_replica.log_text()
+    assert '"hook answered"' in log and '"jwt rejected"' in log, \
+        "worker processes write no service log lines (logging is configured in the parent only)"
 
 
 def _feedback_item(card_uuid: str, n: int) -> dict[str, Any]:
