@@ -243,7 +243,10 @@ def _line_input(line: BilledLine, layout: Layout | None) -> LineInput:
         segs = layout.segments_for(line.code)
         own = [s for s in segs if not s.shared and s.minutes is not None]
         if own:
-            minutes = sum(s.minutes or 0 for s in own)
+            values = [s.minutes or 0 for s in own]
+            # the same minutes restated (narrative, then a billing summary) count once; separate
+            # blocks of one code ("0900-0910 TA ... 0930-0945 TA") add up
+            minutes = values[0] if len(set(values)) == 1 and not all(s.heading.time_block for s in own) else sum(values)
             distinct = all(s.heading.time_block for s in own)
             source = "time-block" if distinct else "note-heading"
         elif segs and all(s.shared for s in segs):

@@ -33,7 +33,7 @@ _JOIN = re.compile(r"\s*(?:/|&|\+|and|,)\s*", re.IGNORECASE)
 _POST = re.compile(
     r"""\s*
     (?:\(\s*(?P<cpt>\d{5})\s*\))?\s*                       # (97530)
-    (?:(?:billed|provided|performed|only|today|1:1|one[\s-]on[\s-]one|x)\s*)*   # filler words
+    (?:[,;]?\s*(?:billed|provided|performed|only|today|1:1|one[\s-]on[\s-]one|x\s*\d{1,2}\s*units?|\d{1,2}\s*units?|x)\s*)*[,;]?\s*   # filler words, "x 2 units"
     (?:[-–—:=]\s*)?
     (?:(?P<t1>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*)?      # 1015-1043
     (?:\(?\s*(?:x\s*)?(?P<min>\d{1,3})\s*(?:minutes?|mins?\.?|min\.?|m\b|')\s*\)?)?  # 24 min / (24 min)
@@ -219,6 +219,10 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
         if start < taken_until or any(a <= start < b for a, b in table_rows):
             continue
         codes = [code]
+        # "97530 Therapeutic Activities" / "Therapeutic Activities - 97530": one heading, not two
+        same = next((e for s2, e, c in matches if c == code and end <= s2 <= end + 3 and re.fullmatch(r"[\s:\-–(]*", text[end:s2])), None)
+        if same is not None:
+            end = same + (1 if text[same:same + 1] == ")" and "(" in text[start:same] else 0)
         # A combined heading: "Manual therapy/therapeutic activities 1015-1043 (28 min)".
         while True:
             join = _JOIN.match(text, end)
@@ -299,8 +303,20 @@ def _segments(text: str, headings: list[Heading], boundaries: list[int]) -> list
         i = bisect_left(boundaries, head.span[1])
         if i < len(boundaries) and boundaries[i] < end:
             end = boundaries[i]
+        if head.minutes is None and not head.table_row:
+            # the heading's trailing whitespace may have swallowed the newline before "Time: 25 min"
+            from_ = max(head.span[0], text.rfind("\n", head.span[0], head.span[1]))
+            found = _SEGMENT_TIME.search(text, from_, min(end, head.span[1] + 160))
+            if found:
+                head = Heading(head.codes, head.span, int(found.group(1)), head.time_block, head.starts_segment)
         out.append(Segment(head.codes, (head.span[0], end), head))
     return out
+
+
+_SEGMENT_TIME = re.compile(
+    r"(?:^|\n)[ \t\-*•]*(?:time|minutes|mins|duration|total\s+time|time\s+spent)\s*[:=]\s*(\d{1,3})\s*(?:minutes?|mins?|min\b)?",
+    re.IGNORECASE,
+)
 
 
 def _section_spans(text: str, sections: list[re.Match[str]], headings: list[Heading]) -> tuple[list[Span], list[Span], list[Span]]:
