@@ -103,13 +103,6 @@ def after_cue(text: str, start: int, clause: Clause) -> bool:
     return bool(_CUE_BEFORE.search(text, max(clause.start, start - 30), start))
 
 
-def clause_at(clauses_: list[Clause], pos: int) -> Clause | None:
-    for clause in clauses_:
-        if clause.start <= pos < clause.end:
-            return clause
-    return None
-
-
 def _trim(text: str, start: int, end: int) -> Span:
     while start < end and text[start] in " \t\r\n-*•:":
         start += 1

@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from plugin.clauses import Clause, after_cue, clause_at, clauses, negated
+from plugin.clauses import Clause, after_cue, clauses, negated
 from plugin.layout import Layout, Span
 from plugin.lexicon import Lexicon
 from plugin.model import Evidence
@@ -281,7 +281,3 @@ def _dedupe(items: list[Evidence]) -> tuple[Evidence, ...]:
             continue
         out.append(ev)
     return tuple(out)
-
-
-def clause_of(cls: list[Clause], pos: int) -> Clause | None:  # re-exported for tests
-    return clause_at(cls, pos)
