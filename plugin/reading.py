@@ -57,13 +57,14 @@ def read_service(text: str, layout: Layout, lex: Lexicon, *, code: str = TA, not
     cls = clauses(text, context, layout, lex)
     activity, aims = _activities(text, cls, lex, note_id)
     skilled = _skilled(text, cls, lex, note_id)
-    response_spans = list(context) + [s for s in layout.assessment_spans if not _inside_any(s[0], context)]
-    response_spans = [p for s in response_spans for p in _minus(s, heading_spans + [layout.total_timed_span or (0, 0), layout.total_treatment_span or (0, 0)])]
-    response_cls = clauses(text, response_spans, layout, lex)
-    response = _response(text, response_cls, lex, note_id)
+    # responses are also read in the Assessment/Response sections; totals ("Total timed 25") are not one
+    extra = [p for s in layout.assessment_spans if not _inside_any(s[0], context) for p in _minus(s, heading_spans)]
+    totals = [span for span in (layout.total_timed_span, layout.total_treatment_span) if span]
+    response = _response(text, cls + clauses(text, extra, layout, lex), lex, note_id, blocked=totals)
     goal = _goal(text, lex, note_id)
-    group_spans = list(context) + ([(0, layout.segments[0].span[0])] if layout.segments else [])
-    group = _group(text, clauses(text, group_spans, layout, lex), lex, note_id)
+    # a group session is often said in the note's title line, before the first service heading
+    header = [(0, layout.segments[0].span[0])] if layout.segments and not _inside_any(0, context) else []
+    group = _group(text, cls + clauses(text, header, layout, lex), lex, note_id)
     return Reading(
         note_id=note_id,
         context=context,
@@ -184,13 +185,13 @@ def _skilled(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[
     return _dedupe(out)
 
 
-def _response(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
+def _response(text: str, cls: list[Clause], lex: Lexicon, note_id: str, *, blocked: list[Span] = ()) -> tuple[Evidence, ...]:  # type: ignore[assignment]
     index = _ClauseIndex(cls)
     goal_from: dict[int, int | None] = {}
     out: list[Evidence] = []
     for regex in lex.response:
         for m, clause in index.matches(regex, text):
-            if not clause.is_activity(m.start()):
+            if not clause.is_activity(m.start()) or _inside_any(m.start(), blocked):
                 continue
             if clause.start not in goal_from:
                 goal_from[clause.start] = _goal_start(text, clause, lex)
