@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from plugin.clauses import Clause, after_cue, clauses, negated
 from plugin.layout import Layout, Span
-from plugin.lexicon import Lexicon
+from plugin.lexicon import Lexicon, lowered
 from plugin.model import Evidence
 
 TA = "97530"
@@ -55,16 +55,17 @@ def read_service(text: str, layout: Layout, lex: Lexicon, *, code: str = TA, not
         context = tuple(_minus((0, len(text)), others + heading_spans + list(layout.goal_spans)))
         found = False
     cls = clauses(text, context, layout, lex)
-    activity, aims = _activities(text, cls, lex, note_id)
-    skilled = _skilled(text, cls, lex, note_id)
+    scan = lowered(text)  # the lexicon's hot loops match lowercase patterns on this; quotes come from text
+    activity, aims = _activities(text, scan, cls, lex, note_id)
+    skilled = _skilled(text, scan, cls, lex, note_id)
     # responses are also read in the Assessment/Response sections; totals ("Total timed 25") are not one
     extra = [p for s in layout.assessment_spans if not _inside_any(s[0], context) for p in _minus(s, heading_spans)]
     totals = [span for span in (layout.total_timed_span, layout.total_treatment_span) if span]
-    response = _response(text, cls + clauses(text, extra, layout, lex), lex, note_id, blocked=totals)
-    goal = _goal(text, lex, note_id)
+    response = _response(text, scan, cls + clauses(text, extra, layout, lex), lex, note_id, blocked=totals)
+    goal = _goal(text, scan, lex, note_id)
     # a group session is often said in the note's title line, before the first service heading
     header = [(0, layout.segments[0].span[0])] if layout.segments and not _inside_any(0, context) else []
-    group = _group(text, cls + clauses(text, header, layout, lex), lex, note_id)
+    group = _group(text, scan, cls + clauses(text, header, layout, lex), lex, note_id)
     return Reading(
         note_id=note_id,
         context=context,
@@ -115,7 +116,7 @@ def _merge_spans(spans: list[Span], gap: int = 0) -> list[Span]:
 
 
 
-def _activities(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[tuple[ActivityClause, ...], dict[str, float]]:
+def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[tuple[ActivityClause, ...], dict[str, float]]:
     """One pass of every activity pattern: clauses labelled by service, and the stated aims' scores.
 
     Aims ("for quad strengthening", anything after "to improve") never count as an activity; they
@@ -128,7 +129,7 @@ def _activities(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tup
         if code == "97150":
             continue  # group is a property of the session, judged separately
         for pattern in category.patterns:
-            for m, clause in index.matches(pattern.regex, text):
+            for m, clause in index.matches(pattern.fast or pattern.regex, scan):
                 if not clause.is_current(m.start()):
                     continue
                 in_purpose = clause.purpose_from is not None and m.start() >= clause.purpose_from
@@ -144,7 +145,7 @@ def _activities(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tup
                     continue
                 spans.append((m.start(), m.end()))
                 scores[code] = scores.get(code, 0.0) + pattern.weight
-                evidence.setdefault(code, []).append(Evidence(m.start(), m.end(), m.group(0), note_id))
+                evidence.setdefault(code, []).append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id))
     labelled: list[ActivityClause] = []
     for clause in index.clauses:
         if clause.start not in per_clause:
@@ -171,44 +172,44 @@ def _clause_quote(text: str, clause: Clause, note_id: str) -> Evidence:
     return Evidence(clause.start, end, text[clause.start:end], note_id)
 
 
-def _skilled(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
+def _skilled(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
     index = _ClauseIndex(cls)
-    blocked = [m.span() for regex in lex.skilled_negated for m, _ in index.matches(regex, text)]
+    blocked = [m.span() for regex in lex.skilled_negated_fast for m, _ in index.matches(regex, scan)]
     out: list[Evidence] = []
-    for regex in lex.skilled:
-        for m, clause in index.matches(regex, text):
+    for regex in lex.skilled_fast:
+        for m, clause in index.matches(regex, scan):
             if _inside_any(m.start(), blocked) or not clause.is_current(m.start()):
                 continue
             if negated(text, m.start(), m.end(), clause, lex):
                 continue
-            out.append(Evidence(m.start(), m.end(), m.group(0), note_id))
+            out.append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id))
     return _dedupe(out)
 
 
-def _response(text: str, cls: list[Clause], lex: Lexicon, note_id: str, *, blocked: list[Span] = ()) -> tuple[Evidence, ...]:  # type: ignore[assignment]
+def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str, *, blocked: list[Span] = ()) -> tuple[Evidence, ...]:  # type: ignore[assignment]
     index = _ClauseIndex(cls)
     goal_from: dict[int, int | None] = {}
     out: list[Evidence] = []
-    for regex in lex.response:
-        for m, clause in index.matches(regex, text):
+    for regex in lex.response_fast:
+        for m, clause in index.matches(regex, scan):
             if not clause.is_activity(m.start()) or _inside_any(m.start(), blocked):
                 continue
             if clause.start not in goal_from:
-                goal_from[clause.start] = _goal_start(text, clause, lex)
+                goal_from[clause.start] = _goal_start(scan, clause, lex)
             start = goal_from[clause.start]
             if start is not None and m.start() >= start:
                 continue  # "POC goal is independent transfers" states a target, not a result
-            if any(r.fullmatch(m.group(0)) for r in lex.not_a_response):
+            if any(r.fullmatch(text, m.start(), m.end()) for r in lex.not_a_response):
                 continue
             if _is_frequency(text, m.end()):
                 continue
-            out.append(Evidence(m.start(), m.end(), m.group(0), note_id))
+            out.append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id))
     return _dedupe(out)
 
 
 def _goal_start(text: str, clause: Clause, lex: Lexicon) -> int | None:
     """Where a goal statement starts in the clause's sentence (its target numbers are not results)."""
-    starts = [m.start() for r in lex.goal for m in r.finditer(text, clause.sentence[0], clause.end)]
+    starts = [m.start() for r in lex.goal_fast for m in r.finditer(text, clause.sentence[0], clause.end)]
     return min(starts) if starts else None
 
 
@@ -220,30 +221,30 @@ def _is_frequency(text: str, end: int) -> bool:
     return bool(_FREQUENCY.match(text, end))
 
 
-def _goal(text: str, lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
+def _goal(text: str, scan: str, lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
     out: list[Evidence] = []
-    for regex in lex.goal:
-        for m in regex.finditer(text):
+    for regex in lex.goal_fast:
+        for m in regex.finditer(scan):
             line_start = text.rfind("\n", max(0, m.start() - 60), m.start()) + 1
             line_end = text.find("\n", m.end(), m.end() + 60)
             if line_start and line_end != -1 and line_end - line_start < 40:
                 line = text[line_start:line_end].strip()
                 if any(r.search(line) for r in lex.not_a_goal):
                     continue
-            out.append(Evidence(m.start(), m.end(), m.group(0), note_id))
+            out.append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id))
     return _dedupe(out)
 
 
-def _group(text: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
+def _group(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
     category = lex.activities.get("97150")
     if category is None:
         return ()
     index = _ClauseIndex(cls)
     out: list[Evidence] = []
     for pattern in category.patterns:
-        for m, clause in index.matches(pattern.regex, text):
+        for m, clause in index.matches(pattern.fast or pattern.regex, scan):
             if clause.is_current(m.start()) and not negated(text, m.start(), m.end(), clause, lex):
-                out.append(Evidence(m.start(), m.end(), m.group(0), note_id))
+                out.append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id))
     return _dedupe(out)
 
 
