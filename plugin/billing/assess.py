@@ -91,14 +91,15 @@ def resolve_minutes(inp: BillingInput) -> list[_Minutes | None]:
         others_timed = [j for j, m in enumerate(out) if m is not None and j != i]
         if not others_timed:
             out[i] = _Minutes(total, total_source, f"{label} {total} min, the only timed code")
-        elif total - others >= 0:
-            out[i] = _Minutes(
-                total - others,
-                "total-minus-others",
-                f"{label} {total} min - other timed codes {others} min = {total - others} min",
-            )
         else:
-            out[i] = _Minutes(None, "none", f"{label} {total} min is less than the other codes' {others} min")
+            # Not "total minus the others": minutes the note never gives this code are not documented,
+            # and an auditor reads them the same way (cases README: "otherwise supported_units = 0").
+            out[i] = _Minutes(
+                None,
+                "none",
+                f"no minutes of its own; the {label} of {total} min also covers other timed codes "
+                f"({others} min documented for them), so it cannot be assigned to this one",
+            )
     return out
 
 

@@ -73,17 +73,17 @@ def test_only_timed_line_takes_the_stated_total() -> None:
     assert ta.units.arithmetic.startswith("total timed 30 min, the only timed code; ")
 
 
-def test_one_missing_line_gets_total_minus_others() -> None:
+def test_a_total_shared_with_other_codes_is_not_divided() -> None:
     te, ta = run(line("97110", 1, 15, "GP"), line("97530", 2, None, "GP"), total=39)
-    assert ta.units.minutes == 24 and ta.units.minutes_source == "total-minus-others"
-    assert ta.supported_units == 2
-    assert "total timed 39 min - other timed codes 15 min = 24 min" in ta.units.arithmetic
+    assert ta.units.minutes is None and ta.supported_units == 0
+    assert "cannot be assigned to this one" in ta.units.arithmetic
+    assert te.supported_units >= 1
 
 
 def test_total_smaller_than_the_others_gives_no_minutes() -> None:
     _, ta = run(line("97110", 1, 30, "GP"), line("97530", 2, None, "GP"), total=20)
     assert ta.supported_units == 0 and ta.units.minutes is None
-    assert "less than the other codes' 30 min" in ta.units.arithmetic
+    assert "cannot be assigned to this one" in ta.units.arithmetic
 
 
 def test_no_minutes_anywhere_supports_nothing() -> None:
