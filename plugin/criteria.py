@@ -45,8 +45,17 @@ class TimeEvidence:
     reason: str = ""
 
 
-@lru_cache(maxsize=1)
 def wording() -> dict[str, _Wording]:
+    return _criteria_file().criteria
+
+
+def criteria_version() -> str:
+    """The ``version`` of criteria.yaml, reported with every evaluation."""
+    return _criteria_file().version
+
+
+@lru_cache(maxsize=1)
+def _criteria_file() -> _CriteriaFile:
     text = resources.files("plugin").joinpath("data").joinpath(CRITERIA_FILE).read_text(encoding="utf-8")
     try:
         doc = _CriteriaFile.model_validate(yaml.safe_load(text))
@@ -55,7 +64,7 @@ def wording() -> dict[str, _Wording]:
     missing = set(CRITERIA) - set(doc.criteria)
     if missing:
         raise RuleSetError(f"criteria without wording: {sorted(missing)}", file=CRITERIA_FILE)
-    return doc.criteria
+    return doc
 
 
 def judge(reading: Reading, time: TimeEvidence) -> tuple[Finding, ...]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from plugin.billing import BillingInput, LineInput, assess_billing, fee_estimate, fee_years, is_timed, is_untimed, load_payer, match_payer
 from plugin.classify import documented_service
-from plugin.criteria import TimeEvidence, judge, wording
+from plugin.criteria import TimeEvidence, criteria_version, judge
 from plugin.fhir_input import CPT_SYSTEMS, coverage_texts, visit_from_resources
 from plugin.layout import Layout, read_layout
 from plugin.lexicon import Lexicon, load_lexicon
@@ -140,7 +140,7 @@ def evaluate_visit(visit: Visit) -> VisitEvaluation:
         claim_ref=visit.claim_ref,
         service_date=visit.service_date,
         input_issues=tuple(issues),
-        ruleset_version=f"lexicon {lex.version}; criteria {_criteria_version()}",
+        ruleset_version=f"lexicon {lex.version}; criteria {criteria_version()}",
     )
 
 
@@ -326,8 +326,3 @@ def _year(date: str | None) -> int | None:
     if date and len(date) >= 4 and date[:4].isdigit():
         return int(date[:4])
     return None
-
-
-def _criteria_version() -> str:
-    wording()
-    return "2026-11-22"

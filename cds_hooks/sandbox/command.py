@@ -127,7 +127,7 @@ def _run(args: argparse.Namespace, hooks: list[str]) -> int:
         applied = False
         for visit in visits:
             for hook in hooks:
-                context = _context(ehr, data, visit, hook)
+                context = dict(ehr.context_for(hook, data, visit))
                 result = ehr.fire(service_base, HOOKS[hook], context, prefetch=args.prefetch, alg=args.alg)
                 _print_result(out, visit, hook, result, as_json=args.json)
                 if args.apply and not applied and result.status == 200:
@@ -138,14 +138,6 @@ def _run(args: argparse.Namespace, hooks: list[str]) -> int:
                 while True:
                     time.sleep(1)
     return 0
-
-
-def _context(ehr: Any, data: Any, visit: Any, hook: str) -> dict[str, Any]:
-    if hook == "order-sign":
-        return dict(ehr.order_sign_context(data, visit))
-    if hook == "claim":
-        return dict(ehr.claim_context(data, visit))
-    return dict(ehr.patient_view_context(visit))
 
 
 def _print_result(out: Any, visit: Any, hook: str, result: Any, *, as_json: bool) -> None:

@@ -248,6 +248,15 @@ class SimulatedEhr:
         return {"userId": f"Practitioner/{visit.practitioner_id}", "patientId": visit.patient_id,
                 "encounterId": visit.encounter_id}
 
+    @classmethod
+    def context_for(cls, hook: str, data: SyntheticDataset, visit: SyntheticVisit) -> dict[str, Any]:
+        """The context an EHR sends for ``hook`` ("order-sign", the claim hook or "claim", else patient-view)."""
+        if hook == "order-sign":
+            return cls.order_sign_context(data, visit)
+        if hook in ("org.cds97530.claim-sign", "claim"):
+            return cls.claim_context(data, visit)
+        return cls.patient_view_context(visit)
+
     # --- prefetch ------------------------------------------------------------------------------
     def build_prefetch(self, service: Mapping[str, Any], context: Mapping[str, Any], mode: str,
                        *, keep: set[str] | None = None) -> dict[str, Any] | None:

@@ -22,12 +22,6 @@ MARGIN_SECONDS = 1.0
 takes 10 s, so a service without a deadline fails by far)."""
 
 
-def _context(env: Any, hook: str, visit: Any) -> dict[str, Any]:
-    if hook == "order-sign":
-        return env.ehr.order_sign_context(env.data, visit)
-    if hook == "org.cds97530.claim-sign":
-        return env.ehr.claim_context(env.data, visit)
-    return env.ehr.patient_view_context(visit)
 
 
 def _token_and_server(env: Any, fault: str) -> tuple[str, str]:
@@ -50,7 +44,7 @@ def test_fhir_fault_is_answered_within_the_deadline(env: Any, fault: str, hook: 
     token, server = _token_and_server(env, fault)
     visit = env.data.visit("commercial2-1")
     deadline = env.service.settings.deadline_seconds
-    result = env.ehr.fire(env.service_base, hook, _context(env, hook, visit), prefetch=prefetch,
+    result = env.ehr.fire(env.service_base, hook, env.ehr.context_for(hook, env.data, visit), prefetch=prefetch,
                           fhir_token=token, fhir_server=server, timeout=deadline + 30)
     assert result.status in (200, 412), f"HTTP {result.status}: {str(result.body)[:300]}"
     assert result.elapsed <= deadline + MARGIN_SECONDS, f"answered in {result.elapsed:.2f} s, deadline {deadline} s"
@@ -58,7 +52,7 @@ def test_fhir_fault_is_answered_within_the_deadline(env: Any, fault: str, hook: 
         assert response_problems(result.body) == []
         if fault == "slow-calls" and result.cards and not any(says_note_unreadable(c) for c in result.cards):
             # Slow but within the per-call timeout: the note was really read, so the answer is the normal one.
-            normal = env.ehr.fire(env.service_base, hook, _context(env, hook, visit), prefetch=prefetch)
+            normal = env.ehr.fire(env.service_base, hook, env.ehr.context_for(hook, env.data, visit), prefetch=prefetch)
             assert signature(result.cards) == signature(normal.cards)
             return
         for card in result.cards:
@@ -69,7 +63,7 @@ def test_a_huge_binary_gives_a_card_that_the_note_could_not_be_read(env: Any) ->
     """With the rest of the data prefetched, a 20 MB attachment must surface as unreadable, not vanish."""
     token, server = _token_and_server(env, "huge-binary")
     visit = env.data.visit("medicare1-2")
-    result = env.ehr.fire(env.service_base, "org.cds97530.claim-sign", _context(env, "org.cds97530.claim-sign", visit),
+    result = env.ehr.fire(env.service_base, "org.cds97530.claim-sign", env.ehr.context_for("org.cds97530.claim-sign", env.data, visit),
                           prefetch="full", fhir_token=token, fhir_server=server)
     assert result.status == 200, result.body
     assert result.elapsed <= env.service.settings.deadline_seconds + MARGIN_SECONDS
@@ -81,7 +75,7 @@ def test_the_card_summary_says_the_note_could_not_be_read(env: Any, fault: str) 
     """The user sees the summary first: it must not claim criteria are missing from a note never read."""
     token, server = _token_and_server(env, fault)
     visit = env.data.visit("wsi1-1")
-    result = env.ehr.fire(env.service_base, "org.cds97530.claim-sign", _context(env, "org.cds97530.claim-sign", visit),
+    result = env.ehr.fire(env.service_base, "org.cds97530.claim-sign", env.ehr.context_for("org.cds97530.claim-sign", env.data, visit),
                           prefetch="full", fhir_token=token, fhir_server=server)
     assert result.status == 200, result.body
     assert result.cards

@@ -22,12 +22,6 @@ LINES_FROM = {"order-sign": "ServiceRequest", "org.cds97530.claim-sign": "Claim"
 VISIT_KEYS = [f"{payer}{half}-{n}" for payer in PAYERS for half in (1, 2) for n in (1, 2)]
 
 
-def context_for(env: Any, hook: str, visit: Any) -> dict[str, Any]:
-    if hook == "order-sign":
-        return env.ehr.order_sign_context(env.data, visit)
-    if hook == "org.cds97530.claim-sign":
-        return env.ehr.claim_context(env.data, visit)
-    return env.ehr.patient_view_context(visit)
 
 
 def library_needs_attention(env: Any, hook: str, visit: Any) -> bool:
@@ -54,7 +48,7 @@ def test_discovery_offers_the_three_hooks(env: Any) -> None:
 @pytest.mark.parametrize("key", VISIT_KEYS)
 def test_cards_for_every_payer_and_note_format(env: Any, key: str, hook: str) -> None:
     visit = env.data.visit(key)
-    result = env.ehr.fire(env.service_base, hook, context_for(env, hook, visit), prefetch="full")
+    result = env.ehr.fire(env.service_base, hook, env.ehr.context_for(hook, env.data, visit), prefetch="full")
     assert result.status == 200, result.body
     assert response_problems(result.body) == []
     assert not any(says_note_unreadable(c) for c in result.cards), f"{visit.content_type} note was not read"
@@ -78,7 +72,7 @@ def test_every_payer_and_note_format_is_covered(env: Any) -> None:
 def test_the_same_note_gives_the_same_cards_in_every_format(env: Any, hook: str) -> None:
     answers = {}
     for visit in env.data.visits(group="formats"):
-        result = env.ehr.fire(env.service_base, hook, context_for(env, hook, visit), prefetch="full")
+        result = env.ehr.fire(env.service_base, hook, env.ehr.context_for(hook, env.data, visit), prefetch="full")
         assert result.status == 200, result.body
         answers[visit.content_type] = signature(result.cards)
     assert set(answers) == set(CONTENT_TYPES)
@@ -92,7 +86,7 @@ def test_missing_prefetch_is_fetched_from_the_fhir_server(env: Any, hook: str, m
     and answers exactly as with full prefetch."""
     for key in ("medicare2-1", "commercial1-2"):
         visit = env.data.visit(key)
-        context = context_for(env, hook, visit)
+        context = env.ehr.context_for(hook, env.data, visit)
         full = env.ehr.fire(env.service_base, hook, context, prefetch="full")
         other = env.ehr.fire(env.service_base, hook, context, prefetch=mode)
         assert other.status == 200, other.body
@@ -103,7 +97,7 @@ def test_missing_prefetch_is_fetched_from_the_fhir_server(env: Any, hook: str, m
 @pytest.mark.parametrize("hook", HOOKS)
 def test_epic_style_no_results_prefetch_is_a_normal_answer(env: Any, hook: str) -> None:
     visit = env.data.visit("wsi1-2")
-    result = env.ehr.fire(env.service_base, hook, context_for(env, hook, visit), prefetch="epic-no-results")
+    result = env.ehr.fire(env.service_base, hook, env.ehr.context_for(hook, env.data, visit), prefetch="epic-no-results")
     assert result.status == 200, result.body
     assert response_problems(result.body) == []
 
@@ -112,7 +106,7 @@ def test_epic_style_no_results_prefetch_is_a_normal_answer(env: Any, hook: str) 
 def test_no_prefetch_and_no_fhir_access_answers_412(env: Any, hook: str) -> None:
     visit = env.data.visit("medicaid1-2")
     service = env.ehr.service(hook)
-    body = env.ehr.build_request(service, context_for(env, hook, visit), prefetch="absent", with_token=False)
+    body = env.ehr.build_request(service, env.ehr.context_for(hook, env.data, visit), prefetch="absent", with_token=False)
     body.pop("fhirServer", None)
     body.pop("fhirAuthorization", None)
     result = env.ehr.post_hook(env.service_base, service, body)
@@ -122,7 +116,7 @@ def test_no_prefetch_and_no_fhir_access_answers_412(env: Any, hook: str) -> None
 @pytest.mark.parametrize("alg", ["ES384", "RS384"])
 def test_both_signing_algorithms_are_accepted(env: Any, alg: str) -> None:
     visit = env.data.visit("medicare1-1")
-    result = env.ehr.fire(env.service_base, "patient-view", context_for(env, "patient-view", visit), alg=alg)
+    result = env.ehr.fire(env.service_base, "patient-view", env.ehr.context_for("patient-view", env.data, visit), alg=alg)
     assert result.status == 200, result.body
 
 
@@ -131,7 +125,7 @@ def test_a_jwt_the_ehr_did_not_publish_is_refused(env: Any) -> None:
     try:
         impostor.discover(env.service_base)
         visit = env.data.visit("medicare1-1")
-        result = impostor.fire(env.service_base, "patient-view", context_for(env, "patient-view", visit),
+        result = impostor.fire(env.service_base, "patient-view", env.ehr.context_for("patient-view", env.data, visit),
                                prefetch="absent", with_token=False)
         assert result.status == 401
     finally:
@@ -140,7 +134,7 @@ def test_a_jwt_the_ehr_did_not_publish_is_refused(env: Any) -> None:
 
 def test_a_jwt_for_another_endpoint_or_expired_is_refused(env: Any) -> None:
     visit = env.data.visit("medicare1-1")
-    context = context_for(env, "patient-view", visit)
+    context = env.ehr.context_for("patient-view", env.data, visit)
     service = env.ehr.service("patient-view")
     other_aud = env.ehr.sign_jwt(env.service_base + "/cds-services/someone-else")
     expired = env.ehr.sign_jwt(env.service_base + "/cds-services/" + service["id"], lifetime=-120,

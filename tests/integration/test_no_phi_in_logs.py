@@ -14,19 +14,13 @@ from typing import Any
 HOOKS = ("order-sign", "org.cds97530.claim-sign", "patient-view")
 
 
-def _context(env: Any, hook: str, visit: Any) -> dict[str, Any]:
-    if hook == "order-sign":
-        return env.ehr.order_sign_context(env.data, visit)
-    if hook == "org.cds97530.claim-sign":
-        return env.ehr.claim_context(env.data, visit)
-    return env.ehr.patient_view_context(visit)
 
 
 def _drive(env: Any) -> None:
     for visit in env.data.visits(group="formats") + env.data.visits(payer="wsi")[:2]:
         for hook in HOOKS:
             for prefetch in ("full", "absent"):
-                result = env.ehr.fire(env.service_base, hook, _context(env, hook, visit), prefetch=prefetch)
+                result = env.ehr.fire(env.service_base, hook, env.ehr.context_for(hook, env.data, visit), prefetch=prefetch)
                 assert result.status in (200, 412)
                 for card in result.cards[:1]:
                     patient = env.data.patient(visit.patient_id)
@@ -36,16 +30,16 @@ def _drive(env: Any) -> None:
         visit = env.data.visit("medicaid2-1")
         for fault in ({"mode": "status500"}, {"mode": "malformed"}, {"mode": "huge-binary"}):
             token = env.new_token(fault=fault, expires_in=300)
-            env.ehr.fire(env.service_base, "patient-view", _context(env, "patient-view", visit), prefetch="absent", fhir_token=token)
+            env.ehr.fire(env.service_base, "patient-view", env.ehr.context_for("patient-view", env.data, visit), prefetch="absent", fhir_token=token)
         expired = env.new_token(expires_in=300)
         env.fhir.expire_token(expired)
-        env.ehr.fire(env.service_base, "org.cds97530.claim-sign", _context(env, "org.cds97530.claim-sign", visit),
+        env.ehr.fire(env.service_base, "org.cds97530.claim-sign", env.ehr.context_for("org.cds97530.claim-sign", env.data, visit),
                      prefetch="absent", fhir_token=expired)
     # A JWT the service must refuse (wrong audience): its rejection is logged, the token must not be.
     service = env.ehr.service("patient-view")
     visit = env.data.visit("medicare1-1")
     bad = env.ehr.sign_jwt(env.service_base + "/cds-services/elsewhere")
-    body = env.ehr.build_request(service, _context(env, "patient-view", visit), prefetch="absent")
+    body = env.ehr.build_request(service, env.ehr.context_for("patient-view", env.data, visit), prefetch="absent")
     assert env.ehr.post_hook(env.service_base, service, body, jwt_override=bad).status == 401
 
 
