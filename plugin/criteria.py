@@ -5,16 +5,20 @@ module only decides met or missing and attaches the quotes that decided it.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from plugin.errors import RuleSetError
 from plugin.model import CRITERIA, Evidence, Finding, Status
 from plugin.reading import TA, Reading
+
+if TYPE_CHECKING:
+    from plugin.ruleset import Ruleset
 
 CRITERIA_FILE = "criteria.yaml"
 MAX_QUOTES = 4
@@ -24,6 +28,7 @@ class _Wording(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str
     source: str
+    cites: list[str] = Field(default_factory=list)  # keys of lexicon.yaml `sources`
     met: str
     missing: str
     fix_hint: str
@@ -45,29 +50,54 @@ class TimeEvidence:
     reason: str = ""
 
 
-def wording() -> dict[str, _Wording]:
-    return _criteria_file().criteria
+@dataclass(frozen=True, slots=True)
+class CriteriaText:
+    """The validated ``criteria.yaml`` of one ruleset: its version and each criterion's wording."""
+
+    version: str
+    wording: Mapping[str, _Wording]
 
 
-def criteria_version() -> str:
-    """The ``version`` of criteria.yaml, reported with every evaluation."""
-    return _criteria_file().version
+def read_criteria(directory: Path, sources: Mapping[str, str]) -> CriteriaText:
+    """Parse ``criteria.yaml`` of a ruleset directory; every ``cites`` key must be a defined source."""
+    from plugin.ruleset import read_yaml
 
-
-@lru_cache(maxsize=1)
-def _criteria_file() -> _CriteriaFile:
-    text = resources.files("plugin").joinpath("data").joinpath(CRITERIA_FILE).read_text(encoding="utf-8")
+    raw = read_yaml(directory / CRITERIA_FILE)
     try:
-        doc = _CriteriaFile.model_validate(yaml.safe_load(text))
-    except (ValidationError, yaml.YAMLError) as exc:
-        raise RuleSetError(str(exc).splitlines()[0], file=CRITERIA_FILE) from exc
+        doc = _CriteriaFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in first.get("loc", ()))
+        raise RuleSetError(first.get("msg", "invalid"), file=CRITERIA_FILE, path=path) from exc
     missing = set(CRITERIA) - set(doc.criteria)
     if missing:
         raise RuleSetError(f"criteria without wording: {sorted(missing)}", file=CRITERIA_FILE)
-    return doc
+    for name, w in doc.criteria.items():
+        for key in w.cites:
+            if key not in sources:
+                raise RuleSetError(f"[{name}] source {key!r} is not defined under lexicon.yaml `sources`",
+                                   file=CRITERIA_FILE, path=f"criteria.{name}.cites")
+    return CriteriaText(version=str(doc.version), wording=MappingProxyType(dict(doc.criteria)))
 
 
-def judge(reading: Reading, time: TimeEvidence) -> tuple[Finding, ...]:
+def _text(ruleset: Ruleset | None) -> CriteriaText:
+    if ruleset is None:
+        from plugin.ruleset import load_ruleset
+
+        ruleset = load_ruleset()
+    return ruleset.criteria
+
+
+def wording(ruleset: Ruleset | None = None) -> Mapping[str, _Wording]:
+    return _text(ruleset).wording
+
+
+def criteria_version(ruleset: Ruleset | None = None) -> str:
+    """The ``version`` of criteria.yaml, reported with every evaluation."""
+    return _text(ruleset).version
+
+
+def judge(reading: Reading, time: TimeEvidence, ruleset: Ruleset | None = None) -> tuple[Finding, ...]:
     """One Finding per criterion, in CRITERIA order."""
     ta_evidence = tuple(ev for c in reading.activity_clauses if c.code == TA for ev in c.evidence)
     decided = {
@@ -84,7 +114,7 @@ def judge(reading: Reading, time: TimeEvidence) -> tuple[Finding, ...]:
         "patient-response": bool(reading.response),
         "time-documented": time.documented,
     }
-    words = wording()
+    words = wording(ruleset)
     findings = []
     for criterion in CRITERIA:
         w = words[criterion]

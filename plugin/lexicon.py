@@ -1,28 +1,39 @@
-"""Load and compile ``plugin/data/lexicon.yaml`` (the words the engine reads notes with).
+"""Load and compile ``lexicon.yaml`` (the words the engine reads notes with).
 
 The YAML is validated with pydantic (unknown keys rejected) and every regex compiled once; a bad
-file raises ``RuleSetError`` naming the file and the path inside it, at load time rather than
-on a patient's note.
+file raises ``RuleSetError`` naming the file, the path inside it and the entry id, at load time
+rather than on a patient's note. Every entry has a stable ``id`` and at least one ``source``
+defined under ``sources``; its paired examples (``lexicon.examples.yaml``) are joined onto it
+here so ``cds97530 rules test`` and the test suite can run them.
+
+Why a ``Rule`` beside the engine's tuples: the engine's hot loops keep reading the compiled
+tuples (``skilled_fast`` …) it always read, while everything that explains or tests the lexicon
+(rule ids on evidence, ``rules explain``, ablation) walks ``Lexicon.rules``. Both are built from
+the same entry, so they cannot drift.
 
     >>> lex = load_lexicon()
     >>> [m.group(0) for m in lex.activities["97530"].patterns[0].regex.finditer("stand pivot transfers")]
     ['transfers']
+    >>> lex.activities["97530"].patterns[0].id
+    'ta.transfer'
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from plugin.errors import RuleSetError
 
 LEXICON_FILE = "lexicon.yaml"
+EXAMPLES_FILE = "lexicon.examples.yaml"
 _FLAGS = re.IGNORECASE | re.ASCII  # ASCII classes: ~20% faster, notes are matched on ASCII words
+_ID = r"^[a-z0-9]+(?:[.-][a-z0-9]+)*$"
+
+Direction = Literal["forward", "backward", "both"]
 
 
 def bounded(pattern: str) -> str:
@@ -30,47 +41,78 @@ def bounded(pattern: str) -> str:
     return rf"(?<![A-Za-z0-9])(?:{pattern})(?![A-Za-z0-9])"
 
 
-class _Weighted(BaseModel):
+# ----------------------------------------------------------------------------- file schema
+
+
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Entry(_Strict):
+    """One pattern of an activity category or a criterion list."""
+
+    id: str = Field(pattern=_ID)
     p: str
     w: float = 1.0
     aim: bool = False
+    source: list[str] | str | None = None
+    not_: list[str] = Field(default_factory=list, alias="not")
 
 
-class _Category(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Category(_Strict):
     label: str
     source: list[str] | str
-    patterns: list[_Weighted]
+    patterns: list[_Entry]
 
 
-class _Interventions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Interventions(_Strict):
     source: str
     codes: dict[str, list[str]]
 
 
-class _Context(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Trigger(_Strict):
+    """A ConText trigger: a ``literal`` phrase or a regex ``p``, with its scope."""
+
+    id: str = Field(pattern=_ID)
+    literal: str | None = None
+    p: str | None = None
+    direction: Direction | None = None
+    window: int | Literal["clause", "sentence"] | None = None
+    bounded: bool = True
+    source: list[str] | str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> _Trigger:
+        if (self.literal is None) == (self.p is None):
+            raise ValueError("give exactly one of `literal` or `p`")
+        return self
+
+
+class _ContextCategory(_Strict):
+    why: str
+    direction: Direction | None = None
+    window: int | Literal["clause", "sentence"] | None = None
+    triggers: list[_Trigger]
+
+
+class _Context(_Strict):
     source: str
-    negation_before: list[str]
-    negation_after: list[str]
-    refusal: list[str]
-    plan: list[str]
-    purpose: list[str]
+    negation: _ContextCategory
+    terminators: _ContextCategory
+    refusal: _ContextCategory
+    plan: _ContextCategory
+    purpose: _ContextCategory
 
 
-class _Criterion(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Criterion(_Strict):
     source: list[str] | str
-    patterns: list[str]
-    negated_patterns: list[str] = Field(default_factory=list)
-    not_a_response: list[str] = Field(default_factory=list)
-    not_a_goal: list[str] = Field(default_factory=list)
+    patterns: list[_Entry]
+    negated_patterns: list[_Entry] = Field(default_factory=list)
+    not_a_response: list[_Entry] = Field(default_factory=list)
+    not_a_goal: list[_Entry] = Field(default_factory=list)
 
 
-class _LexiconFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _LexiconFile(_Strict):
     version: str
     sources: dict[str, str]
     interventions: _Interventions
@@ -84,6 +126,14 @@ class _LexiconFile(BaseModel):
         return str(value)
 
 
+class _Examples(_Strict):
+    fires: list[str] = Field(default_factory=list)
+    quiet: list[str] = Field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- compiled values
+
+
 @dataclass(frozen=True, slots=True)
 class Pattern:
     regex: re.Pattern[str]
@@ -91,6 +141,7 @@ class Pattern:
     source_text: str
     aim: bool = False
     fast: re.Pattern[str] | None = None  # the same pattern for ``lowered`` text
+    id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +149,52 @@ class ActivityCategory:
     code: str
     label: str
     patterns: tuple[Pattern, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One lexicon entry as a reviewer sees it: id, where it sits, what it matches, why, examples.
+
+    ``group`` is the list it belongs to (``activities.97530``, ``criteria.skilled-intervention.patterns``,
+    ``context.negation``); ``role`` what a match does there (``activity``, ``aim``, ``criterion``,
+    ``exception`` for negated_patterns / not_a_response / not_a_goal, ``context``).
+    """
+
+    id: str
+    group: str
+    role: str
+    text: str
+    sources: tuple[str, ...]
+    regex: re.Pattern[str]
+    weight: float = 1.0
+    direction: str = ""
+    window: int | str | None = None
+    fires: tuple[str, ...] = ()
+    quiet: tuple[str, ...] = ()
+    has_examples: bool = False
+
+    @property
+    def code(self) -> str:
+        """The CPT code of an activity rule ('' for others)."""
+        return self.group.split(".", 1)[1] if self.group.startswith("activities.") else ""
+
+    @property
+    def criterion(self) -> str:
+        """The criterion a criteria rule belongs to ('' for others)."""
+        parts = self.group.split(".")
+        return parts[1] if parts[0] == "criteria" else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ContextCategory:
+    """A ConText category (negation, terminators, refusal, plan, purpose) and its triggers."""
+
+    name: str
+    why: str
+    triggers: tuple[Rule, ...]
+
+    def with_direction(self, *directions: str) -> tuple[Rule, ...]:
+        return tuple(t for t in self.triggers if t.direction in directions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +218,24 @@ class Lexicon:
     skilled_negated_fast: tuple[re.Pattern[str], ...] = ()
     response_fast: tuple[re.Pattern[str], ...] = ()
     goal_fast: tuple[re.Pattern[str], ...] = ()
+    # ----- for explaining and testing (not read by the hot loops)
+    rules: tuple[Rule, ...] = ()
+    context: dict[str, ContextCategory] = field(default_factory=dict)
+    terminators: re.Pattern[str] | None = None  # ConText TERMINATE: a negation's scope ends here
+    # parallel to skilled/skilled_negated/response/not_a_response/goal/not_a_goal: the entry ids
+    skilled_ids: tuple[str, ...] = ()
+    skilled_negated_ids: tuple[str, ...] = ()
+    response_ids: tuple[str, ...] = ()
+    not_a_response_ids: tuple[str, ...] = ()
+    goal_ids: tuple[str, ...] = ()
+    not_a_goal_ids: tuple[str, ...] = ()
+
+    def rule(self, rule_id: str) -> Rule:
+        """The entry with this id (``KeyError`` when none)."""
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
 
 
 def lower_pattern(pattern: str) -> str:
@@ -145,89 +260,227 @@ def lowered(text: str) -> str:
     return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)  # e.g. "İ" lowers to 2 chars
 
 
-def _fast(pattern: str, where: str) -> re.Pattern[str]:
-    try:
-        return re.compile(bounded(lower_pattern(pattern)), re.ASCII)
-    except re.error as exc:
-        raise RuleSetError(f"invalid regex ({exc})", file=LEXICON_FILE, path=where) from exc
+def literal_pattern(literal: str) -> str:
+    """A ConText ``literal`` as a regex: its words escaped, any whitespace between them."""
+    return r"\s+".join(re.escape(w) for w in literal.split())
 
 
-def _compile(pattern: str, where: str, *, wrap: bool = True) -> re.Pattern[str]:
-    try:
-        return re.compile(bounded(pattern) if wrap else pattern, _FLAGS)
-    except re.error as exc:
-        raise RuleSetError(f"invalid regex ({exc})", file=LEXICON_FILE, path=where) from exc
+def entry_pattern(p: str, vetoes: list[str] | tuple[str, ...] = ()) -> str:
+    """The pattern of an entry with its ``not`` phrases as a veto at the match start."""
+    if not vetoes:
+        return p
+    return "(?!" + "|".join(f"(?:{v})" for v in vetoes) + f")(?:{p})"
 
 
-def _alternation(patterns: list[str], where: str) -> re.Pattern[str]:
-    for i, p in enumerate(patterns):
-        _compile(p, f"{where}[{i}]")
-    return _compile("|".join(f"(?:{p})" for p in patterns), where)
+# ----------------------------------------------------------------------------- parsing
 
 
-def parse_lexicon(raw: Any) -> Lexicon:
-    """Validate and compile a lexicon document (the YAML already parsed)."""
+class _Compiler:
+    """Compiles patterns, naming file, path and entry id in every error."""
+
+    def __init__(self, file: str, sources: dict[str, str]) -> None:
+        self.file = file
+        self.sources = sources
+
+    def fail(self, message: str, where: str, rule_id: str = "") -> RuleSetError:
+        return RuleSetError(f"[{rule_id}] {message}" if rule_id else message, file=self.file, path=where)
+
+    def compile(self, pattern: str, where: str, rule_id: str = "", *, wrap: bool = True, fast: bool = False) -> re.Pattern[str]:
+        text = lower_pattern(pattern) if fast else pattern
+        try:
+            return re.compile(bounded(text) if wrap else text, re.ASCII if fast else _FLAGS)
+        except re.error as exc:
+            raise self.fail(f"invalid regex ({exc})", where, rule_id) from exc
+
+    def alternation(self, patterns: list[str], where: str) -> re.Pattern[str]:
+        if not patterns:
+            return re.compile(r"(?!x)x")  # an empty category matches nothing
+        return self.compile("|".join(f"(?:{p})" for p in patterns), where)
+
+    def source_keys(self, own: list[str] | str | None, default: list[str] | str, where: str, rule_id: str = "") -> tuple[str, ...]:
+        keys = own if own is not None else default
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        if not keys:
+            raise self.fail("no source", where, rule_id)
+        for key in keys:
+            if key not in self.sources:
+                raise self.fail(f"source {key!r} is not defined under `sources`", where, rule_id)
+        return tuple(keys)
+
+
+def _validation_error(exc: ValidationError, raw: Any, file: str) -> RuleSetError:
+    first = exc.errors()[0]
+    loc = tuple(first.get("loc", ()))
+    path = ".".join(str(p) for p in loc)
+    # name the entry id when the error sits inside one
+    node, rule_id = raw, ""
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(node, dict) and isinstance(node.get("id"), str):
+            rule_id = node["id"]
+    message = first.get("msg", "invalid")
+    return RuleSetError(f"[{rule_id}] {message}" if rule_id else message, file=file, path=path)
+
+
+def parse_examples(raw: Any, *, file: str = EXAMPLES_FILE) -> dict[str, _Examples]:
+    """Validate ``lexicon.examples.yaml``: ``{entry id: {fires: [...], quiet: [...]}}``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise RuleSetError("expected a mapping of entry id to {fires, quiet}", file=file)
+    out: dict[str, _Examples] = {}
+    for rule_id, item in raw.items():
+        try:
+            out[str(rule_id)] = _Examples.model_validate(item or {})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in (rule_id, *first.get("loc", ())))
+            raise RuleSetError(f"[{rule_id}] {first.get('msg', 'invalid')}", file=file, path=where) from exc
+    return out
+
+
+def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,
+                  examples_file: str = EXAMPLES_FILE) -> Lexicon:
+    """Validate and compile a lexicon document (the YAML already parsed), joining its examples."""
     try:
         doc = _LexiconFile.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join(str(p) for p in first.get("loc", ()))
-        raise RuleSetError(first.get("msg", "invalid"), file=LEXICON_FILE, path=path) from exc
-    activities = {
-        code: ActivityCategory(
-            code=code,
-            label=cat.label,
-            patterns=tuple(
-                Pattern(_compile(item.p, f"activities.{code}.patterns[{i}]"), item.w, item.p, item.aim,
-                        _fast(item.p, f"activities.{code}.patterns[{i}]"))
-                for i, item in enumerate(cat.patterns)
-            ),
-        )
-        for code, cat in doc.activities.items()
-    }
+        raise _validation_error(exc, raw, file) from exc
+    c = _Compiler(file, doc.sources)
+    ex = parse_examples(examples, file=examples_file)
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+
+    def add(rule_id: str, where: str, role: str, text: str, sources: tuple[str, ...], regex: re.Pattern[str],
+            **extra: Any) -> None:
+        if rule_id in seen:
+            raise c.fail(f"duplicate id (also at {seen[rule_id]})", where, rule_id)
+        seen[rule_id] = where
+        e = ex.get(rule_id)
+        rules.append(Rule(rule_id, where.rsplit("[", 1)[0], role, text, sources, regex,
+                          fires=tuple(e.fires) if e else (), quiet=tuple(e.quiet) if e else (),
+                          has_examples=e is not None, **extra))
+
+    def entry(item: _Entry, where: str, default_source: list[str] | str, role: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+        for i, veto in enumerate(item.not_):
+            c.compile(veto, f"{where}.not[{i}]", item.id)
+        pattern = entry_pattern(item.p, item.not_)
+        regex = c.compile(pattern, where, item.id)
+        fast = c.compile(pattern, where, item.id, fast=True)
+        sources = c.source_keys(item.source, default_source, where, item.id)
+        add(item.id, where, "aim" if item.aim else role, item.p, sources, regex, weight=item.w)
+        return regex, fast
+
+    activities: dict[str, ActivityCategory] = {}
+    for code, cat in doc.activities.items():
+        c.source_keys(None, cat.source, f"activities.{code}.source")
+        patterns = []
+        for i, item in enumerate(cat.patterns):
+            regex, fast = entry(item, f"activities.{code}.patterns[{i}]", cat.source, "activity")
+            patterns.append(Pattern(regex, item.w, item.p, item.aim, fast, item.id))
+        activities[code] = ActivityCategory(code=code, label=cat.label, patterns=tuple(patterns))
+
     crit = doc.criteria
     for needed in ("skilled-intervention", "patient-response", "functional-goal"):
         if needed not in crit:
-            raise RuleSetError("criterion missing", file=LEXICON_FILE, path=f"criteria.{needed}")
+            raise c.fail("criterion missing", f"criteria.{needed}")
+    lists: dict[tuple[str, str], tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...], tuple[str, ...]]] = {}
+    for name, criterion in crit.items():
+        c.source_keys(None, criterion.source, f"criteria.{name}.source")
+        for key in ("patterns", "negated_patterns", "not_a_response", "not_a_goal"):
+            items: list[_Entry] = getattr(criterion, key)
+            role = "criterion" if key == "patterns" else "exception"
+            compiled = [entry(item, f"criteria.{name}.{key}[{i}]", criterion.source, role) for i, item in enumerate(items)]
+            lists[(name, key)] = (tuple(r for r, _ in compiled), tuple(f for _, f in compiled), tuple(i.id for i in items))
 
-    def many(items: list[str], where: str) -> tuple[re.Pattern[str], ...]:
-        return tuple(_compile(p, f"{where}[{i}]") for i, p in enumerate(items))
+    context: dict[str, ContextCategory] = {}
+    ctx_patterns: dict[str, list[tuple[str, str]]] = {}  # category -> (pattern, direction)
+    for name in ("negation", "terminators", "refusal", "plan", "purpose"):
+        cat: _ContextCategory = getattr(doc.context, name)
+        triggers = []
+        ctx_patterns[name] = []
+        for i, t in enumerate(cat.triggers):
+            where = f"context.{name}.triggers[{i}]"
+            pattern = t.p if t.p is not None else literal_pattern(t.literal or "")
+            regex = c.compile(pattern, where, t.id, wrap=t.bounded)
+            direction = t.direction or cat.direction or "both"
+            window = t.window if t.window is not None else cat.window
+            sources = c.source_keys(t.source, doc.context.source, where, t.id)
+            add(t.id, where, "context", t.literal if t.literal is not None else pattern, sources, regex,
+                direction=direction, window=window)
+            triggers.append(rules[-1])
+            ctx_patterns[name].append((bounded(pattern) if t.bounded else pattern, direction))
+        context[name] = ContextCategory(name, cat.why, tuple(triggers))
 
-    def fast(items: list[str], where: str) -> tuple[re.Pattern[str], ...]:
-        return tuple(_fast(p, f"{where}[{i}]") for i, p in enumerate(items))
+    def alt(name: str, *directions: str) -> re.Pattern[str]:
+        chosen = [p for p, d in ctx_patterns[name] if not directions or d in directions]
+        return c.alternation(chosen, f"context.{name}") if chosen else re.compile(r"(?!x)x")
 
-    ctx = doc.context
+    for rule_id in ex:
+        if rule_id not in seen:
+            raise RuleSetError(f"[{rule_id}] examples for an entry that does not exist", file=examples_file, path=rule_id)
+
+    def get(name: str, key: str, part: int) -> Any:
+        return lists.get((name, key), ((), (), ()))[part]
+
     return Lexicon(
         version=doc.version,
         sources=doc.sources,
         intervention_names={
-            code: _alternation(names, f"interventions.codes.{code}") for code, names in doc.interventions.codes.items()
+            code: _names(c, names, f"interventions.codes.{code}") for code, names in doc.interventions.codes.items()
         },
         activities=activities,
-        negation_before=_alternation(ctx.negation_before, "context.negation_before"),
-        negation_after=_alternation(ctx.negation_after, "context.negation_after"),
-        refusal=_alternation(ctx.refusal, "context.refusal"),
-        plan=_alternation(ctx.plan, "context.plan"),
-        purpose=_alternation(ctx.purpose, "context.purpose"),
-        skilled=many(crit["skilled-intervention"].patterns, "criteria.skilled-intervention.patterns"),
-        skilled_negated=many(crit["skilled-intervention"].negated_patterns, "criteria.skilled-intervention.negated_patterns"),
-        response=many(crit["patient-response"].patterns, "criteria.patient-response.patterns"),
-        not_a_response=many(crit["patient-response"].not_a_response, "criteria.patient-response.not_a_response"),
-        goal=many(crit["functional-goal"].patterns, "criteria.functional-goal.patterns"),
-        not_a_goal=many(crit["functional-goal"].not_a_goal, "criteria.functional-goal.not_a_goal"),
-        skilled_fast=fast(crit["skilled-intervention"].patterns, "criteria.skilled-intervention.patterns"),
-        skilled_negated_fast=fast(crit["skilled-intervention"].negated_patterns, "criteria.skilled-intervention.negated_patterns"),
-        response_fast=fast(crit["patient-response"].patterns, "criteria.patient-response.patterns"),
-        goal_fast=fast(crit["functional-goal"].patterns, "criteria.functional-goal.patterns"),
+        negation_before=alt("negation", "forward", "both"),
+        negation_after=alt("negation", "backward", "both"),
+        refusal=alt("refusal"),
+        plan=alt("plan"),
+        purpose=alt("purpose"),
+        skilled=get("skilled-intervention", "patterns", 0),
+        skilled_negated=get("skilled-intervention", "negated_patterns", 0),
+        response=get("patient-response", "patterns", 0),
+        not_a_response=get("patient-response", "not_a_response", 0),
+        goal=get("functional-goal", "patterns", 0),
+        not_a_goal=get("functional-goal", "not_a_goal", 0),
+        skilled_fast=get("skilled-intervention", "patterns", 1),
+        skilled_negated_fast=get("skilled-intervention", "negated_patterns", 1),
+        response_fast=get("patient-response", "patterns", 1),
+        goal_fast=get("functional-goal", "patterns", 1),
+        rules=tuple(rules),
+        context=context,
+        terminators=alt("terminators"),
+        skilled_ids=get("skilled-intervention", "patterns", 2),
+        skilled_negated_ids=get("skilled-intervention", "negated_patterns", 2),
+        response_ids=get("patient-response", "patterns", 2),
+        not_a_response_ids=get("patient-response", "not_a_response", 2),
+        goal_ids=get("functional-goal", "patterns", 2),
+        not_a_goal_ids=get("functional-goal", "not_a_goal", 2),
     )
 
 
-@lru_cache(maxsize=1)
-def load_lexicon() -> Lexicon:
-    """The packaged lexicon, parsed once per process."""
-    text = resources.files("plugin").joinpath("data").joinpath(LEXICON_FILE).read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RuleSetError(f"not valid YAML ({exc})", file=LEXICON_FILE) from exc
-    return parse_lexicon(raw)
+def _names(c: _Compiler, patterns: list[str], where: str) -> re.Pattern[str]:
+    for i, p in enumerate(patterns):
+        c.compile(p, f"{where}[{i}]")
+    return c.alternation(patterns, where)
+
+
+def read_lexicon_dir(directory: Path) -> Lexicon:
+    """Parse ``lexicon.yaml`` (and ``lexicon.examples.yaml`` when present) from a rules directory."""
+    from plugin.ruleset import read_yaml  # the one YAML reader of a ruleset directory
+
+    raw = read_yaml(directory / LEXICON_FILE)
+    examples_path = directory / EXAMPLES_FILE
+    examples = read_yaml(examples_path) if examples_path.is_file() else None
+    return parse_lexicon(raw, examples=examples)
+
+
+def load_lexicon(path: str | Path | None = None) -> Lexicon:
+    """The lexicon of a ruleset directory (default the packaged ``plugin/data``), parsed once per directory.
+
+    A thin wrapper over ``plugin.ruleset.load_ruleset`` so there is one cache, keyed by directory.
+    """
+    from plugin.ruleset import load_ruleset
+
+    return load_ruleset(path).lexicon

@@ -12,6 +12,7 @@ import string
 from functools import cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
@@ -331,11 +332,34 @@ def payer_files() -> tuple[str, ...]:
 
 @cache
 def payer_data(stem: str) -> PayerModel:
-    file = f"plugin/data/payers/{stem}.yaml"
-    model = parse_document(PayerModel, _read(f"payers/{stem}.yaml"), file)
+    return parse_payer(stem, _read(f"payers/{stem}.yaml"), f"plugin/data/payers/{stem}.yaml")
+
+
+def parse_payer(stem: str, text: str, file: str) -> PayerModel:
+    """One payer profile file; its ``id`` must equal the file name."""
+    model = parse_document(PayerModel, text, file)
     if model.id != stem:
         raise RuleSetError(f"id {model.id!r} differs from the file name {stem!r}", file=file, path="id")
     return model
+
+
+def payer_models_in(directory: Path) -> dict[str, PayerModel]:
+    """Every ``payers/*.yaml`` of a ruleset directory, validated (the ruleset caches the result)."""
+    folder = directory / "payers"
+    if not folder.is_dir():
+        raise RuleSetError("the ruleset has no payers/ directory", file=str(folder))
+    out: dict[str, PayerModel] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        stem = path.name[: -len(".yaml")]
+        file = f"payers/{path.name}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RuleSetError(f"cannot read ({exc.__class__.__name__})", file=file) from None
+        out[stem] = parse_payer(stem, text, file)
+    if not out:
+        raise RuleSetError("no payer profiles", file=str(folder))
+    return out
 
 
 def data_sources() -> tuple[tuple[str, SourceModel], ...]:

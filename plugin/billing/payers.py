@@ -10,9 +10,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from plugin.billing.data import PayerModel, payer_data, payer_files
+from plugin.billing.data import PayerModel, payer_models_in
 from plugin.errors import RuleSetError
+
+if TYPE_CHECKING:
+    from plugin.ruleset import Ruleset
 
 UNIT_METHODS = ("cms-total-time", "ama-per-code")
 
@@ -60,36 +65,43 @@ def _profile(model: PayerModel) -> PayerProfile:
     )
 
 
-def payer_ids() -> tuple[str, ...]:
-    """Ids of every packaged payer profile, sorted."""
-    return payer_files()
+def read_payers(directory: Path) -> dict[str, PayerProfile]:
+    """The payer profiles of a ruleset directory (``payers/*.yaml``), by id."""
+    return {stem: _profile(model) for stem, model in payer_models_in(directory).items()}
 
 
-@cache
-def load_payer(payer_id: str) -> PayerProfile:
+def _ruleset(ruleset: Ruleset | None) -> Ruleset:
+    if ruleset is not None:
+        return ruleset
+    from plugin.ruleset import load_ruleset
+
+    return load_ruleset()
+
+
+def payer_ids(ruleset: Ruleset | None = None) -> tuple[str, ...]:
+    """Ids of every payer profile of the ruleset (default the packaged one), sorted."""
+    return tuple(sorted(_ruleset(ruleset).payers))
+
+
+def load_payer(payer_id: str, ruleset: Ruleset | None = None) -> PayerProfile:
     """The profile with this id; ``UnknownPayerError`` (a RuleSetError and KeyError) when none."""
-    key = (payer_id or "").strip().lower()
-    if key not in payer_ids():
-        raise UnknownPayerError(
-            f"unknown payer profile {payer_id!r}; known: {', '.join(payer_ids())} "
-            "(add plugin/data/payers/<id>.yaml for a new payer)"
-        )
-    return _profile(payer_data(key))
+    return _ruleset(ruleset).payer(payer_id)
 
 
 @cache
-def _matchers() -> tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]:
-    profiles = sorted((load_payer(pid) for pid in payer_ids()), key=lambda p: (p.priority, p.id))
-    return tuple((p.id, tuple(re.compile(m, re.IGNORECASE) for m in p.match)) for p in profiles)
+def _matchers(profiles: tuple[PayerProfile, ...]) -> tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]:
+    ordered = sorted(profiles, key=lambda p: (p.priority, p.id))
+    return tuple((p.id, tuple(re.compile(m, re.IGNORECASE) for m in p.match)) for p in ordered)
 
 
-def match_payer(texts: Iterable[str]) -> str | None:
+def match_payer(texts: Iterable[str], ruleset: Ruleset | None = None) -> str | None:
     """The id of the first profile (by priority, then id) whose pattern is found in any text.
 
     ``None`` when nothing matches: the caller picks its default (usually ``commercial``).
     """
     items = [t for t in texts if t]
-    for pid, patterns in _matchers():
+    profiles = _ruleset(ruleset).payers
+    for pid, patterns in _matchers(tuple(profiles[k] for k in sorted(profiles))):
         if any(p.search(t) for p in patterns for t in items):
             return pid
     return None

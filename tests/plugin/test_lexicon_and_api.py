@@ -33,8 +33,8 @@ def test_unknown_key_is_refused_with_its_path() -> None:
 
 def test_bad_regex_is_refused_with_its_path() -> None:
     raw = _raw()
-    raw["criteria"]["skilled-intervention"]["patterns"][1] = "cue(("
-    with pytest.raises(RuleSetError, match=r"criteria.skilled-intervention.patterns\[1\]"):
+    raw["criteria"]["skilled-intervention"]["patterns"][1]["p"] = "cue(("
+    with pytest.raises(RuleSetError, match=r"criteria.skilled-intervention.patterns\[1\]: \[skill.instruction\] invalid regex"):
         parse_lexicon(raw)
 
 
