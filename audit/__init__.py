@@ -1,0 +1,18 @@
+"""audit: the retrospective 97530 audit over FHIR Bulk Data exports (issue 15).
+
+The cards judge one visit at signing; billing and compliance leads also audit a whole period the way
+payers and the OIG do. This package reads an ``$export`` (NDJSON per type, plain or gzip, or its
+manifest), joins the resources into visits, evaluates every billed line with the same library as the
+service (``plugin``), and writes one row per billed line (Parquet or CSV) plus a self-contained HTML
+report. Two engines give the same rows: ``local`` (a process pool, SQLite on disk) and ``spark``.
+
+Imports go downward only: ``plugin`` and third-party libraries, never the service or the SMART page.
+
+    from audit.run import run_audit
+    result = run_audit(["export/manifest.json"], "out", engine="local")
+    print(result.line())
+"""
+from audit.join import Skip, VisitInput, assemble, route
+from audit.rows import COLUMNS, AuditOptions, evaluate_visit_input
+
+__all__ = ["AuditOptions", "COLUMNS", "Skip", "VisitInput", "assemble", "evaluate_visit_input", "route"]
