@@ -180,12 +180,17 @@ def _read_pdf(data: bytes) -> str:
     return "\n".join(out)
 
 
-_SPACES = re.compile(r"[ \t\u00a0\u2007\u202f]+")
+_SPACES = re.compile(r"(?<![ \u00a0\u2007\u202f])[ \u00a0\u2007\u202f]{1,2}(?![ \u00a0\u2007\u202f])")
+_COLUMN_GAP = re.compile(r"[ \u00a0\u2007\u202f]{3,}")
+_TABS = re.compile(r"\t+")
+"""Spaces fold to one, but a tab or a run of 3+ spaces is a column gap in an EMR table export
+("Code<TAB>Item<TAB>Min", "Activity type: Therapeutic activities (97530)    Duration: 25 min")
+and is kept as one tab or three spaces, so plugin.layout can still read the columns."""
 _BLANKS = re.compile(r"\n\s*\n\s*\n+")
 
 
 def _normalise(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    text = _SPACES.sub(" ", text)
+    text = _TABS.sub("\t", _SPACES.sub(" ", _COLUMN_GAP.sub("   ", text)))
     text = "\n".join(line.strip() for line in text.split("\n"))
     return _BLANKS.sub("\n\n", text).strip()

@@ -13,9 +13,9 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from plugin.billing import BillingInput, LineInput, assess_billing, fee_estimate, fee_years, is_timed, is_untimed, load_payer, match_payer
+from plugin.billing import BillingInput, LineInput, assess_billing, fee_estimate, fee_years, is_timed, is_untimed, match_payer
 from plugin.classify import documented_service
-from plugin.criteria import TimeEvidence, criteria_version, judge
+from plugin.criteria import TimeEvidence, judge
 from plugin.fhir_input import CPT_SYSTEMS, coverage_texts, visit_from_resources
 from plugin.layout import Layout, read_layout
 from plugin.lexicon import Lexicon, load_lexicon
@@ -30,7 +30,10 @@ from plugin.model import (
     Visit,
     VisitEvaluation,
 )
+from plugin.minutes import ProseTime, apply_prose_time, read_prose_time
 from plugin.reading import TA, read_service
+from plugin.ruleset import Ruleset, load_ruleset
+from plugin.timing import load_time_grammar
 
 DEFAULT_PAYER = "commercial"
 MAX_ANALYSED_CHARS = 60_000
@@ -46,15 +49,18 @@ _ROLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
-def evaluate_resources(data: Any, *, payer: str | None = None, lines_from: str | None = None) -> VisitEvaluation:
+def evaluate_resources(
+    data: Any, *, payer: str | None = None, lines_from: str | None = None, ruleset: Ruleset | None = None,
+) -> VisitEvaluation:
     """Evaluate FHIR R4 input (a Bundle, a list of resources or one resource).
 
-    The payer profile comes from ``payer`` when given, else from the Coverage, else commercial.
+    The payer profile comes from ``payer`` when given, else from the Coverage, else commercial;
+    ``ruleset`` (default the packaged one) supplies the lexicon, wording and payer profiles.
     Raises ``FhirInputError`` on unusable input and ``RuleSetError``/``KeyError`` on an unknown payer.
     """
     visit = visit_from_resources(data, lines_from=lines_from)
-    payer_id = payer or match_payer(coverage_texts(data)) or DEFAULT_PAYER
-    return evaluate_visit(replace(visit, payer=payer_id))
+    payer_id = payer or match_payer(coverage_texts(data), ruleset) or DEFAULT_PAYER
+    return evaluate_visit(replace(visit, payer=payer_id), ruleset=ruleset)
 
 
 def evaluate_note(
@@ -67,18 +73,21 @@ def evaluate_note(
     modifiers: tuple[str, ...] = (),
     performer_role: str | None = None,
     note_id: str = "note",
+    ruleset: Ruleset | None = None,
 ) -> VisitEvaluation:
     """Evaluate a plain-text note for one billed line (the CLI's text input)."""
     units = units if units is not None and 0 <= units <= 999 else None  # out of range reads as "not stated"
     minutes = minutes if minutes is not None and 0 < minutes <= 24 * 60 else None
     line = BilledLine(code=code, system=_CPT, billed_units=units, modifiers=tuple(modifiers), source_ref=note_id, performed_minutes=minutes)
     visit = Visit(lines=(line,), notes=(NoteText(note_id, text),), performer_role=performer_role, payer=payer or DEFAULT_PAYER)
-    return evaluate_visit(visit)
+    return evaluate_visit(visit, ruleset=ruleset)
 
 
-def evaluate_visit(visit: Visit) -> VisitEvaluation:
-    lex = load_lexicon()
-    profile = load_payer(visit.payer or DEFAULT_PAYER)
+def evaluate_visit(visit: Visit, *, ruleset: Ruleset | None = None) -> VisitEvaluation:
+    """Evaluate every billed line of a visit with ``ruleset`` (default: the packaged ``plugin/data``)."""
+    rs = ruleset if ruleset is not None else load_ruleset()
+    lex = rs.lexicon
+    profile = rs.payer(visit.payer or DEFAULT_PAYER)
     note = _primary_note(visit.notes, lex)
     issues = list(visit.input_issues)
     if note is not None and len(note.text) > MAX_ANALYSED_CHARS:
@@ -93,14 +102,17 @@ def evaluate_visit(visit: Visit) -> VisitEvaluation:
         issues.append("no readable treatment note was found for the visit")
 
     inputs = [_line_input(line, layout) for line in visit.lines]
+    prose = read_prose_time(layout, lex, load_time_grammar(), inputs) if layout is not None else None
+    if prose is not None:
+        inputs = apply_prose_time(inputs, prose)
     billing = assess_billing(BillingInput(
         lines=tuple(inputs),
         payer=profile,
         performer_role=role,
-        total_timed_minutes=layout.total_timed if layout else None,
-        total_treatment_minutes=layout.total_treatment if layout else None,
+        total_timed_minutes=_total_timed(layout, prose),
+        total_treatment_minutes=_total_treatment(layout, prose),
         service_year=_year(visit.service_date),
-        untimed_minutes_stated=_untimed_of_unknown_length(visit.lines, inputs, layout),
+        untimed_minutes_stated=_untimed_of_unknown_length(visit.lines, inputs, layout, lex) or bool(prose and prose.other_work),
     )) if inputs else ()
 
     lines: list[LineEvaluation] = []
@@ -125,7 +137,7 @@ def evaluate_visit(visit: Visit) -> VisitEvaluation:
             item_sequence=line.item_sequence,
         )
         if line.code == TA:
-            base = _judge_97530(base, line_input, note, layout, lex, visit)
+            base = _judge_97530(base, line_input, note, layout, lex, visit, prose, ruleset=rs)
         lines.append(base)
 
     return VisitEvaluation(
@@ -140,22 +152,25 @@ def evaluate_visit(visit: Visit) -> VisitEvaluation:
         claim_ref=visit.claim_ref,
         service_date=visit.service_date,
         input_issues=tuple(issues),
-        ruleset_version=f"lexicon {lex.version}; criteria {criteria_version()}",
+        ruleset_version=rs.version,
     )
 
 
 # --- one 97530 line ------------------------------------------------------------------------------
 
 
-def _judge_97530(base: LineEvaluation, line_input: LineInput, note: NoteText | None, layout: Layout | None, lex: Lexicon, visit: Visit) -> LineEvaluation:
+def _judge_97530(
+    base: LineEvaluation, line_input: LineInput, note: NoteText | None, layout: Layout | None, lex: Lexicon, visit: Visit,
+    prose: ProseTime | None = None, *, ruleset: Ruleset | None = None,
+) -> LineEvaluation:
     if note is None or layout is None:
         findings = tuple(
-            replace(f, evidence=()) for f in judge(_empty_reading(), TimeEvidence(False, (), "No note was available."))
+            replace(f, evidence=()) for f in judge(_empty_reading(), TimeEvidence(False, (), "No note was available."), ruleset)
         )
         return replace(base, verdict=Verdict.NEEDS_DOCUMENTATION, findings=findings)
     reading = read_service(note.text, layout, lex, code=TA, note_id=note.note_id)
-    time = _time_evidence(line_input, layout, note, base)
-    findings = judge(reading, time)
+    time = _time_evidence(line_input, layout, note, base, prose)
+    findings = judge(reading, time, ruleset)
     documented = documented_service(reading) or _unbilled_service(layout, note, visit)
     segment = None
     if reading.context:
@@ -198,7 +213,7 @@ def _recode_fees(base: LineEvaluation, code: str, year: int | None) -> tuple[Any
     return base.fee, None
 
 
-def _time_evidence(line_input: LineInput, layout: Layout, note: NoteText, base: LineEvaluation) -> TimeEvidence:
+def _time_evidence(line_input: LineInput, layout: Layout, note: NoteText, base: LineEvaluation, prose: ProseTime | None = None) -> TimeEvidence:
     if line_input.shared_block_with:
         head = next((s.heading for s in layout.segments_for(TA) if s.shared), None)
         quote = (Evidence(head.span[0], head.span[1], note.text[head.span[0]:head.span[1]], note.note_id),) if head else ()
@@ -215,6 +230,11 @@ def _time_evidence(line_input: LineInput, layout: Layout, note: NoteText, base: 
     if layout.total_timed_span:
         a, b = layout.total_timed_span
         quotes.append(Evidence(a, b, note.text[a:b], note.note_id))
+    if prose is not None:
+        found = prose.attributions.get(TA)
+        for d in (found.durations if found else ()) + ((prose.total_timed,) if prose.total_timed else ()):
+            a, b = d.span
+            quotes.append(Evidence(a, b, note.text[a:b], note.note_id, rules=(d.rule,)) if _EVIDENCE_HAS_RULES else Evidence(a, b, note.text[a:b], note.note_id))
     units = base.units
     documented = bool(quotes) or line_input.minutes is not None or (
         units is not None and units.minutes is not None and units.minutes_source not in ("none", "shared-block")
@@ -269,7 +289,9 @@ def _line_input(line: BilledLine, layout: Layout | None) -> LineInput:
     )
 
 
-def _untimed_of_unknown_length(lines: tuple[BilledLine, ...], inputs: list[LineInput], layout: Layout | None) -> bool:
+def _untimed_of_unknown_length(
+    lines: tuple[BilledLine, ...], inputs: list[LineInput], layout: Layout | None, lex: Lexicon | None = None,
+) -> bool:
     """An untimed service (hot pack, e-stim, evaluation) whose minutes the note does not give."""
     for line, inp in zip(lines, inputs):
         if not is_timed(line.code) and inp.minutes is None:
@@ -279,7 +301,7 @@ def _untimed_of_unknown_length(lines: tuple[BilledLine, ...], inputs: list[LineI
     if any(is_untimed(code) and h.minutes is None for h in layout.headings for code in h.codes):
         return True
     # "Hot pack to L shoulder prior to tx." names an untimed service in prose, with no minutes
-    lex = load_lexicon()
+    lex = lex if lex is not None else load_lexicon()
     for code, regex in lex.intervention_names.items():
         if not (is_untimed(code) and _SUPERVISED_MODALITY.match(code)):
             continue  # evaluations and groups named in prose are other days or the session itself
@@ -297,6 +319,22 @@ _NOT_GIVEN = re.compile(r"^\W{0,3}(?:not\s+(?:given|performed|done|applied)|decl
 
 
 # --- small helpers -------------------------------------------------------------------------------
+
+
+_EVIDENCE_HAS_RULES = "rules" in getattr(Evidence, "__dataclass_fields__", {})
+
+
+def _total_timed(layout: Layout | None, prose: ProseTime | None) -> int | None:
+    """The visit's total timed minutes: from a heading-like total, else from a sentence."""
+    if layout is not None and layout.total_timed is not None:
+        return layout.total_timed
+    return prose.total_timed.minutes if prose is not None and prose.total_timed else None
+
+
+def _total_treatment(layout: Layout | None, prose: ProseTime | None) -> int | None:
+    if layout is not None and layout.total_treatment is not None:
+        return layout.total_treatment
+    return prose.session.minutes if prose is not None and prose.session else None
 
 
 def _primary_note(notes: tuple[NoteText, ...], lex: Lexicon) -> NoteText | None:

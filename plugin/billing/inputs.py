@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from plugin.billing.payers import PayerProfile
 from plugin.model import BillingIssue, FeeEstimate, UnitsDetail
 
-MINUTES_SOURCES = ("note-heading", "time-block", "performed-period", "none")
+MINUTES_SOURCES = ("note-heading", "time-block", "note-prose", "performed-period", "none")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,109 @@
+"""Minutes the note gives each billed line when they are written in sentences, not headings.
+
+``plugin.layout`` reads headings and charge tables; ``plugin.timing`` finds durations in prose.
+This module joins them for one visit: the prose total timed and session time when the layout
+found none, and each billed timed line still without minutes gets the duration whose sentence
+describes its service (by the service's name, else by the activities the sentence describes),
+or the one duration left when it is the only line left. Every value carries the rule that read it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from plugin.billing import LineInput, is_timed
+from plugin.clauses import sentences
+from plugin.layout import Layout, Span
+from plugin.lexicon import Lexicon, lowered
+from plugin.timing import Attribution, Duration, TimeGrammar, attribute, find_durations, other_work
+
+_LIST_ITEM = re.compile(r"[ \t]*(?:\d{1,2}[.)]|[-*•]|\(?[a-z]\))\s")
+MIN_DESCRIBED_WEIGHT = 1.5
+"""An activity must score this much in the sentence (one clear activity word, e.g. 'transfers')
+before a duration is said to describe it; weak object words alone ('basket') do not."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProseTime:
+    total_timed: Duration | None
+    session: Duration | None
+    attributions: dict[str, Attribution]
+    other_work: tuple[str, ...]
+
+
+def read_prose_time(
+    layout: Layout, lex: Lexicon, grammar: TimeGrammar, inputs: list[LineInput]
+) -> ProseTime:
+    text = layout.text
+    skip: list[Span] = [h.span for h in layout.headings]
+    skip += [s for s in (layout.total_timed_span, layout.total_treatment_span) if s]
+    scan = lowered(text)
+    spans = list(sentences(text, (0, len(text))))
+
+    def sentence_of(pos: int) -> Span:
+        for a, b in spans:
+            if a <= pos < b:
+                return a, b
+        return pos, min(len(text), pos + 200)
+
+    def in_goal_list(pos: int) -> bool:
+        """Inside a goal section: on the label's own line, or on a list item under it."""
+        line_start = text.rfind("\n", 0, pos) + 1
+        for a, b in layout.goal_spans:
+            if a <= pos < b:
+                return line_start <= a or bool(_LIST_ITEM.match(text, line_start))
+        return False
+
+    def not_today(pos: int) -> bool:
+        if layout.in_plan(pos) or in_goal_list(pos):
+            return True
+        a, _ = sentence_of(pos)
+        before = scan[a:pos]
+        if lex.plan.search(text, a, pos):
+            return True
+        return any(r.search(before) for r in lex.goal_fast)
+
+    durations = find_durations(text, grammar, skip=skip, not_today=not_today)
+    total = next((d for d in durations if d.kind == "total-timed"), None) if layout.total_timed is None else None
+    session = next((d for d in durations if d.kind == "session"), None) if layout.total_treatment is None else None
+
+    def describe(d: Duration) -> str | None:
+        a, b = sentence_of(d.span[0])
+        after = (d.span[1], b)
+        if len(text[after[0]:after[1]].split()) < 2:
+            after = (a, d.span[0])
+        return _described_code(text, scan, after, lex)
+
+    pending = [i.code for i in inputs if is_timed(i.code) and i.minutes is None and not i.shared_block_with]
+    settled = [i.code for i in inputs if i.minutes is not None]
+    return ProseTime(total, session, attribute(durations, pending, settled, describe), other_work(text, grammar))
+
+
+def _described_code(text: str, scan: str, span: Span, lex: Lexicon) -> str | None:
+    """The service a stretch of prose names ('of gait in the parallel bars') or describes most."""
+    a, b = span
+    named = [code for code, regex in lex.intervention_names.items() if regex.search(text, a, b)]
+    if len(named) == 1:
+        return named[0]
+    scores: dict[str, float] = {}
+    for code, category in lex.activities.items():
+        for pattern in category.patterns:
+            regex = pattern.fast or pattern.regex
+            if regex.search(scan, a, b):
+                scores[code] = scores.get(code, 0.0) + pattern.weight
+    if not scores:
+        return None
+    best = max(scores.values())
+    winners = [c for c, v in scores.items() if v == best]
+    return winners[0] if best >= MIN_DESCRIBED_WEIGHT and len(winners) == 1 else None
+
+
+def apply_prose_time(inputs: list[LineInput], prose: ProseTime) -> list[LineInput]:
+    """The billed lines with the minutes prose gave the ones that had none."""
+    out = []
+    for inp in inputs:
+        found = prose.attributions.get(inp.code)
+        if found is not None and inp.minutes is None and not inp.shared_block_with:
+            inp = replace(inp, minutes=found.minutes, minutes_source="note-prose")
+        out.append(inp)
+    return out
