@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import yaml
 
+from plugin.status import join_words, line_status
+from plugin.status import units as units_text
 from plugin.model import (
     BillingIssue,
     Evidence,
@@ -132,9 +134,9 @@ def _card_for_line(
     card: dict[str, Any] = {
         "uuid": new_uuid(),
         "summary": _unread_summary(line, evaluation) if unread else _summary(
-            line, recode=recode, over=over, billing_warn=billing_warn),
+            line, evaluation, recode=recode, over=over, billing_warn=billing_warn),
         "indicator": indicator,
-        "detail": _detail(line, evaluation),
+        "detail": _detail(line, evaluation, unread=unread),
         "source": {
             "label": options.source_label,
             "url": options.policy_url,
@@ -156,6 +158,50 @@ def _card_for_line(
         line_ref=line.source_ref or None,
         suggestions=kinds,
     )
+
+
+def not_checked_card(
+    reason: str,
+    *,
+    options: CardOptions,
+    new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
+    links: list[dict[str, Any]] | None = None,
+) -> BuiltCard:
+    """An ``info`` card saying the visit was *not* checked, and why, in plain words.
+
+    Silence looks like "nothing needs attention"; a missed deadline, an unreachable FHIR server
+    or an unreadable note must say so instead. ``reason`` is a key of ``not_checked`` in
+    cards.yaml (``deadline``, ``note-unreadable``, ``fhir-unavailable``, ``data-missing``,
+    ``service-error``) or a plain-words sentence of the caller's own (no ids, no PHI).
+
+        card = not_checked_card("deadline", options=options).card
+    """
+    text = card_text()
+    known = text["not_checked"].get(reason)
+    why = str(known) if known else " ".join(str(reason).split())
+    key = reason if known else "other"
+    summary = {
+        "deadline": "97530 not checked: the check did not finish in time; review before billing",
+        "note-unreadable": "97530 not checked: the note could not be read; review before billing",
+        "fhir-unavailable": "97530 not checked: the EHR's records could not be reached; review before billing",
+        "data-missing": "97530 not checked: the note or billed lines were missing; review before billing",
+        "service-error": "97530 not checked: the check failed; review before billing",
+    }.get(key, "97530 not checked; review the documentation and units before billing")
+    card: dict[str, Any] = {
+        "uuid": new_uuid(),
+        "summary": _clip(summary, SUMMARY_MAX),
+        "indicator": "info",
+        "detail": md(why) + " " + md(text["not_checked_advice"]),
+        "source": {
+            "label": options.source_label,
+            "url": options.policy_url,
+            "topic": {k: text["topic"][k] for k in ("system", "code", "display")},
+        },
+    }
+    card["links"] = list(links) if links else [
+        {"label": text["links"]["policy_label"], "url": options.policy_url, "type": "absolute"}]
+    return BuiltCard(card=card, rule=f"input/not-checked/{key}", rules=(f"input/not-checked/{key}",),
+                     indicator="info", line_ref=None, suggestions={})
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -185,23 +231,42 @@ def _criterion(name: str) -> str:
 
 
 def _units(n: int) -> str:
-    return f"{n} unit" if n == 1 else f"{n} units"
+    return units_text(n)
 
 
-def _summary(line: LineEvaluation, *, recode: bool, over: bool, billing_warn: list[BillingIssue]) -> str:
+def _what(criterion: str) -> str:
+    return str(card_text()["missing_what"].get(criterion, criterion.replace("-", " ")))
+
+
+def _summary(line: LineEvaluation, evaluation: VisitEvaluation, *, recode: bool, over: bool,
+             billing_warn: list[BillingIssue]) -> str:
+    """One sentence that names the fix (what to bill, or what to document)."""
     code = line.code
+    denied = _denied(line, evaluation)
     if recode:
-        s = f"{code} → {line.suggested_code}: the note documents {_label(line.suggested_code)}, not {_label(code)}"
+        s = f"Bill {line.suggested_code} instead of {code}"
+        if over and line.supported_units > 0:
+            s += f", {_units(line.supported_units)}"
+        s += f": the note documents {_label(line.suggested_code)}"
+    elif over and line.supported_units == 0 and "time-documented" in line.missing:
+        s = f"No minutes documented for {code}: add the actual minutes in a late-entry addendum, or remove the line"
+    elif over and line.supported_units == 0:
+        s = f"Remove the {code} line: the documented minutes support no {code} units"
     elif over:
-        s = f"{code} billed {_units(line.billed_units)}; documented time supports {_units(line.supported_units)}"
+        s = (f"Bill {_units(line.supported_units)} of {code}, not {line.billed_units}: "
+             f"the documented minutes support {line.supported_units}")
+    elif denied:
+        s = f"Review {code} before billing: the note says no skilled help was needed"
     elif billing_warn:
-        s = f"{code}: {billing_warn[0].message}"
+        s = f"{code}: {_plain(billing_warn[0].fix or billing_warn[0].message).split('; ')[0].rstrip('.')}"
     elif line.missing:
-        s = f"{code} documentation is missing: " + ", ".join(_criterion(c).split(" (")[0].lower() for c in line.missing)
+        s = f"Document {join_words([_what(c) for c in line.missing])} for {code} if it happened (late-entry addendum)"
+        if len(s) > SUMMARY_MAX:
+            s = f"Document the {len(line.missing)} missing elements of {code} if they happened (late-entry addendum)"
     elif line.verdict is not Verdict.SUPPORTED:
-        s = f"{code} documentation needs review before billing"
+        s = f"Review the {code} documentation before billing"
     else:
-        s = f"{code} documentation supports {_units(line.supported_units)}"
+        s = f"{code} is ready to bill: the documentation supports {_units(line.supported_units)}"
     return _clip(" ".join(s.split()), SUMMARY_MAX)
 
 
@@ -214,97 +279,188 @@ def note_unread(line: LineEvaluation, evaluation: VisitEvaluation) -> bool:
     return not quoted
 
 
+def plain_reason(issue: str) -> str:
+    """An input issue (``DocumentReference/d1: the note could not be read (bad PDF)``) in plain
+    words without ids: ``the PDF could not be read``."""
+    text = card_text()
+    low = issue.lower()
+    for needle, words in text["unreadable_reasons"]:
+        if str(needle).lower() in low:
+            return str(words)
+    return str(text["unreadable_default"])
+
+
 def _unread_summary(line: LineEvaluation, evaluation: VisitEvaluation) -> str:
-    n = len(evaluation.input_issues)
-    what = "the note could not be read" if n == 1 else f"{n} note attachments could not be read"
-    return _clip(f"{line.code}: {what}, so its documentation was not checked; review before billing", SUMMARY_MAX)
+    return _clip(f"{line.code} not checked: {plain_reason(evaluation.input_issues[0])}; review it before billing",
+                 SUMMARY_MAX)
 
 
 def _clip(s: str, limit: int) -> str:
     return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
 
 
+_PLAIN = ((re.compile(r"\bunit\(s\)"), "units"), (re.compile(r"\s*->\s*"), " to "), (re.compile(r"\s*\[[PSU](?:-\w+)?\]"), ""))
+
+
+def _plain(text: str) -> str:
+    """Rule wording from YAML, minus the notation that belongs on the review page."""
+    for pattern, repl in _PLAIN:
+        text = pattern.sub(repl, text)
+    return " ".join(text.split())
+
+
 # --- detail (GitHub-flavoured markdown; every note quote and message escaped) -------------------
-_MD_ESCAPE = re.compile(r"([\\`*_\[\]#|~!])")
+_MD_ESCAPE = re.compile(r"([\\`*_\[\]#|~!<>&])")
+_QUOTE_WORDS = 12
 
 
 def md(text: str) -> str:
-    """Escape ``text`` so the EHR renders it literally: no HTML, no links, no emphasis, one line."""
+    """Escape ``text`` so the EHR renders it literally: no HTML, no links, no emphasis, one line.
+    Backslash escapes (CommonMark) rather than HTML entities, which some EHRs show as ``&amp;``."""
     text = " ".join(str(text).split())
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MD_ESCAPE.sub(r"\\\1", text)
 
 
 def _quote(ev: Evidence) -> str:
-    return "“" + md(_clip(ev.text, _QUOTE_MAX)) + "”"
+    words = ev.text.split()
+    text = " ".join(words[:_QUOTE_WORDS]) + (" …" if len(words) > _QUOTE_WORDS else "")
+    return "“" + md(_clip(text, _QUOTE_MAX)) + "”"
 
 
-def _detail(line: LineEvaluation, evaluation: VisitEvaluation) -> str:
-    parts: list[str] = []
-    billed = f"**Billed:** {md(line.code)} × {_units(line.billed_units)}"
-    supported = f"**Supported by the note:** {_units(line.supported_units)}"
-    parts.append(f"{billed} · {supported} · **Payer rules:** {md(evaluation.payer_label or evaluation.payer)}")
+def _denied(line: LineEvaluation, evaluation: VisitEvaluation) -> tuple[str, ...]:
+    """Missing criteria the note itself says did not happen ("no cues or assistance needed").
+    Asking to document those would ask for a false record, so the card says so instead."""
+    wanted = [c for c in line.missing if c in card_text()["denied"]]
+    if not wanted:
+        return ()
+    text = _line_text(line, evaluation)
+    if not text:
+        return ()
+    return tuple(c for c in wanted if any(p.search(text) for p in _denial_patterns(c)))
 
+
+def _line_text(line: LineEvaluation, evaluation: VisitEvaluation) -> str:
+    if line.segment is not None and line.segment.text:
+        return line.segment.text
+    return evaluation.notes[0].text if evaluation.notes else ""
+
+
+@lru_cache(maxsize=8)
+def _denial_patterns(criterion: str) -> tuple[re.Pattern[str], ...]:
+    """The lexicon's patterns for a denied criterion (only skilled input has them today)."""
+    try:
+        from plugin.lexicon import load_lexicon
+
+        lex = load_lexicon()
+    except Exception:  # noqa: BLE001 - the lexicon is the engine's; without it nothing is denied
+        return ()
+    if criterion == "skilled-intervention":
+        return tuple(getattr(lex, "skilled_negated", ()) or ())
+    return ()
+
+
+def _minutes_phrase(line: LineEvaluation) -> str:
+    """``25 minutes support 2 units; 3 are billed`` in the payer's terms."""
+    u = line.units
+    billed = f"{line.billed_units} {'is' if line.billed_units == 1 else 'are'} billed"
+    if u is None:
+        return f"The documentation supports {_units(line.supported_units)}; {billed}."
+    supported = _units(line.supported_units) if line.supported_units else f"no {line.code} units"
+    if u.method == "cms-total-time" and u.total_timed_minutes is not None and u.total_timed_minutes != u.minutes:
+        if u.minutes is None:
+            return f"The visit's {u.total_timed_minutes} timed minutes support {supported}; {billed}."
+        return (f"{u.minutes} minutes of {line.code}, within {u.total_timed_minutes} timed minutes for the visit, "
+                f"support {supported}; {billed}.")
+    if u.minutes is None:
+        return f"No minutes are recorded for {line.code}, so no units are supported; {billed}."
+    return f"{u.minutes} minutes support {supported}; {billed}."
+
+
+DETAIL_MAX_WORDS = 60
+MAX_BULLETS = 3
+
+
+def _word_count(text: str) -> int:
+    """Words as a reader counts them (markup and lone punctuation are not words)."""
+    return sum(1 for w in text.split() if any(ch.isalnum() for ch in w))
+
+
+class _Detail:
+    """Sentences and bullets offered in priority order; what does not fit the budget is left to
+    the review page (which always has everything)."""
+
+    def __init__(self, head: str) -> None:
+        self.head = head
+        self.words = _word_count(head)
+        self.items: list[tuple[str, str]] = []  # (kind, text) in display order
+
+    def add(self, kind: str, text: str) -> bool:
+        if not text:
+            return False
+        bullets = sum(1 for k, _ in self.items if k == "bullet")
+        n = _word_count(text)
+        if (kind == "bullet" and bullets >= MAX_BULLETS) or self.words + n > DETAIL_MAX_WORDS:
+            return False
+        self.items.append((kind, text))
+        self.words += n
+        return True
+
+    def render(self) -> str:
+        paragraphs = [self.head] + [t for k, t in self.items if k == "text"]
+        bullets = [f"- {t}" for k, t in self.items if k == "bullet"]
+        if bullets:
+            paragraphs.append("\n".join(bullets))
+        return "\n\n".join(paragraphs)
+
+
+def _detail(line: LineEvaluation, evaluation: VisitEvaluation, *, unread: bool) -> str:
+    """At most 60 words and three bullets: the two findings side by side, why, and what to do.
+    Parts are offered most important first; the rest is on the review page."""
+    text = card_text()
+    status = line_status(line, note_read=not unread)
+    out = _Detail(f"**Documentation:** {md(status.documentation_text)} · **Billing:** {md(status.billing_text)}")
+    if unread:
+        out.add("text", md(f"Reason: {plain_reason(evaluation.input_issues[0])}."))
+        out.add("text", md(text["not_checked_advice"]))
+        return out.render()
+
+    over = line.billed_units > line.supported_units
+    issues = [b for b in line.billing if b.severity is not Severity.INFO and not b.rule.startswith("units-")]
     if line.verdict is Verdict.RECODE and line.suggested_code:
+        # what the note documents, and that code; nothing about 97530's criteria
+        label = _label(line.suggested_code)
         doc = line.documented
-        share = f" ({doc.share:.0%} of the activity statements)" if doc and doc.share else ""
-        parts.append(
-            f"**Code:** the note describes {md(_label(line.suggested_code))} "
-            f"({md(line.suggested_code)}){share}, not {md(_label(line.code))}. Bill {md(line.suggested_code)}, "
-            f"or document the dynamic functional activity if {md(line.code)} was performed."
-        )
-        if doc and doc.evidence:
-            parts.append("\n".join(f"> {_quote(e)}" for e in doc.evidence[:_MAX_QUOTES]))
-
-    missing = [f for f in line.findings if f.status is Status.MISSING]
-    if missing:
-        rows = ["**Missing in the note**"]
-        for f in missing:
-            row = f"- **{md(_criterion(f.criterion))}**: {md(f.message)}"
-            if f.fix_hint:
-                row += f" *Fix:* {md(f.fix_hint)}"
-            if f.example:
-                row += f"\n  - Example wording: “{md(f.example)}”"
-            rows.append(row)
-        parts.append("\n".join(rows))
-
-    met = [f for f in line.findings if f.status is Status.MET and f.evidence]
-    if met:
-        rows = ["**Documented**"]
-        for f in met:
-            quotes = " · ".join(_quote(e) for e in f.evidence[:2])
-            rows.append(f"- {md(_criterion(f.criterion))}: {quotes}")
-        parts.append("\n".join(rows))
-
-    if line.units is not None:
-        u = line.units
-        row = f"**Minutes → units ({md(u.method)}):** {md(u.arithmetic)}"
-        if u.alternative_method and u.alternative_units is not None:
-            row += f" (by {md(u.alternative_method)}: {_units(u.alternative_units)})"
-        parts.append(row)
-
-    if line.billing:
-        rows = ["**Billing**"]
-        for b in line.billing:
-            row = f"- {md(b.severity.value)}: {md(b.message)}"
-            if b.arithmetic:
-                row += f" ({md(b.arithmetic)})"
-            if b.fix:
-                row += f" *Fix:* {md(b.fix)}"
-            if b.source:
-                row += f" *Source:* {md(b.source)}"
-            rows.append(row)
-        parts.append("\n".join(rows))
-
-    if line.fee is not None:
-        fee = f"**Payment estimate:** ${line.fee.amount:,.2f} for {_units(line.fee.units)} of {md(line.fee.code)}"
-        if line.suggested_fee is not None:
-            fee += f"; as {md(line.suggested_fee.code)}: ${line.suggested_fee.amount:,.2f}"
-        parts.append(fee + f" ({md(_clip(line.fee.label, 160))})")
-
+        quoted = f"The note describes {md(label)} for this time: {_quote(doc.evidence[0])}." if doc and doc.evidence else ""
+        if not out.add("text", quoted):
+            out.add("text", f"The note describes {md(label)} for this time.")
+        if line.supported_units > 0:
+            out.add("bullet", f"Bill {md(line.suggested_code)} ({md(label)}), {_units(line.supported_units)}.")
+        else:
+            out.add("bullet", f"Bill {md(line.suggested_code)} ({md(label)}) for the minutes that were recorded at the time.")
+    else:
+        denied = _denied(line, evaluation)
+        rest = [c for c in line.missing if c not in denied and not (over and c == "time-documented")]
+        for c in denied:  # the note says it did not happen: that comes first
+            out.add("text", md(" ".join(str(text["denied"][c]).split())))
+        if over:
+            out.add("text", md(_minutes_phrase(line)))
+            if line.supported_units > 0:
+                out.add("bullet", f"Bill {_units(line.supported_units)}.")
+                out.add("bullet", md(str(text["more_minutes"])))
+            else:
+                out.add("bullet", md(str(text["minutes_elsewhere"])))
+                out.add("bullet", f"Otherwise remove the {md(line.code)} line.")
+        if rest:
+            why = md(text["missing_why"].get(rest[0], "")) if len(rest) == 1 else md(
+                f"The note does not show {join_words([_what(c) for c in rest])}.")
+            out.add("text", why)
+            out.add("bullet", md(" ".join(str(text["addendum"]).split())))
+            out.add("bullet", md(text["not_done"]))
+        for b in issues:
+            out.add("bullet", md(_plain(b.fix or b.message)))
     if evaluation.input_issues:
-        parts.append(f"**Note:** {len(evaluation.input_issues)} attachment(s) could not be read and were not checked.")
-    return "\n\n".join(parts)
+        out.add("text", md(f"Not checked: {plain_reason(evaluation.input_issues[0])}."))
+    return out.render()
 
 
 # --- suggestions --------------------------------------------------------------------------------
@@ -352,17 +508,17 @@ def _actions(
         if original is None or line.item_sequence is None:
             return []
         changed = _recode_claim(original, line, new_code, units)
-        what = f"Claim item {line.item_sequence}"
+        what = f"claim line {line.item_sequence}"
     else:
         ref = line.source_ref
         original = target.resources.get(ref)
         if original is None:
             return []
         changed = _recode_request(original, line.code, new_code, units, with_units=target.kind == "ServiceRequest")
-        what = f"the draft order {ref}" if target.kind == "ServiceRequest" else f"the procedure {ref}"
+        what = f"the draft {line.code} order" if target.kind == "ServiceRequest" else f"the {line.code} procedure"
     if changed is None or not ref or "/" not in ref or not original.get("id"):
         return []
-    desc = f"Set {what} to {new_code} ({_label(new_code)})"
+    desc = f"Change {what} to {new_code} ({_label(new_code)})" if new_code != line.code else f"Change {what}"
     if target.kind != "Procedure":
         desc += f", {_units(units)}"
     if options.suggestion_style == "delete-create":
@@ -370,7 +526,7 @@ def _actions(
         created.pop("id", None)
         created.pop("meta", None)
         return [
-            {"type": "delete", "description": f"Remove {what} ({line.code})", "resourceId": ref},
+            {"type": "delete", "description": f"Remove {what}", "resourceId": ref},
             {"type": "create", "description": desc, "resource": created},
         ]
     return [{"type": "update", "description": desc, "resource": changed}]

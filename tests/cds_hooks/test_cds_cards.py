@@ -1,6 +1,7 @@
 """cards.py is pure: hand-built evaluations in, schema-valid cards out."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from typing import Any
@@ -14,6 +15,7 @@ from plugin.model import (
     Evidence,
     Finding,
     LineEvaluation,
+    NoteText,
     Severity,
     Status,
     UnitsDetail,
@@ -115,20 +117,46 @@ def test_delete_create_style_for_clients_without_update(schema):
     assert create["resource"]["code"]["coding"][0]["code"] == "97535"
 
 
-def test_documentation_advice_is_info_with_fix_and_evidence(schema):
+def test_documentation_advice_is_info_and_asks_for_what_was_done(schema):
     ev = _visit(_line(Verdict.NEEDS_DOCUMENTATION, findings=(MISSING_GOAL, MET_DYNAMIC)))
     (built,) = _build(ev)
     card = built.card
     schema("response", {"cards": [card]})
     assert card["indicator"] == "info"
-    assert "functional goal" in card["summary"]
+    assert "functional goal" in card["summary"] and card["summary"].startswith("Document")
     detail = card["detail"]
-    assert "Tie the activity to a goal" in detail and "toilet transfers" in detail
-    assert "26 min total timed" in detail  # the minutes-to-units arithmetic
-    assert "**bold**" not in detail and "[x](javascript" not in detail  # note text cannot inject markdown
-    assert "\\*\\*bold\\*\\*" in detail
+    assert "Documentation:** missing goal" in detail and "Billing:** 2 units billed, 2 supported" in detail
+    assert 'addendum marked "late entry"' in detail and "actually done" in detail
+    assert "toilet transfers" not in detail  # example wording is for the next visit, on the review page
+    assert "26 min total timed" not in detail  # arithmetic is on the review page
     assert built.rules == ("97530/criterion/functional-goal",)
     assert all(r.get("display") for r in card["overrideReasons"])
+
+
+def test_note_text_cannot_inject_markup_into_a_card(schema):
+    recode = _line(Verdict.RECODE, suggested="97110")
+    evil = Evidence(0, 10, "stand-pivot **bold** [x](javascript:alert(1)) <b>&", "DocumentReference/doc-1")
+    line = dataclasses.replace(recode, documented=DocumentedService("97110", 0.9, (evil,)))
+    (built,) = _build(_visit(line))
+    detail = built.card["detail"]
+    assert "**bold**" not in detail and "[x](javascript" not in detail and "<b>" not in detail
+    assert "\\*\\*bold\\*\\*" in detail and "\\<b\\>" in detail
+    assert "&amp;" not in detail and "&lt;" not in detail  # escaped with backslashes, not entities
+
+
+def test_denied_skilled_input_is_never_asked_to_be_written(schema):
+    note = "Ther act 25 min: sit to stand from low chair x10, carrying laundry 40 ft x3. No cues or assistance needed. Goal: laundry."
+    missing = Finding("skilled-intervention", Status.MISSING, "Nothing shows what the clinician did.",
+                      fix_hint="Write the cues.", example="PT gave verbal cues")
+    line = _line(Verdict.NEEDS_DOCUMENTATION, findings=(missing,))
+    ev = VisitEvaluation(lines=(line,), payer="medicare", payer_label="Medicare", unit_method="cms-total-time",
+                         performer_role="PT", notes=(NoteText("DocumentReference/doc-1", note),))
+    (built,) = _build(ev)
+    card = built.card
+    schema("response", {"cards": [card]})
+    text = (card["summary"] + " " + card["detail"]).lower()
+    assert "no skilled help was needed" in text and "do not add cues" in text
+    assert "write the cues" not in text and "verbal cues" not in text and "addendum" not in text
 
 
 OVER = BillingIssue("units-supported", Severity.ERROR, "3 units billed, 2 supported.", arithmetic="26 min -> 2 units")
@@ -139,7 +167,9 @@ def test_over_billed_units_is_warning_with_units_suggestion(schema):
     card = built.card
     schema("response", {"cards": [card]})
     assert card["indicator"] == "warning"
-    assert card["summary"] == "97530 billed 3 units; documented time supports 2 units"
+    assert card["summary"] == "Bill 2 units of 97530, not 3: the documented minutes support 2"
+    assert "26 minutes support 2 units; 3 are billed." in card["detail"]
+    assert "Billing:** 3 units billed, 2 supported" in card["detail"]
     (only,) = card["suggestions"]
     assert only["isRecommended"] is True
     assert built.rule == "97530/units-over-billed"
@@ -208,11 +238,13 @@ def test_suggestion_without_resource_has_no_actions(schema):
 def test_input_issues_are_mentioned_without_their_text():
     ev = _visit(_line(Verdict.NEEDS_DOCUMENTATION, findings=(MISSING_GOAL,)), issues=("DocumentReference/doc-9: bad pdf",))
     (built,) = _build(ev)
-    assert "1 attachment(s) could not be read" in built.card["detail"]
+    assert "the PDF could not be read" in built.card["detail"]
+    assert "doc-9" not in built.card["detail"] and "DocumentReference" not in built.card["detail"]
 
 
 @pytest.mark.parametrize("raw,expected", [
-    ("<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert(1)&gt;"),
+    ("<img src=x onerror=alert(1)>", "\\<img src=x onerror=alert(1)\\>"),
+    ("a & b", "a \\& b"),
     ("a *b* _c_ `d`", "a \\*b\\* \\_c\\_ \\`d\\`"),
     ("line1\n# heading", "line1 \\# heading"),
 ])
@@ -239,9 +271,27 @@ def test_unreadable_note_is_said_first_not_missing_criteria(schema):
     line = LineEvaluation(code="97530", verdict=Verdict.NEEDS_DOCUMENTATION, suggested_code=None, billed_units=2,
                           supported_units=0, findings=nothing, source_ref="ServiceRequest/sr-1")
     (built,) = _build(_visit(line, issues=("DocumentReference/doc-1: Binary could not be fetched",)))
-    assert "could not be read" in built.card["summary"] and "missing" not in built.card["summary"]
+    assert "not checked" in built.card["summary"] and "missing" not in built.card["summary"]
+    assert "could not be fetched" in built.card["detail"] and "doc-1" not in built.card["detail"]
     assert built.rule == "input/note-unreadable"
     schema("response", {"cards": [built.card]})
     # with a readable note the same findings are reported as missing
     (plain,) = _build(_visit(line))
-    assert "could not be read" not in plain.card["summary"]
+    assert "not checked" not in plain.card["summary"]
+
+
+@pytest.mark.parametrize("reason,words", [
+    ("deadline", "did not finish in time"),
+    ("note-unreadable", "could not be read"),
+    ("fhir-unavailable", "could not be reached"),
+    ("The FHIR server answered 412: the note was not prefetched.", "answered 412"),
+])
+def test_not_checked_card_says_why_in_plain_words(schema, reason, words):
+    from cds_hooks.cards import not_checked_card
+
+    built = not_checked_card(reason, options=OPTIONS, new_uuid=_ids())
+    card = built.card
+    schema("response", {"cards": [card]})
+    assert card["indicator"] == "info" and "not checked" in card["summary"] and len(card["summary"]) < 140
+    assert words in card["detail"] and "before billing" in card["detail"]
+    assert built.rule.startswith("input/not-checked/") and "suggestions" not in card
