@@ -263,7 +263,7 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
         if post and post.group("cpt") and post.group("cpt") != code and len(codes) == 1:
             codes = [post.group("cpt")]
         if minutes is None and lead_match is not None:
-            minutes = _row_minutes(text, post_end)
+            minutes = _row_minutes(text, end)
         followed_ok = bool(_AFTER_OK.match(text, end) or _AFTER_OK.match(text, post_end)) or minutes is not None
         # "... Therapeutic activities 25 min billed." mid-paragraph states minutes; it opens no section
         closes_sentence = bool(re.match(r"\s*(?:(?:were|was|is)?\s*(?:billed|provided|performed|completed|today|total)\s*)*[.;]", text[post_end:post_end + 40], re.IGNORECASE))
