@@ -70,9 +70,27 @@ def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> l
                 pos = m.end()
             if pos < s_end:
                 pieces.append((pos, s_end))
-            for c_start, c_end in pieces:
-                refused = bool(lex.refusal.search(text, c_start, c_end))
+            for c_start, c_end in _checkbox_items(text, pieces):
+                refused = bool(lex.refusal.search(text, c_start, c_end)) or bool(_UNCHECKED.match(text, c_start))
                 out.append(Clause(c_start, c_end, (s_start, s_end), plan_from, purpose_from, refused))
+    return out
+
+
+_BOX = re.compile(r"\[\s?\]|\[[xX✓✔]\]|[☐□☑☒]")
+_UNCHECKED = re.compile(r"\[\s?\]|[☐□]")
+
+
+def _checkbox_items(text: str, pieces: list[Span]) -> list[Span]:
+    """EMR checkbox exports ("Cues: [ ] verbal [x] tactile"): each box starts its own clause, and an
+    unchecked box's item was not done (``clauses`` marks it refused), whatever words it carries."""
+    out: list[Span] = []
+    for start, end in pieces:
+        cuts = [m.start() for m in _BOX.finditer(text, start, end)]
+        if not cuts:
+            out.append((start, end))
+            continue
+        bounds = [start, *[c for c in cuts if c > start], end]
+        out.extend((a, b) for a, b in zip(bounds, bounds[1:]) if b > a)
     return out
 
 
