@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-FHIR_SERVER_DIR := tests/integration/fhir_server
+FHIR_SERVER_DIR := sandbox/fhir_server_js
 
 .PHONY: setup run test test-deps chromium fhir-server-deps bench load score clean
 

@@ -11,7 +11,7 @@ holds under load and survives losing one. This script is that proof at full leng
     .venv/bin/python benchmarks/load_cds.py --kill-after 10       # SIGKILL replica 1 mid-load
     .venv/bin/python benchmarks/load_cds.py --replicas 1 --workers 2   # one replica, 2 uvicorn workers
 
-Setup, all on 127.0.0.1: the Node FHIR server (Medplum fhir-router, cds_hooks/sandbox/fhir_server.py)
+Setup, all on 127.0.0.1: the Node FHIR server (Medplum fhir-router, sandbox/fhir_server.py)
 with the synthetic dataset; the simulated EHR's JWKS; a clients file trusting it; the database
 migrated with ``cds97530 db upgrade``; N replicas started with ``cds97530 serve`` and the same
 ``--public-url`` (the load balancer's URL, so a JWT is valid at any replica, as behind a real LB).
@@ -249,9 +249,9 @@ class Cluster:
 def running_cluster(database_url: str, *, replicas: int = 2, workdir: Path | None = None,
                     log_level: str = "info", deadline: float | None = None, workers: int = 1) -> Iterator[Cluster]:
     """Everything on loopback; stopped (and the FHIR server's data gone) on exit."""
-    from cds_hooks.sandbox.ehr import EhrKeys, JwksServer, SimulatedEhr
-    from cds_hooks.sandbox.fhir_server import FhirServer, fhir_transaction
-    from cds_hooks.sandbox.synthetic import build_dataset
+    from sandbox.ehr import EhrKeys, JwksServer, SimulatedEhr
+    from sandbox.fhir_server import FhirServer, fhir_transaction
+    from sandbox.synthetic import build_dataset
 
     with contextlib.ExitStack() as stack:
         if workdir is None:

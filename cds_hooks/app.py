@@ -72,7 +72,8 @@ def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient |
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         follow_redirects=False,
     )
-    jwks = JwksCache(client, timeout=settings.jwks_timeout_seconds, ttl=settings.jwks_cache_seconds)
+    jwks = JwksCache(client, timeout=settings.jwks_timeout_seconds, ttl=settings.jwks_cache_seconds,
+                     stale_max=settings.jwks_stale_max_seconds)
     runtime = Runtime(
         settings=settings,
         registry=registry,
@@ -132,14 +133,3 @@ def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient |
             max_age=600,
         )
     return app
-
-
-def create_worker_app() -> FastAPI:
-    """Factory for ``cds97530 serve --workers N``: uvicorn imports it in each worker process, so
-    each sets up its own logging (CDS97530_LOG_LEVEL) and reads its settings from CDS97530_*."""
-    import os
-
-    from cds_hooks.logs import configure_logging
-
-    configure_logging(os.environ.get("CDS97530_LOG_LEVEL", "INFO").upper())
-    return create_app()

@@ -1,11 +1,17 @@
 """Who is calling: verify the CDS client's JWT the way CDS Hooks 2.0 §Trusting CDS Clients asks.
 
 Checks, in order: bearer present; header ``alg`` in the pinned list (never ``none``/HMAC) and
-``kid`` present; ``iss`` registered; ``jku`` (if any) on that client's allowlist; signature by the
-key with that ``kid`` (keys out of band or fetched from an allowed jku, cached); ``aud`` equal to
-the exact endpoint URL; ``exp``/``iat``/``nbf`` with a small leeway; lifetime bounded; ``jti`` not
-seen before (recorded in the store so all replicas share it). Any failure is ``AuthError``,
-answered 401 with no detail; the reason goes to the log, the token never does.
+``kid`` present; ``iss`` registered; the key: a key pinned for that client with that ``kid`` wins
+whatever ``jku`` the header names (the CDS Hooks sandbox always sends one), else the header's
+``jku`` only if it is on that client's allowlist, else the client's allowed JWKS URLs; signature;
+``aud`` equal to the exact endpoint URL; ``exp``/``iat``/``nbf`` JSON numbers (never numeric
+strings) with a small leeway; lifetime bounded; ``jti`` not seen before (recorded in the store so
+all replicas share it). Any failure is ``AuthError``, answered 401 with no detail; the reason goes
+to the log, the token never does.
+
+When an allowed JWKS URL cannot be fetched, the last good keys are used for a bounded time
+(``jwks_stale_max_seconds``) with an ERROR log on every failed refresh, so an outage at the EHR's
+key host is loud, not a silent "no cards"; past the bound the keys are dropped.
 
     client = await verifier.verify(request.headers.get("authorization"), endpoint_url)
 """
@@ -37,41 +43,68 @@ _MIN_REFRESH_SECONDS = 30.0
 @dataclass
 class _Entry:
     keys: dict[str, PyJWK]
-    fetched: float
+    fetched: float  # when these keys were last fetched successfully
+    attempted: float = 0.0  # last fetch attempt (success or not)
 
 
 @dataclass
 class JwksCache:
     """JWK Sets by URL, fetched with a timeout and kept ``ttl`` seconds. An unknown ``kid`` forces
-    one refresh (key rotation), at most every 30 s per URL so a bad token cannot hammer the EHR."""
+    one refresh (key rotation), at most every 30 s per URL so a bad token cannot hammer the EHR.
+
+    A failed refresh keeps the last good keys until they are ``stale_max`` seconds past their
+    ``ttl`` (logged at ERROR each time), and is retried at most every 30 s, so during an outage
+    calls do not each wait for the JWKS timeout."""
 
     http: httpx.AsyncClient
     timeout: float
     ttl: float
+    stale_max: float = 3600.0
+    clock: Any = time.monotonic
     _entries: dict[str, _Entry] = field(default_factory=dict)
 
     async def key(self, url: str, kid: str) -> PyJWK | None:
-        now = time.monotonic()
+        now = self.clock()
         entry = self._entries.get(url)
         if entry is None or now - entry.fetched > self.ttl:
-            entry = await self._fetch(url)
+            entry = await self._refresh(url, now)
         found = entry.keys.get(kid) if entry else None
-        if found is None and entry is not None and now - entry.fetched > _MIN_REFRESH_SECONDS:
-            entry = await self._fetch(url)
+        if found is None and entry is not None and now - entry.attempted > _MIN_REFRESH_SECONDS:
+            entry = await self._refresh(url, now)
             found = entry.keys.get(kid) if entry else None
         return found
 
-    async def _fetch(self, url: str) -> _Entry | None:
+    async def _refresh(self, url: str, now: float) -> _Entry | None:
+        old = self._entries.get(url)
+        if old is not None and now - old.attempted < _MIN_REFRESH_SECONDS and old.attempted > old.fetched:
+            return self._stale_or_none(url, old, now, error=None)  # failed a moment ago: do not retry yet
         try:
             with anyio.fail_after(self.timeout):  # total, not per read: a slow drip cannot hold us
                 response = await self.http.get(url, timeout=self.timeout, headers={"Accept": "application/json"})
             response.raise_for_status()
             keys = parse_jwks(response.json())
         except (httpx.HTTPError, ValueError, TimeoutError) as exc:
-            log.warning("jwks fetch failed", extra={"jku": url, "error": type(exc).__name__})
-            return self._entries.get(url)
-        entry = _Entry(keys=keys, fetched=time.monotonic())
+            if old is None:
+                log.error("jwks fetch failed and no keys were ever fetched", extra={"jku": url, "error": type(exc).__name__})
+                self._entries[url] = _Entry(keys={}, fetched=float("-inf"), attempted=now)
+                return None
+            old.attempted = now
+            return self._stale_or_none(url, old, now, error=type(exc).__name__)
+        entry = _Entry(keys=keys, fetched=now, attempted=now)
         self._entries[url] = entry
+        return entry
+
+    def _stale_or_none(self, url: str, entry: _Entry, now: float, *, error: str | None) -> _Entry | None:
+        age = now - entry.fetched
+        if age > self.ttl + self.stale_max:
+            if error is not None:
+                log.error("jwks fetch failed; last good keys too old, dropped: calls signed by this EHR now fail",
+                          extra={"jku": url, "error": error, "age_seconds": round(age)})
+            return None
+        if error is not None:
+            log.error("jwks fetch failed; using the last good keys",
+                      extra={"jku": url, "error": error, "age_seconds": round(age),
+                             "stale_max_seconds": self.stale_max})
         return entry
 
 
@@ -136,14 +169,14 @@ class JwtVerifier:
             raise AuthError("jti replayed")
 
     async def _key_for(self, client: Client, kid: str, jku: Any) -> PyJWK | None:
+        pinned = self._static.get(client.iss, {})
+        if kid in pinned:  # agreed out of band: wins whatever jku the header names, and needs no fetch
+            return pinned[kid]
         if jku is not None:
             if not isinstance(jku, str) or jku not in client.jku:
-                log.warning("jku not allowed", extra={"iss": client.iss})
+                log.warning("jku not allowed for this client", extra={"iss": client.iss})
                 return None
             return await self.jwks.key(jku, kid)
-        static = self._static.get(client.iss, {})
-        if kid in static:
-            return static[kid]
         for url in client.jku:
             found = await self.jwks.key(url, kid)
             if found is not None:
@@ -167,6 +200,9 @@ class JwtVerifier:
             )
         except jwt.PyJWTError as exc:
             raise AuthError(type(exc).__name__) from exc
+        for name in ("exp", "iat", "nbf"):  # NumericDate is a JSON number; PyJWT would take "1700000000"
+            if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], (int, float))):
+                raise AuthError(f"{name} is not a number")
         if int(claims["exp"]) - int(claims["iat"]) > self.settings.jwt_max_lifetime_seconds:
             raise AuthError("token lifetime too long")
         if not isinstance(claims["jti"], str) or not claims["jti"]:

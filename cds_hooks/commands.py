@@ -1,24 +1,25 @@
-"""Registry of the CLI subcommands beyond `check`.
+"""Registry of the CLI subcommands beyond `check`, and the one place the packages meet.
 
-Each owning module exposes ``register(sub)`` that adds its subparser(s) and sets ``run``:
-  cds_hooks/service_commands.py   serve, feedback report, db upgrade   (service owner)
-  cds_hooks/sandbox/command.py     sandbox                              (integration owner)
-A module that is absent or fails to import with ImportError is skipped, so `check` always works.
+  cds_hooks/service_commands.py   serve, feedback report, db upgrade: composes the CDS service,
+                                  the SMART page (smart_app) and, with --demo, the demo world
+  sandbox/command.py               sandbox (the ``[sandbox]`` extra's rehearsal kit)
+
+The command line is the composition point: the service proper (the rest of ``cds_hooks``),
+``smart_app`` and ``sandbox`` never import one another (``tests/test_package_boundaries.py``).
 """
 from __future__ import annotations
 
 import argparse
-import importlib
-
-_MODULES = ("cds_hooks.service_commands", "cds_hooks.sandbox.command")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    for name in _MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue  # not written yet
+    from cds_hooks import service_commands
+
+    service_commands.register(sub)
+    try:
+        from sandbox import command as sandbox_command
+    except ModuleNotFoundError as exc:
+        if exc.name != "sandbox":
             raise
-        module.register(sub)
+        return  # a build without the demo world
+    sandbox_command.register(sub, service_factory=service_commands.sandbox_service_factory)

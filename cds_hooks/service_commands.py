@@ -1,10 +1,17 @@
-"""CLI subcommands of the service: ``serve``, ``feedback report``, ``db upgrade``.
+"""CLI subcommands of the service: ``serve``, ``feedback report``, ``db upgrade``; and the composition.
 
     cds97530 serve --host 127.0.0.1 --port 8530 --clients clients.yaml --public-url https://cds.example.org
+    cds97530 serve --demo                      # + the demo EHR and its authorization server (``[sandbox]``)
     cds97530 feedback report [--database-url URL] [--format text|json]
     cds97530 db upgrade [--database-url URL]
 
-Options left out fall back to ``CDS97530_*`` environment variables, then to the defaults.
+Options left out fall back to ``CDS97530_*`` (service) and ``SMART_*`` (SMART page) environment
+variables, then to the defaults (docs/deploying.md).
+
+This module is where the packages meet (``build_app``): the CDS service at ``/``, the SMART page at
+``/smart`` (production: the EHR's own authorization server, sessions in the service's database,
+``iss`` allow-list and ``frame-ancestors`` from the settings and the clients file) and, only with
+``--demo``, the sandbox's demo EHR and authorization server at ``/demo``.
 """
 from __future__ import annotations
 
@@ -33,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--dev-mode-insecure", action="store_true",
         help="SKIP JWT CHECKS (local trials only; logged loudly on every call)",
     )
-    serve.add_argument("--demo", action="store_true", help="also mount the SMART page and demo EHR (smart_app)")
+    serve.add_argument("--demo", action="store_true",
+                       help="also run the demo world: FHIR server, synthetic data, demo EHR and auth server ([sandbox] extra)")
     serve.set_defaults(run=_cmd_serve)
 
     feedback = sub.add_parser("feedback", help="clinicians' feedback on cards")
@@ -64,7 +72,7 @@ def _fail(message: str) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from cds_hooks.app import DEV_MODE_BANNER, create_app
+    from cds_hooks.app import DEV_MODE_BANNER
     from cds_hooks.logs import configure_logging
 
     try:
@@ -78,18 +86,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         )
         if settings.dev_mode_insecure:
             print(f"\n  !!! {DEV_MODE_BANNER} !!!\n", file=sys.stderr)
-        app = create_app(settings)
-        if args.demo:
-            try:
-                from smart_app import mount_demo
-            except ImportError:
-                return _fail("--demo needs the smart_app package")
-            mount_demo(app, settings)
+        if args.workers > 1:
+            if args.demo:
+                return _fail("--demo runs in one worker; drop --workers or --demo")
+            from cds_hooks.clients import ClientRegistry
+
+            ClientRegistry.load(settings.clients_file)  # a bad clients file fails here, not in N workers
+            configure_logging(args.log_level.upper())
+            return _serve_workers(args, settings)
+        app = build_app(settings, demo=args.demo)
+    except DemoUnavailableError as exc:
+        return _fail(str(exc))
     except (CdsError, ValueError, OSError) as exc:
         return _fail(str(exc))
     configure_logging(args.log_level.upper())
-    if args.workers > 1:
-        return _serve_workers(args, settings)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, workers=1, access_log=False)
     return 0
 
@@ -102,17 +112,138 @@ def _serve_workers(args: argparse.Namespace, settings: Any) -> int:
 
     import uvicorn
 
-    if args.demo:
-        return _fail("--demo runs in one worker; drop --workers or --demo")
     for name, value in settings.model_dump(exclude_unset=True).items():
         if value is None:
             continue
         os.environ[f"CDS97530_{name.upper()}"] = value if isinstance(value, str) else (
             str(value) if not isinstance(value, (list, dict)) else __import__("json").dumps(value))
     os.environ["CDS97530_LOG_LEVEL"] = args.log_level.upper()
-    uvicorn.run("cds_hooks.app:create_worker_app", factory=True, host=args.host, port=args.port, log_config=None,
+    uvicorn.run("cds_hooks.service_commands:create_worker_app", factory=True, host=args.host, port=args.port, log_config=None,
                 workers=args.workers, access_log=False)
     return 0
+
+
+class DemoUnavailableError(RuntimeError):
+    """``--demo`` without the demo world installed."""
+
+
+def build_app(settings: Any, *, demo: bool = False, smart: Any = None, demo_env: Any = None) -> Any:
+    """The deployed app: the CDS service, with the SMART page at ``/smart``; with ``demo`` also
+    the demo world at ``/demo`` (FHIR server started now, stopped when the app shuts down).
+
+    ``smart`` is a ``SmartSettings`` to start from (default: ``SMART_*`` from the environment);
+    ``demo_env`` an already started ``sandbox.demo_ehr.DemoEnvironment`` (the caller stops it).
+    """
+    import httpx
+
+    from cds_hooks.app import create_app
+    from smart_app import SmartSettings
+    from smart_app import create_app as create_smart_app
+
+    env = demo_env
+    own_env = demo and demo_env is None
+    if own_env:
+        try:
+            from sandbox.demo_ehr import DemoSettings, start_demo
+        except ImportError as exc:
+            raise DemoUnavailableError(
+                f"--demo needs the demo world: pip install 'cds97530[sandbox]' ({exc.name} is missing)") from exc
+        env = start_demo(DemoSettings(public_url=settings.public_url))
+    if env is not None:
+        from sandbox.demo_ehr import demo_app
+
+        settings = settings.model_copy(update=env.cds_overrides())
+    try:
+        if settings.smart_launch_url is None:  # card links open our own page
+            settings = settings.model_copy(update={"smart_launch_url": f"{settings.public_url}/smart/launch"})
+        app = create_app(settings)
+        smart_settings = smart_settings_for(settings, smart or SmartSettings())
+        if env is not None:
+            smart_settings = smart_settings.model_copy(update=env.smart_overrides())
+        smart_http = httpx.AsyncClient(timeout=smart_settings.fhir_timeout_seconds, follow_redirects=False)
+        closers: list[Any] = [smart_http.aclose]
+        app.mount("/smart", create_smart_app(smart_settings, smart_http))
+        if env is not None:
+            demo_http = httpx.AsyncClient(timeout=env.settings.hook_timeout_seconds, follow_redirects=False)
+            closers.append(demo_http.aclose)
+            app.mount("/demo", demo_app(env, demo_http))
+            app.add_api_route("/", _to_demo_ehr, include_in_schema=False)
+            if own_env:
+                closers.append(env.close)
+    except BaseException:
+        if own_env and env is not None:
+            env.close()
+        raise
+    _close_with_app(app, closers)
+    return app
+
+
+async def _to_demo_ehr() -> Any:
+    from fastapi.responses import RedirectResponse
+
+    return RedirectResponse("/demo/ehr/", status_code=307)
+
+
+def smart_settings_for(settings: Any, smart: Any) -> Any:
+    """The SMART page's settings in production: its URL under the service's, its sessions in the
+    service's database, every registered EHR's FHIR server as an allowed ``iss`` and every
+    registered browser origin as a ``frame-ancestors`` source (besides SMART_* values)."""
+    from cds_hooks.clients import ClientRegistry
+
+    registry = ClientRegistry.load(settings.clients_file)
+    update: dict[str, Any] = {
+        "allowed_issuers": list(dict.fromkeys([*smart.allowed_issuers, *registry.all_fhir_servers()])),
+        "frame_ancestors": list(dict.fromkeys([*smart.frame_ancestors, *registry.all_cors_origins()])),
+    }
+    if "base_url" not in smart.model_fields_set:
+        update["base_url"] = f"{settings.public_url}/smart"
+    if smart.database_url is None:
+        update["database_url"] = settings.database_url
+        update["create_tables"] = settings.create_tables
+    return smart.model_validate({**smart.model_dump(), **update})
+
+
+def _close_with_app(app: Any, closers: list[Any]) -> None:
+    """Run ``closers`` (sync or async) after the app's own shutdown."""
+    import inspect
+    from contextlib import asynccontextmanager
+
+    from starlette.concurrency import run_in_threadpool
+
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> Any:
+        try:
+            async with original(a) as state:
+                yield state
+        finally:
+            for close in closers:
+                if inspect.iscoroutinefunction(close):
+                    await close()
+                else:
+                    await run_in_threadpool(close)
+
+    app.router.lifespan_context = lifespan
+
+
+def create_worker_app() -> Any:
+    """Factory for ``cds97530 serve --workers N``: uvicorn imports it in each worker process, so
+    each sets up its own logging (CDS97530_LOG_LEVEL) and builds the same app from CDS97530_* and
+    SMART_* (sessions and the jti cache are shared through the database)."""
+    import os
+
+    from cds_hooks.logs import configure_logging
+
+    configure_logging(os.environ.get("CDS97530_LOG_LEVEL", "INFO").upper())
+    return build_app(_settings())
+
+
+def sandbox_service_factory(clients_file: Path, database_url: str) -> Any:
+    """For ``cds97530 sandbox``: builds the real service for the URL the sandbox bound."""
+    def factory(public_url: str) -> Any:
+        return build_app(_settings(public_url=public_url, clients_file=clients_file, database_url=database_url))
+    return factory
 
 
 def _cmd_feedback_report(args: argparse.Namespace) -> int:

@@ -41,6 +41,9 @@ class CdsSettings(BaseSettings):
     jwt_max_lifetime_seconds: int = Field(default=3600, ge=1)
     jwks_timeout_seconds: float = Field(default=2.0, gt=0)
     jwks_cache_seconds: float = Field(default=300.0, ge=0)
+    jwks_stale_max_seconds: float = Field(default=3600.0, ge=0, le=7 * 24 * 3600)
+    """How long past ``jwks_cache_seconds`` the last good keys of a JWKS URL that cannot be
+    fetched are still used (logged at ERROR on every failed refresh)."""
     discovery_requires_jwt: bool = False
 
     cors_origins: list[str] = []

@@ -1,15 +1,17 @@
-"""SMART on FHIR launch page, local SMART authorization server and demo EHR (issue 6).
+"""The SMART on FHIR review page (the card's link), deployable on its own or beside the service.
 
 Public surface:
-    create_app(settings, http=None)        the SMART app (``/launch``, ``/callback``, ``/evaluation``)
-    SmartSettings                          its settings (env prefix ``SMART_``)
-    create_demo_app / mount_demo           the demo EHR + local auth server + FHIR facade (``serve --demo``)
+    create_app(settings, http=None, sessions=None)   the SMART app (``/launch``, ``/callback``, ``/evaluation``)
+    SmartSettings                                    its settings (env prefix ``SMART_``)
+
+The demo EHR and its authorization server live in the ``sandbox`` package; this package imports
+neither it nor the CDS service.
 """
 from __future__ import annotations
 
 from smart_app.settings import SmartSettings
 
-__all__ = ["SmartSettings", "create_app", "create_demo_app", "mount_demo"]
+__all__ = ["SmartSettings", "create_app"]
 
 
 def __getattr__(name: str):  # lazy: importing the package must not import FastAPI apps
@@ -17,8 +19,4 @@ def __getattr__(name: str):  # lazy: importing the package must not import FastA
         from smart_app.app import create_app
 
         return create_app
-    if name in {"create_demo_app", "mount_demo"}:
-        from smart_app import demo
-
-        return getattr(demo, name)
     raise AttributeError(name)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+import time
 from importlib import resources
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader
@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from smart_app import launch as smart_launch
 from smart_app import logs
 from smart_app.fhir import FhirReader, FhirReadError, parse_reference
-from smart_app.sessions import SessionStore, session_id, set_session_cookie
+from smart_app.sessions import Sessions, SessionStore, SqlSessionStore, session_id, set_session_cookie
 from smart_app.settings import SmartSettings
 from smart_app.view import METHOD_LABELS, line_views, summary
 from smart_app.visit import gather, human_name, list_encounters, parse_app_context
@@ -38,15 +38,20 @@ log = logging.getLogger(__name__)
 Evaluator = Callable[..., Any]
 """``(resources, *, payer, lines_from) -> VisitEvaluation``; defaults to ``plugin.evaluate_resources``."""
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+def security_headers(settings: SmartSettings) -> dict[str, str]:
+    """The page's headers. ``frame-ancestors`` names exactly the EHR origins configured to embed it
+    (SMART_FRAME_ANCESTORS plus the registered EHRs' origins): inside their iframe and nowhere else;
+    with none configured, nowhere at all."""
+    ancestors = " ".join(settings.frame_ancestors) or "'none'"
+    return {
+        "Content-Security-Policy": (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
 
 ERROR_TEXT = {
     "missing-iss": "The launch did not say which EHR it came from (no iss).",
@@ -78,14 +83,23 @@ def create_app(
     settings: SmartSettings | None = None,
     http: httpx.AsyncClient | None = None,
     *,
-    sessions: SessionStore | None = None,
+    sessions: Sessions | None = None,
     evaluator: Evaluator | None = None,
 ) -> FastAPI:
-    """Build the SMART page app. ``http`` is used for discovery and FHIR reads (one client)."""
+    """Build the SMART page app. ``http`` is used for discovery, the token exchange and FHIR reads
+    (one client). Sessions: ``sessions`` if given, else a table in ``settings.database_url``, else
+    in memory (one process)."""
     settings = settings or SmartSettings()
     logs.install()
-    store = sessions if sessions is not None else SessionStore(settings.session_ttl_seconds)
+    store: Sessions
+    if sessions is not None:
+        store = sessions
+    elif settings.database_url:
+        store = SqlSessionStore(settings.database_url, settings.session_ttl_seconds, create_tables=settings.create_tables)
+    else:
+        store = SessionStore(settings.session_ttl_seconds)
     templates = _templates()
+    page_headers = security_headers(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,7 +121,7 @@ def create_app(
 
     def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
         response = templates.TemplateResponse(request, name, context, status_code=status)
-        response.headers.update(SECURITY_HEADERS)
+        response.headers.update(page_headers)
         return response
 
     def error_page(request: Request, reason: str, status: int, detail: str = "") -> HTMLResponse:
@@ -129,10 +143,10 @@ def create_app(
         """EHR launch (iss + launch) or standalone launch (iss only)."""
         issuer = smart_launch.check_issuer(iss, settings)
         config = await smart_launch.discover(issuer, request.app.state.http)
-        authorize_url, fhir_state = smart_launch.begin(settings, config, launch)
-        sid = store.create({"fhir_state": fhir_state, "iss": issuer, "ehr_launch": bool(launch)})
+        authorize_url, launch_state = smart_launch.begin(settings, config, launch)
+        sid = await run_in_threadpool(store.create, {"fhir_state": launch_state, "iss": issuer, "ehr_launch": bool(launch)})
         response = RedirectResponse(authorize_url, status_code=302)
-        response.headers.update(SECURITY_HEADERS)
+        response.headers.update(page_headers)
         set_session_cookie(response, sid, secure=settings.secure_cookies, max_age=settings.session_ttl_seconds)
         return response
 
@@ -140,37 +154,36 @@ def create_app(
     async def callback(request: Request) -> Response:
         """Exchange the code; keep the token server-side; send the browser to the page."""
         sid = session_id(request)
-        data = store.get(sid)
-        if sid is None or data is None or "fhir_state" not in data:
+        data = await run_in_threadpool(store.get, sid)
+        if sid is None or data is None or not data.get("fhir_state"):
             raise smart_launch.LaunchError("no session", reason="no-session")
         callback_url = f"{settings.redirect_uri}?{request.url.query}"
-        try:
-            result = await run_in_threadpool(smart_launch.finish, data["fhir_state"], callback_url)
-        finally:
-            store.update(sid, fhir_state=None)  # a code/state pair is good for one try only
+        # a state/verifier pair is good for one try only, whatever the outcome
+        await run_in_threadpool(lambda: store.update(sid, fhir_state=None))
+        result = await smart_launch.finish(settings, data["fhir_state"], callback_url, request.app.state.http)
         if not result.patient:
             raise smart_launch.LaunchError("no patient in context", reason="no-patient")
-        store.update(
+        await run_in_threadpool(lambda: store.update(
             sid,
             fhir_state=None,
             access_token=result.access_token,
-            expires_at=result.expires_at.isoformat() if result.expires_at else None,
+            expires_at=result.expires_at,
             patient=result.patient.split("/")[-1],  # SMART sends the id; tolerate "Patient/id"
             encounter=result.encounter,
             app_context=result.app_context,
             scope=result.scope,
-        )
+        ))
         response = RedirectResponse("evaluation", status_code=303)
-        response.headers.update(SECURITY_HEADERS)
+        response.headers.update(page_headers)
         return response
 
     @app.get("/evaluation", response_class=HTMLResponse)
     async def evaluation(request: Request, encounter: str | None = None) -> Response:
         """The whole picture for one visit, read fresh from FHIR with this session's token."""
-        data = store.get(session_id(request))
+        data = await run_in_threadpool(store.get, session_id(request))
         if not data or not data.get("access_token"):
             return error_page(request, "no-session", 401)
-        if data.get("expires_at") and datetime.fromisoformat(data["expires_at"]) < datetime.now():
+        if isinstance(data.get("expires_at"), (int, float)) and data["expires_at"] < time.time():
             return error_page(request, "expired", 401)
         reader = FhirReader(request.app.state.http, data["iss"], data["access_token"], max_pages=settings.max_search_pages)
         app_context = parse_app_context(data.get("app_context"))
@@ -190,6 +203,11 @@ def create_app(
         context = _context(visit, result, "")
         context["focus_item"] = app_context.claim_item if visit.lines_from == "Claim" else None
         return page(request, "evaluation.html", context)
+
+    @app.get("/.well-known/jwks.json", include_in_schema=False)
+    async def jwks() -> JSONResponse:
+        """The public key of a ``private_key_jwt`` client, for the EHR's app registration."""
+        return JSONResponse(settings.public_jwks(), headers={"Cache-Control": "max-age=300"})
 
     async def _picker(request: Request, reader: FhirReader, patient_id: str) -> Response:
         patient = await reader.read(f"Patient/{patient_id}")

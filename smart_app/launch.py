@@ -1,29 +1,34 @@
 """The one place that talks OAuth for the SMART page: discovery, authorize URL, code exchange.
 
-fhirclient 4.4 only discovers endpoints from the CapabilityStatement and defaults to SMART v1
-scopes, and raises bare ``Exception``s. So: discovery is ours (``{iss}/.well-known/smart-
-configuration``), the ``FHIRClient`` is built *from state* (it never reads ``/metadata``), the
-scopes are pinned here (v2, v1 only when the server lacks ``permission-v2``), the ``state`` value is
-ours (256 bits), and every fhirclient failure becomes a typed :class:`LaunchError`.
+EHR launch as SMART App Launch 2.x asks, against the EHR's own authorization server:
+``{iss}/.well-known/smart-configuration`` (S256 required), an authorize URL with ``launch``,
+``aud=iss``, our own 256-bit ``state`` and a PKCE S256 challenge, then the code exchange on the
+injected ``httpx.AsyncClient`` with the verifier and the client's authentication: none (public
+client), ``client_secret_basic`` (``SMART_CLIENT_SECRET``) or ``private_key_jwt``
+(``SMART_PRIVATE_KEY_FILE``; SMART "client-confidential-asymmetric").
 
-fhirclient's code exchange is synchronous (``requests``): call :func:`finish` in a threadpool.
+Why not fhirclient here: 4.4 discovers endpoints only from the CapabilityStatement, defaults to v1
+scopes, exchanges codes synchronously with ``requests`` (no shared client, no timeout budget), has
+no ``private_key_jwt`` for this flow and raises bare ``Exception``s. The stock fhirclient is still
+exercised as a *client* of the demo server in the tests. Every failure here is a typed
+:class:`LaunchError` whose text never holds a token, code or ``state``.
 """
 from __future__ import annotations
 
-import logging
+import base64
+import hashlib
+import json
 import secrets
+import time
+import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
-from fhirclient import client as fhir_client
+import jwt
 
 from smart_app.settings import SmartSettings
-
-# fhirclient logs the whole launch context (ids, id_token) at DEBUG; keep it out of any log.
-logging.getLogger("fhirclient").setLevel(logging.WARNING)
 
 RESOURCE_TYPES: tuple[str, ...] = (
     "Patient",
@@ -42,7 +47,7 @@ RESOURCE_TYPES: tuple[str, ...] = (
 
 class LaunchError(RuntimeError):
     """A launch could not proceed. ``reason`` is a short code safe to show; ``str()`` never holds
-    tokens or codes (fhirclient messages are not passed through: some echo the ``state``)."""
+    tokens, codes or the ``state``."""
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
@@ -73,7 +78,7 @@ class TokenResult:
     patient: str | None
     encounter: str | None
     app_context: str | None
-    expires_at: datetime | None
+    expires_at: float | None  # epoch seconds
     need_patient_banner: bool = True
 
 
@@ -118,7 +123,7 @@ async def discover(iss: str, http: httpx.AsyncClient) -> SmartConfiguration:
 def scopes_for(config: SmartConfiguration) -> str:
     """SMART v2 scopes; v1 only when the server does not advertise ``permission-v2``.
 
-    ``launch`` / ``launch/patient`` is added by fhirclient (``desired_scope``) depending on
+    ``launch`` (EHR launch) or ``launch/patient`` (standalone) is put in front by :func:`begin`.
     whether this is an EHR or a standalone launch.
 
     >>> scopes_for(SmartConfiguration("https://x/fhir", "a", "t", frozenset({"permission-v2"})))
@@ -135,85 +140,114 @@ def scopes_for(config: SmartConfiguration) -> str:
     return " ".join(parts)
 
 
-def begin(settings: SmartSettings, config: SmartConfiguration, launch: str | None) -> tuple[str, dict[str, Any]]:
-    """Build the authorize URL (no network) and the fhirclient state to keep server-side.
+def _s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).decode().rstrip("=")
 
-    EHR launch when ``launch`` is given, standalone otherwise.
+
+def begin(settings: SmartSettings, config: SmartConfiguration, launch: str | None) -> tuple[str, dict[str, Any]]:
+    """Build the authorize URL (no network) and the launch state to keep server-side.
+
+    EHR launch when ``launch`` is given (scope starts with ``launch``), standalone otherwise
+    (``launch/patient``). The state holds no secret of ours, only this launch's verifier.
     """
-    auth_state: dict[str, Any] = {
-        "app_id": settings.client_id,
-        "aud": config.issuer_base,
-        "authorize_uri": config.authorization_endpoint,
-        "token_uri": config.token_endpoint,
+    state = secrets.token_urlsafe(32)  # 256 bits, > the 122 SMART asks for
+    verifier = secrets.token_urlsafe(64)  # 86 characters, inside RFC 7636's 43..128
+    scope = ("launch " if launch else "launch/patient ") + scopes_for(config)
+    params = {
+        "response_type": "code",
+        "client_id": settings.client_id,
         "redirect_uri": settings.redirect_uri,
-        "auth_state": secrets.token_urlsafe(32),  # 256 bits, > the 122 SMART asks for
+        "scope": scope,
+        "state": state,
+        "aud": config.issuer_base,
+        "code_challenge": _s256(verifier),
+        "code_challenge_method": "S256",
     }
-    if settings.client_secret is not None:
-        auth_state["app_secret"] = settings.client_secret.get_secret_value()
-    state: dict[str, Any] = {
-        "app_id": settings.client_id,
-        "scope": scopes_for(config),
-        "redirect": settings.redirect_uri,
-        "launch_token": launch or None,
-        "server": {"base_uri": config.issuer_base, "auth_type": "oauth2", "auth": auth_state},
+    if launch:
+        params["launch"] = launch
+    separator = "&" if urlsplit(config.authorization_endpoint).query else "?"
+    url = config.authorization_endpoint + separator + urlencode(params)
+    saved = {
+        "state": state,
+        "code_verifier": verifier,
+        "iss": config.issuer_base,
+        "token_endpoint": config.token_endpoint,
+        "scope": scope,
     }
-    if settings.client_secret is not None:
-        state["app_secret"] = settings.client_secret.get_secret_value()
-    saved: dict[str, Any] = {}
-    try:
-        smart = fhir_client.FHIRClient(state=state, save_func=saved.update)
-        url = smart.authorize_url
-        saved.update(smart.state)
-    except Exception as exc:  # fhirclient raises bare Exception; translate at this boundary
-        raise LaunchError("could not build the authorize URL", reason="authorize-url") from exc
-    if not url:
-        raise LaunchError("could not build the authorize URL", reason="authorize-url")
     return url, saved
 
 
-def finish(state: dict[str, Any], callback_url: str) -> TokenResult:
-    """Check ``state``, exchange the code (PKCE verifier included) and return the token result.
-
-    Blocking (fhirclient uses ``requests``): run it in a threadpool.
-    """
-    if not state:
+async def finish(settings: SmartSettings, state: dict[str, Any], callback_url: str, http: httpx.AsyncClient) -> TokenResult:
+    """Check ``state`` and exchange the code (PKCE verifier and client authentication included)."""
+    if not state or not state.get("state") or not state.get("code_verifier"):
         raise LaunchError("no launch in progress", reason="no-session")
-    saved: dict[str, Any] = {}
+    args = {k: v[0] for k, v in parse_qs(urlsplit(callback_url).query).items()}
+    if not secrets.compare_digest(str(args.get("state", "")), str(state["state"])):
+        raise LaunchError("the authorization response is not for this launch", reason="state-mismatch")
+    if "error" in args:
+        raise LaunchError("the authorization server refused", reason="authorization-denied")
+    code = args.get("code")
+    if not code:
+        raise LaunchError("no code in the authorization response", reason="no-code")
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": settings.redirect_uri,
+        "code_verifier": state["code_verifier"],
+    }
+    auth: tuple[str, str] | None = None
+    if settings.private_key_file is not None:
+        form["client_id"] = settings.client_id
+        form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        form["client_assertion"] = client_assertion(settings, state["token_endpoint"])
+    elif settings.client_secret is not None:
+        auth = (settings.client_id, settings.client_secret.get_secret_value())  # client_secret_basic
+    else:
+        form["client_id"] = settings.client_id
     try:
-        smart = fhir_client.FHIRClient(state=state, save_func=saved.update)
-        smart.handle_callback(callback_url)
-    except Exception as exc:  # bare Exception from fhirclient (state mismatch, OAuth error, HTTP)
-        raise LaunchError("the authorization callback was rejected", reason=_callback_reason(callback_url, state)) from exc
-    auth = smart.server.auth if smart.server is not None else None
-    token = getattr(auth, "access_token", None)
-    if not token:
+        response = await http.post(state["token_endpoint"], data=form, auth=auth,
+                                   headers={"Accept": "application/json"})
+    except httpx.HTTPError as exc:
+        raise LaunchError("the token endpoint did not answer", reason="token-exchange-failed") from exc
+    if response.status_code != 200:
+        raise LaunchError(f"the token endpoint answered {response.status_code}", reason="token-exchange-failed")
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise LaunchError("the token response is not JSON", reason="token-exchange-failed") from exc
+    return _token_result(body)
+
+
+def _token_result(body: Any) -> TokenResult:
+    if not isinstance(body, dict) or not isinstance(body.get("access_token"), str) or not body["access_token"]:
         raise LaunchError("no access token", reason="no-token")
-    ctx = dict(smart.launch_context or {})
-    ctx.pop("id_token", None)
-    app_context = ctx.get("appContext")
+    if str(body.get("token_type", "")).lower() != "bearer":
+        raise LaunchError("the token is not a bearer token", reason="no-token")
+    expires_in = body.get("expires_in")
+    expires_at = time.time() + expires_in if isinstance(expires_in, int) and not isinstance(expires_in, bool) else None
+    app_context = body.get("appContext")
+    if isinstance(app_context, dict):  # some EHRs send the link's JSON unescaped
+        app_context = json.dumps(app_context)
     return TokenResult(
-        access_token=token,
-        scope=str(ctx.get("scope") or ""),
-        patient=_str_or_none(ctx.get("patient")),
-        encounter=_str_or_none(ctx.get("encounter")),
+        access_token=body["access_token"],
+        scope=str(body.get("scope") or ""),
+        patient=_str_or_none(body.get("patient")),
+        encounter=_str_or_none(body.get("encounter")),
         app_context=app_context if isinstance(app_context, str) else None,
-        expires_at=getattr(auth, "expires_at", None),
-        need_patient_banner=bool(ctx.get("need_patient_banner", True)),
+        expires_at=expires_at,
+        need_patient_banner=bool(body.get("need_patient_banner", True)),
     )
 
 
-def _callback_reason(callback_url: str, state: dict[str, Any]) -> str:
-    from urllib.parse import parse_qs
-
-    args = parse_qs(urlsplit(callback_url).query)
-    if "error" in args:
-        return "authorization-denied"
-    want = ((state.get("server") or {}).get("auth") or {}).get("auth_state")
-    if not want or args.get("state", [None])[0] != want:
-        return "state-mismatch"
-    if "code" not in args:
-        return "no-code"
-    return "token-exchange-failed"
+def client_assertion(settings: SmartSettings, token_endpoint: str) -> str:
+    """A ``private_key_jwt`` client assertion (RFC 7523): iss = sub = our client id, aud = the
+    token endpoint, five minutes, a fresh ``jti``; signed with the key the EHR has our JWKS for."""
+    key = settings.private_key()
+    now = int(time.time())
+    claims = {"iss": settings.client_id, "sub": settings.client_id, "aud": token_endpoint,
+              "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    headers = {"typ": "JWT", "kid": settings.private_key_kid()}
+    return jwt.encode(claims, key, algorithm=settings.private_key_alg, headers=headers)
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -5,6 +5,7 @@ import base64
 import json
 import time
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -108,8 +109,11 @@ def test_unknown_kid_with_allowed_jku(harness, body, mint):
 
 
 def test_jku_not_allowed_is_never_fetched(harness, body, mint):
-    token = mint(harness.url(PATH), jku="https://attacker.test/jwks")
+    attacker = ec.generate_private_key(ec.SECP384R1())
+    token = mint(harness.url(PATH), kid="attacker-1", jku="https://attacker.test/jwks", key=attacker)
     _assert_401(harness.post(PATH, body, token=token))
+    # a pinned kid verifies with the pinned key, and the header's jku is still never fetched
+    assert harness.post(PATH, body, token=mint(harness.url(PATH), jku="https://attacker.test/jwks")).status_code == 200
     assert not [r for r in harness.ehr.requests if "attacker" in str(r.url)]
 
 
@@ -206,3 +210,116 @@ def test_deeply_nested_token_header_is_401_not_a_crash(harness, body, mint):
     payload = mint(harness.url(PATH)).split(".")[1]
     _assert_401(harness.post(PATH, body, token=f"{deep}.{payload}.AAAA"))
     _assert_401(harness.post(PATH + "/feedback", {"feedback": []}, token=f"{nested}.{deep}.AAAA"))
+
+
+# --- trust: pinned keys, jku, JWKS outages, NumericDate ------------------------------------------
+SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
+
+
+def test_pinned_kid_wins_whatever_jku_the_header_names(harness, body, mint):
+    """The CDS Hooks sandbox always sends its jku; a client registered with that key pinned (and
+    no jku allowed) must still verify, and the named URL is never fetched."""
+    token = mint(harness.url(PATH), kid="es-1", jku=SANDBOX_JKU)
+    assert harness.post(PATH, body, token=token).status_code == 200
+    assert not [r for r in harness.ehr.requests if "sandbox.cds-hooks.org" in str(r.url)]
+
+
+def test_pinned_kid_verifies_while_the_allowed_jwks_host_is_down(harness, body, mint):
+    async def down(request: httpx.Request) -> httpx.Response:
+        harness.ehr.requests.append(request)
+        raise httpx.ConnectError("down", request=request)
+
+    harness.client.app.state.cds.verifier.jwks.http = httpx.AsyncClient(transport=httpx.MockTransport(down))
+    token = mint(harness.url(PATH), kid="es-1", jku="https://ehr.test/jwks")
+    assert harness.post(PATH, body, token=token).status_code == 200
+    assert not harness.ehr.requests  # the pinned key needed no fetch
+
+
+def test_unpinned_kid_with_a_jku_not_allowed_for_this_client_is_refused(harness, body, mint):
+    # epic-like has no jku allowed: its header's jku (even the other client's) is not used
+    token = mint(harness.url(PATH), alg="RS384", jku="https://ehr.test/jwks", iss="https://epic.test")
+    _assert_401(harness.post(PATH, body, token=token))
+    assert not [r for r in harness.ehr.requests if str(r.url) == "https://ehr.test/jwks"]
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+def test_numeric_string_dates_are_refused(harness, body, mint, claim):
+    now = int(time.time())
+    values = {"iat": now, "exp": now + 300, "nbf": now}
+    values[claim] = str(values[claim])
+    _assert_401(harness.post(PATH, body, token=mint(harness.url(PATH), **values)))
+
+
+def test_float_dates_are_json_numbers_and_accepted(harness, body, mint):
+    now = time.time()
+    assert harness.post(PATH, body, token=mint(harness.url(PATH), iat=now, exp=now + 300)).status_code == 200
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _jwks_cache(keys, clock, ttl=300.0, stale_max=600.0):
+    from cds_hooks.auth import JwksCache
+
+    state = {"up": True, "calls": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        state["calls"] += 1
+        if not state["up"]:
+            raise httpx.ConnectError("down", request=request)
+        return httpx.Response(200, json={"keys": [keys.jwk("rs")]})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return JwksCache(http, timeout=1.0, ttl=ttl, stale_max=stale_max, clock=clock), state
+
+
+def test_last_good_jwks_is_kept_for_a_bounded_time_and_the_outage_is_logged(keys, caplog):
+    import anyio
+
+    clock = _Clock()
+    cache, state = _jwks_cache(keys, clock)
+
+    async def key():
+        return await cache.key("https://ehr.test/jwks", "rs-1")
+
+    assert anyio.run(key) is not None and state["calls"] == 1
+    state["up"] = False
+    clock.now += 301  # past the ttl: a refresh is due and fails
+    with caplog.at_level("ERROR", logger="cds97530.auth"):
+        assert anyio.run(key) is not None  # last good keys
+    assert any("using the last good keys" in r.getMessage() for r in caplog.records)
+    calls = state["calls"]
+    clock.now += 5
+    assert anyio.run(key) is not None
+    assert state["calls"] == calls  # not retried within 30 s: calls do not each wait for the timeout
+    clock.now += 600  # ttl + stale_max passed
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="cds97530.auth"):
+        assert anyio.run(key) is None
+    assert any("too old, dropped" in r.getMessage() for r in caplog.records)
+    state["up"] = True
+    clock.now += 31
+    assert anyio.run(key) is not None  # the host is back: fresh keys
+
+
+def test_a_jwks_never_fetched_and_down_is_retried_at_most_every_30_seconds(keys):
+    import anyio
+
+    clock = _Clock()
+    cache, state = _jwks_cache(keys, clock)
+    state["up"] = False
+
+    async def key():
+        return await cache.key("https://ehr.test/jwks", "rs-1")
+
+    assert anyio.run(key) is None and state["calls"] == 1
+    clock.now += 10
+    assert anyio.run(key) is None and state["calls"] == 1
+    clock.now += 25
+    state["up"] = True
+    assert anyio.run(key) is not None and state["calls"] == 2

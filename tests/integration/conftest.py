@@ -26,11 +26,13 @@ from typing import Any
 import pytest
 import yaml
 
-from cds_hooks.sandbox.ehr import EhrKeys, JwksServer, SimulatedEhr
-from cds_hooks.sandbox.fhir_server import FhirServer, fhir_transaction, node_available
-from cds_hooks.sandbox.public import delete_dataset
-from cds_hooks.sandbox.service_runner import ServiceThread
-from cds_hooks.sandbox.synthetic import SyntheticDataset, build_dataset
+from cds_hooks.app import create_app
+from cds_hooks.settings import CdsSettings
+from sandbox.ehr import EhrKeys, JwksServer, SimulatedEhr
+from sandbox.fhir_server import FhirServer, fhir_transaction, node_available
+from sandbox.public import delete_dataset
+from sandbox.service_runner import ServiceThread
+from sandbox.synthetic import SyntheticDataset, build_dataset
 
 HERE = Path(__file__).parent
 
@@ -207,8 +209,10 @@ def env(log_capture: LogCapture, tmp_path_factory: pytest.TempPathFactory) -> It
         # Loopback answers in milliseconds: the default budget. Public servers are slow: a wide one.
         budget = ({"deadline_seconds": 1.5, "fhir_timeout_seconds": 1.0} if mode == "local"
                   else {"deadline_seconds": 20.0, "fhir_timeout_seconds": 8.0})
-        service = ServiceThread(clients_file=clients, database_url=f"sqlite:///{tmp / 'cds.sqlite3'}", **budget)
+        settings = CdsSettings(clients_file=clients, database_url=f"sqlite:///{tmp / 'cds.sqlite3'}", **budget)
+        service = ServiceThread(lambda url: create_app(settings.model_copy(update={"public_url": url})))
         service.start()
+        service.settings = service.app.state.cds.settings  # type: ignore[attr-defined]
         env_obj = Env(mode=mode, fhir_base=base, fhir=fhir, ehr_token=ehr_token, data=data, ehr=ehr, keys=keys,
                       jwks=jwks, service=service, logs=log_capture, tmp=tmp, dead_fhir_base=dead_base,
                       epic_ehr=epic, epic_jwks=epic_jwks)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cds_hooks.sandbox.checks import response_problems, says_note_unreadable, signature
+from sandbox.checks import response_problems, says_note_unreadable, signature
 
 HOOKS = ("order-sign", "org.cds97530.claim-sign", "patient-view")
 FAULTS = ("down", "slow", "slow-calls", "status500", "expired-token", "malformed", "reset", "huge-binary")

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cds_hooks.sandbox.synthetic import CONTENT_TYPES, render_note
+from sandbox.synthetic import CONTENT_TYPES, render_note
 from plugin.attachments import extract_text
 
 

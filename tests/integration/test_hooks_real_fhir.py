@@ -13,9 +13,9 @@ import pytest
 
 import plugin
 from cds_hooks.cards import CardOptions, relevant
-from cds_hooks.sandbox.checks import response_problems, says_note_unreadable, signature
-from cds_hooks.sandbox.ehr import EhrKeys, SimulatedEhr
-from cds_hooks.sandbox.synthetic import CONTENT_TYPES, PAYERS, visit_resources
+from sandbox.checks import response_problems, says_note_unreadable, signature
+from sandbox.ehr import EhrKeys, SimulatedEhr
+from sandbox.synthetic import CONTENT_TYPES, PAYERS, visit_resources
 
 HOOKS = ("order-sign", "org.cds97530.claim-sign", "patient-view")
 LINES_FROM = {"order-sign": "ServiceRequest", "org.cds97530.claim-sign": "Claim", "patient-view": "Procedure"}

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cds_hooks.sandbox.fhir_server import fhir_transaction
-from cds_hooks.sandbox.public import delete_dataset
-from cds_hooks.sandbox.synthetic import TAG_SYSTEM, build_dataset
+from sandbox.fhir_server import fhir_transaction
+from sandbox.public import delete_dataset
+from sandbox.synthetic import TAG_SYSTEM, build_dataset
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("FHIR_BASE_URL"),

@@ -8,7 +8,7 @@ import httpx
 import jwt
 import pytest
 
-from cds_hooks.sandbox.ehr import EhrKeys, JwksServer, SimulatedEhr, render_template
+from sandbox.ehr import EhrKeys, JwksServer, SimulatedEhr, render_template
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from cds_hooks.sandbox.checks import signature
+from sandbox.checks import signature
 
 CLAIM_HOOK = "org.cds97530.claim-sign"
 

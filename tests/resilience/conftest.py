@@ -62,7 +62,7 @@ def pg_base_url() -> str:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Two replicas (debug logs, to files) behind the harness's balancer, on PostgreSQL if available."""
-    from cds_hooks.sandbox.fhir_server import node_available
+    from sandbox.fhir_server import node_available
 
     if not node_available():
         pytest.skip("node 20.19+ is not installed: the resilience tests need the real FHIR server")

@@ -27,7 +27,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import create_engine, inspect, text
 
-from cds_hooks.sandbox.ehr import EhrKeys, JwksServer
+from sandbox.ehr import EhrKeys, JwksServer
 
 PATH = "/cds-services/order-sign-97530"
 FB_PATH = PATH + "/feedback"

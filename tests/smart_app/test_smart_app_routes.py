@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from smart_app.app import create_app
-from smart_app.authserver import DemoClient, LaunchContext, SmartAuthServer, auth_router
+from sandbox.authserver import DemoClient, LaunchContext, SmartAuthServer, auth_router
 from smart_app.sessions import COOKIE_NAME, SessionStore
 from smart_app.settings import SmartSettings
 
@@ -77,6 +77,21 @@ class Rig:
     fake_iss: str = ""
 
 
+class _Routed(httpx.AsyncBaseTransport):
+    """The app's one HTTP client: the token exchange goes over real HTTP to the live authorization
+    server; FHIR reads go to the fake FHIR server."""
+
+    def __init__(self, auth_origin: str, fhir: httpx.AsyncBaseTransport) -> None:
+        self._auth_origin = auth_origin
+        self._real = httpx.AsyncHTTPTransport()
+        self._fhir = fhir
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if str(request.url).startswith(self._auth_origin + "/"):
+            return await self._real.handle_async_request(request)
+        return await self._fhir.handle_async_request(request)
+
+
 @pytest.fixture
 def rig(live_server: Any, asgi_client: Any, smart_kit: Any) -> Rig:
     auth = SmartAuthServer(fhir_base=smart_kit.FAKE_ISS, public_base="http://placeholder", clients=[
@@ -101,7 +116,7 @@ def rig(live_server: Any, asgi_client: Any, smart_kit: Any) -> Rig:
 
     app = create_app(
         SmartSettings(base_url=APP_BASE, allowed_issuers=[smart_kit.FAKE_ISS]),
-        httpx.AsyncClient(transport=httpx.MockTransport(fake)),
+        httpx.AsyncClient(transport=_Routed(live.url, httpx.MockTransport(fake))),
         sessions=sessions, evaluator=evaluator,
     )
     rig.app = asgi_client(app, base_url="http://127.0.0.1:8000")

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from fastapi import FastAPI
 
-from smart_app.authserver import DemoClient, LaunchContext, SmartAuthServer, auth_router
+from sandbox.authserver import DemoClient, LaunchContext, SmartAuthServer, auth_router
 
 FHIR = "http://127.0.0.1:9/fhir"
 REDIRECT = "http://app.test/smart/callback"

@@ -43,12 +43,12 @@ def _need(condition: bool, reason: str) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Demo environment + CDS service + demo mount, served by uvicorn on loopback."""
     _need(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    from cds_hooks.sandbox.fhir_server import node_available
+    from sandbox.fhir_server import node_available
 
     _need(node_available(), "node is not installed (the FHIR server needs Node 20+)")
-    from cds_hooks.app import create_app
+    from cds_hooks.service_commands import build_app
     from cds_hooks.settings import CdsSettings
-    from smart_app.demo import DemoSettings, demo_environment, mount_demo
+    from sandbox.demo_ehr import DemoSettings, demo_environment
 
     from .conftest import LiveServer  # type: ignore[import-not-found]
 
@@ -56,8 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     db = tmp_path_factory.mktemp("smart-browser") / "cds.sqlite3"
     with demo_environment(DemoSettings(public_url=live.url)) as env:
         xss = _add_xss_visit(env)
-        app = create_app(env.cds_settings(CdsSettings(database_url=f"sqlite:///{db}")))
-        mount_demo(app, env)
+        app = build_app(CdsSettings(public_url=live.url, database_url=f"sqlite:///{db}"), demo_env=env)
         live.start(app)
         try:
             yield {"url": live.url, "env": env, "xss": xss}
@@ -67,7 +66,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 def _add_xss_visit(env: Any) -> dict[str, str]:
     """A copy of a needs-documentation visit whose plain-text note carries markup."""
-    from cds_hooks.sandbox.synthetic import visit_resources
+    from sandbox.synthetic import visit_resources
 
     source = next(v for v in env.dataset.visits(verdict="needs-documentation", content_type="text/plain"))
     stem = f"{env.dataset.tag}-xss"
@@ -154,7 +153,7 @@ def _open_review(context: Any, stack: dict[str, Any], encounter_id: str) -> tupl
 def _expected_evaluation(env: Any, visit: Any) -> Any:
     """What the page must show, computed from the same FHIR data by the library itself."""
     import plugin
-    from cds_hooks.sandbox.synthetic import visit_resources
+    from sandbox.synthetic import visit_resources
 
     extra = [env.dataset.resources[f"PractitionerRole/{visit.practitioner_role_id}"],
              env.dataset.resources[f"Practitioner/{visit.practitioner_id}"]]

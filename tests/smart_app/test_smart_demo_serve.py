@@ -1,6 +1,6 @@
-"""`cds97530 serve --demo` wiring, without a browser: the lead's serve path (``create_app`` then
-``mount_demo(app, settings)``) and ``create_demo_app`` both give a working EHR -> card -> SMART
-page flow against the real FHIR server, and stop that server on shutdown."""
+"""`cds97530 serve --demo` wiring, without a browser: the command line's composition
+(``service_commands.build_app(settings, demo=True)``) gives a working EHR -> card -> SMART page flow
+against the real FHIR server, and stops that server on shutdown."""
 from __future__ import annotations
 
 import os
@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _need_node() -> None:
-    from cds_hooks.sandbox.fhir_server import node_available
+    from sandbox.fhir_server import node_available
 
     if not node_available():
         if os.environ.get("CI"):
@@ -47,40 +47,23 @@ def _walk_flow(base: str) -> str:
         return review.text
 
 
-def test_serve_path_mount_demo_with_cds_settings(tmp_path: Any) -> None:
+def test_serve_demo_walks_from_card_to_page_and_stops_the_fhir_server(tmp_path: Any) -> None:
     _need_node()
-    from cds_hooks.app import create_app
+    from cds_hooks.service_commands import build_app
     from cds_hooks.settings import CdsSettings
-    from smart_app import mount_demo
 
     from .conftest import LiveServer  # type: ignore[import-not-found]
 
     live = LiveServer(None)
     settings = CdsSettings(public_url=live.url, database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}")
-    app = create_app(settings)
-    mount_demo(app, settings)  # exactly what `cds97530 serve --demo` does
+    app = build_app(settings, demo=True)  # exactly what `cds97530 serve --demo` does
     fhir = _fhir_base(app)
     live.start(app)
     try:
         html = _walk_flow(live.url)
         assert "Visit review" in html and "<mark" in html and 'data-field="payer"' in html
+        assert "Line 1: CPT" in html
     finally:
         live.stop()
     with pytest.raises(httpx.HTTPError):  # the demo's FHIR server stopped with the app
         httpx.get(fhir + "/metadata", timeout=2)
-
-
-def test_create_demo_app(tmp_path: Any) -> None:
-    _need_node()
-    from cds_hooks.settings import CdsSettings
-    from smart_app.demo import create_demo_app
-
-    from .conftest import LiveServer  # type: ignore[import-not-found]
-
-    live = LiveServer(None)
-    app = create_demo_app(CdsSettings(public_url=live.url, database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}"))
-    live.start(app)
-    try:
-        assert "Line 1: CPT" in _walk_flow(live.url)
-    finally:
-        live.stop()

@@ -108,12 +108,28 @@ def test_scopes_fall_back_to_v1_without_permission_v2() -> None:
 
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """fhirclient must not fetch /metadata: building the authorize URL is offline."""
+    """Building the authorize URL is offline (no /metadata, no discovery of its own)."""
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("network access while building the authorize URL")
 
     monkeypatch.setattr(requests.Session, "send", refuse)
+
+
+def finish(state: dict[str, Any], callback: str, *, token_answer: Any = None, cfg: SmartSettings | None = None,
+           seen: list[httpx.Request] | None = None) -> launch.TokenResult:
+    """``launch.finish`` with a token endpoint answering ``token_answer`` (status, body)."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        status, body = token_answer or (500, {})
+        return httpx.Response(status, json=body)
+
+    async def run() -> launch.TokenResult:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            return await launch.finish(cfg or settings(), state, callback, http)
+
+    return asyncio.run(run())
 
 
 def test_ehr_launch_authorize_url(no_network: None) -> None:
@@ -128,11 +144,11 @@ def test_ehr_launch_authorize_url(no_network: None) -> None:
     assert q["launch"] == "launch-123"
     assert q["scope"].split()[0] == "launch" and "patient/Procedure.rs" in q["scope"].split()
     assert q["code_challenge_method"] == "S256"
-    verifier = state["server"]["auth"]["code_verifier"]
+    verifier = state["code_verifier"]
     expected = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
     assert q["code_challenge"] == expected
     # state: ours, 256 bits of urlsafe base64 (>= 122 bits asked by SMART), kept server-side
-    assert q["state"] == state["server"]["auth"]["auth_state"]
+    assert q["state"] == state["state"]
     assert len(base64.urlsafe_b64decode(q["state"] + "=" * (-len(q["state"]) % 4))) * 8 >= 122
 
 
@@ -140,8 +156,8 @@ def test_two_launches_get_different_state_and_verifier(no_network: None) -> None
     config = discover(WELL_KNOWN)
     _, a = launch.begin(settings(), config, "x")
     _, b = launch.begin(settings(), config, "x")
-    assert a["server"]["auth"]["auth_state"] != b["server"]["auth"]["auth_state"]
-    assert a["server"]["auth"]["code_verifier"] != b["server"]["auth"]["code_verifier"]
+    assert a["state"] != b["state"]
+    assert a["code_verifier"] != b["code_verifier"]
 
 
 def test_standalone_launch_asks_for_a_patient(no_network: None) -> None:
@@ -154,20 +170,89 @@ def test_standalone_launch_asks_for_a_patient(no_network: None) -> None:
 def test_finish_with_wrong_state_is_a_typed_error(no_network: None) -> None:
     _, state = launch.begin(settings(), discover(WELL_KNOWN), "x")
     with pytest.raises(LaunchError) as info:
-        launch.finish(state, "https://app.example.test/smart/callback?code=abc&state=forged")
+        finish(state, "https://app.example.test/smart/callback?code=abc&state=forged")
     assert info.value.reason == "state-mismatch"
     assert "forged" not in str(info.value)
 
 
 def test_finish_with_oauth_error_is_a_typed_error(no_network: None) -> None:
     _, state = launch.begin(settings(), discover(WELL_KNOWN), "x")
-    good = state["server"]["auth"]["auth_state"]
+    good = state["state"]
     with pytest.raises(LaunchError) as info:
-        launch.finish(state, f"https://app.example.test/smart/callback?error=access_denied&state={good}")
+        finish(state, f"https://app.example.test/smart/callback?error=access_denied&state={good}")
     assert info.value.reason == "authorization-denied"
 
 
 def test_finish_without_state_is_a_typed_error() -> None:
     with pytest.raises(LaunchError) as info:
-        launch.finish({}, "https://app.example.test/smart/callback?code=abc&state=x")
+        finish({}, "https://app.example.test/smart/callback?code=abc&state=x")
     assert info.value.reason == "no-session"
+
+
+TOKEN = {"access_token": "at-1", "token_type": "Bearer", "expires_in": 300, "scope": "launch patient/Patient.r",
+         "patient": "p1", "encounter": "e1", "appContext": {"claim": "Claim/c1"}}
+
+
+def test_public_client_exchange_sends_verifier_and_client_id() -> None:
+    _, state = launch.begin(settings(), discover(WELL_KNOWN), "x")
+    seen: list[httpx.Request] = []
+    result = finish(state, f"https://app.example.test/smart/callback?code=abc&state={state['state']}",
+                    token_answer=(200, TOKEN), seen=seen)
+    (request,) = seen
+    form = dict(httpx.QueryParams(request.content.decode()))
+    assert str(request.url) == WELL_KNOWN["token_endpoint"]
+    assert form == {"grant_type": "authorization_code", "code": "abc", "client_id": "cds97530-smart",
+                    "redirect_uri": "https://app.example.test/smart/callback", "code_verifier": state["code_verifier"]}
+    assert "authorization" not in request.headers
+    assert (result.patient, result.encounter, result.access_token) == ("p1", "e1", "at-1")
+    assert result.app_context is not None and '"Claim/c1"' in result.app_context
+
+
+def test_confidential_client_uses_basic_auth() -> None:
+    cfg = settings(client_secret="s3cret")
+    _, state = launch.begin(cfg, discover(WELL_KNOWN), "x")
+    seen: list[httpx.Request] = []
+    finish(state, f"https://app.example.test/smart/callback?code=abc&state={state['state']}",
+           token_answer=(200, TOKEN), cfg=cfg, seen=seen)
+    expected = "Basic " + base64.b64encode(b"cds97530-smart:s3cret").decode()
+    assert seen[0].headers["authorization"] == expected
+    assert "client_secret" not in seen[0].content.decode()
+    assert "s3cret" not in repr(state)  # the secret is never put in the session
+
+
+@pytest.mark.parametrize("alg", ["RS384", "ES384"])
+def test_private_key_jwt_assertion_verifies_with_the_published_jwks(tmp_path: Any, alg: str) -> None:
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    key = rsa.generate_private_key(65537, 2048) if alg == "RS384" else ec.generate_private_key(ec.SECP384R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (tmp_path / "key.pem").write_bytes(pem)
+    cfg = settings(private_key_file=tmp_path / "key.pem", private_key_alg=alg)
+    assert cfg.client_auth == "private_key_jwt"
+    _, state = launch.begin(cfg, discover(WELL_KNOWN), "x")
+    seen: list[httpx.Request] = []
+    finish(state, f"https://app.example.test/smart/callback?code=abc&state={state['state']}",
+           token_answer=(200, TOKEN), cfg=cfg, seen=seen)
+    form = dict(httpx.QueryParams(seen[0].content.decode()))
+    assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    (jwk,) = cfg.public_jwks()["keys"]
+    assert "d" not in jwk and jwk["alg"] == alg
+    header = jwt.get_unverified_header(form["client_assertion"])
+    assert header["kid"] == jwk["kid"]
+    claims = jwt.decode(form["client_assertion"], jwt.PyJWK(jwk).key, algorithms=[alg],
+                        audience=WELL_KNOWN["token_endpoint"], issuer="cds97530-smart")
+    assert claims["sub"] == "cds97530-smart" and claims["exp"] - claims["iat"] <= 300 and claims["jti"]
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    ((400, {"error": "invalid_grant"}), "token-exchange-failed"),
+    ((200, {"token_type": "Bearer"}), "no-token"),
+    ((200, {"access_token": "x", "token_type": "mac"}), "no-token"),
+])
+def test_bad_token_answers_are_typed_errors(answer: Any, reason: str) -> None:
+    _, state = launch.begin(settings(), discover(WELL_KNOWN), "x")
+    with pytest.raises(LaunchError) as info:
+        finish(state, f"https://app.example.test/smart/callback?code=abc&state={state['state']}", token_answer=answer)
+    assert info.value.reason == reason

@@ -19,11 +19,16 @@ from pathlib import Path
 from typing import Any
 
 PREFETCH_MODES = ("full", "partial", "empty", "absent", "operation-outcome", "epic-no-results")
-"""Kept in step with ``cds_hooks.sandbox.ehr.PREFETCH_MODES`` (not imported: the CLI starts fast)."""
+"""Kept in step with ``sandbox.ehr.PREFETCH_MODES`` (not imported: the CLI starts fast)."""
 HOOKS = {"order-sign": "order-sign", "claim": "org.cds97530.claim-sign", "patient-view": "patient-view"}
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+ServiceFactory = Any
+"""``(clients_file, database_url) -> (public_url -> ASGI app)``, given by the command line (the
+composition point): the sandbox never imports the service."""
+
+
+def register(sub: argparse._SubParsersAction, *, service_factory: ServiceFactory = None) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "sandbox",
         help="rehearse locally: real FHIR server + synthetic data + simulated EHR firing hooks at the service",
@@ -50,12 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--serve", action="store_true", help="keep FHIR server, JWKS and service running until Ctrl-C")
     p.add_argument("--keep-data", action="store_true", help="do not delete the synthetic data from --fhir-base-url")
     p.add_argument("--json", action="store_true", help="print one JSON object per hook call")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, service_factory=service_factory)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cds_hooks.sandbox.ehr import EhrError
-    from cds_hooks.sandbox.fhir_server import FhirServerError
+    from sandbox.ehr import EhrError
+    from sandbox.fhir_server import FhirServerError
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     hooks = [h.strip() for h in args.hooks.split(",") if h.strip()]
@@ -73,11 +78,11 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, hooks: list[str]) -> int:
     import yaml
 
-    from cds_hooks.sandbox.ehr import EhrKeys, JwksServer, SimulatedEhr
-    from cds_hooks.sandbox.fhir_server import FhirServer, fhir_transaction
-    from cds_hooks.sandbox.public import delete_dataset
-    from cds_hooks.sandbox.service_runner import running_service
-    from cds_hooks.sandbox.synthetic import build_dataset
+    from sandbox.ehr import EhrKeys, JwksServer, SimulatedEhr
+    from sandbox.fhir_server import FhirServer, fhir_transaction
+    from sandbox.public import delete_dataset
+    from sandbox.service_runner import running_service
+    from sandbox.synthetic import build_dataset
 
     out = sys.stdout
     data = build_dataset()
@@ -116,9 +121,13 @@ def _run(args: argparse.Namespace, hooks: list[str]) -> int:
         if args.service_url:
             service_base = args.service_url.rstrip("/")
         else:
+            if args.service_factory is None:
+                print("cds97530 sandbox: no service to start here; pass --service-url", file=sys.stderr)
+                return 2
             clients = tmp / "clients.yaml"
             clients.write_text(yaml.safe_dump({"clients": [entry]}), encoding="utf-8")
-            svc = stack.enter_context(running_service(clients_file=clients, database_url=f"sqlite:///{tmp / 'sandbox.sqlite3'}"))
+            factory = args.service_factory(clients, f"sqlite:///{tmp / 'sandbox.sqlite3'}")
+            svc = stack.enter_context(running_service(factory))
             service_base = svc.base_url
         print(f"CDS service     {service_base}/cds-services\n", file=out)
 

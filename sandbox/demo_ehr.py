@@ -1,18 +1,16 @@
 """The demo EHR: the embedded default that shows a newcomer the whole flow with no external EHR.
 
-    app = create_demo_app(CdsSettings(public_url="http://127.0.0.1:8530"))  # `cds97530 serve --demo`
-    uvicorn.run(app, host="127.0.0.1", port=8530)
+    with demo_environment(DemoSettings(public_url="http://127.0.0.1:8530")) as env:  # FHIR server + data + keys
+        demo = demo_app(env, http)         # /demo/ehr (the EHR) and /demo/auth (its authorization server)
 
-    # or, step by step (tests):
-    with demo_environment(DemoSettings(public_url="http://127.0.0.1:8530")) as env:
-        app = cds_hooks.app.create_app(env.cds_settings(CdsSettings()))   # the CDS service
-        mount_demo(app, env)                                               # + /demo/ehr, /demo/auth, /smart
+``demo_environment`` starts the real FHIR server (``sandbox.fhir_server``; Medplum in memory, bearer
+tokens checked) with the synthetic dataset loaded and its ``.well-known/smart-configuration`` (and
+CapabilityStatement ``oauth-uris``) pointing at the local authorization server; makes the demo EHR's
+ES384 signing key; and writes a clients file that registers the demo EHR with the CDS service.
 
-``demo_environment`` starts the real FHIR server (``cds_hooks.sandbox.fhir_server``; Medplum in
-memory, bearer tokens checked) with the synthetic dataset loaded and its
-``.well-known/smart-configuration`` pointing at the local authorization server; makes the demo
-EHR's ES384 signing key; and writes a clients file that registers the demo EHR with the CDS
-service. ``mount_demo`` adds the EHR pages, the authorization server and the SMART page.
+The demo talks to the CDS service and the SMART page only over HTTP, like a real EHR: it imports
+neither. The command line (``cds97530 serve --demo``) builds the service with
+``env.cds_overrides()``, the SMART page with ``env.smart_overrides()``, and mounts ``demo_app``.
 
 DEMO ONLY: no login, in-memory state, synthetic patients. Never point it at real data.
 """
@@ -25,8 +23,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,10 +45,8 @@ from markupsafe import Markup
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from smart_app.authserver import DemoClient, LaunchContext, SmartAuthServer, auth_router
-from smart_app.fhir import parse_reference
-from smart_app.settings import SmartSettings
-from smart_app.visit import human_name
+from sandbox.authserver import DemoClient, LaunchContext, SmartAuthServer, auth_router
+from sandbox.fhir_refs import human_name, parse_reference
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +76,8 @@ class DemoEnvironment:
     """A running demo backend: FHIR server, dataset, auth server, EHR signing key, clients file."""
 
     settings: DemoSettings
-    fhir: Any  # cds_hooks.sandbox.fhir_server.FhirServer
-    dataset: Any  # cds_hooks.sandbox.synthetic.SyntheticDataset
+    fhir: Any  # sandbox.fhir_server.FhirServer
+    dataset: Any  # sandbox.synthetic.SyntheticDataset
     auth: SmartAuthServer
     ehr_token: str = field(repr=False)
     signing_key: ec.EllipticCurvePrivateKey = field(repr=False)
@@ -107,21 +103,24 @@ class DemoEnvironment:
     def smart_launch_url(self) -> str:
         return f"{self.settings.base}/smart/launch"
 
-    def smart_settings(self) -> SmartSettings:
-        return SmartSettings(
-            client_id=self.settings.smart_client_id,
-            base_url=f"{self.settings.base}/smart",
-            allowed_issuers=[self.fhir_base],
-        )
+    def smart_overrides(self) -> dict[str, Any]:
+        """SMART page settings for the demo: its client id at the demo auth server, and the demo
+        FHIR server as the one allowed ``iss``; the EHR frames the page from our own origin."""
+        return {
+            "client_id": self.settings.smart_client_id,
+            "base_url": f"{self.settings.base}/smart",
+            "allowed_issuers": [self.fhir_base],
+            "frame_ancestors": [self.settings.base],
+        }
 
-    def cds_settings(self, base: Any) -> Any:
-        """The lead's ``CdsSettings`` with what the demo needs: our URL, the clients file that
-        trusts the demo EHR, and the SMART launch URL for card links."""
-        return base.model_copy(update={
+    def cds_overrides(self) -> dict[str, Any]:
+        """CDS settings for the demo: our URL, the clients file that trusts the demo EHR, and the
+        SMART launch URL for card links."""
+        return {
             "public_url": self.settings.base,
             "clients_file": self.clients_file,
             "smart_launch_url": self.smart_launch_url,
-        })
+        }
 
     def jwks(self) -> dict[str, Any]:
         public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.signing_key.public_key()))
@@ -138,8 +137,8 @@ class DemoEnvironment:
 def start_demo(settings: DemoSettings | None = None, *, fhir_server: Any = None) -> DemoEnvironment:
     """Start (or reuse) the FHIR server, load the synthetic data, make the EHR key and clients
     file. Call ``env.close()`` when done (``demo_environment`` does it for you)."""
-    from cds_hooks.sandbox.fhir_server import FhirServer
-    from cds_hooks.sandbox.synthetic import build_dataset
+    from sandbox.fhir_server import FhirServer
+    from sandbox.synthetic import build_dataset
 
     settings = settings or DemoSettings()
     auth = SmartAuthServer(
@@ -195,90 +194,6 @@ def demo_environment(settings: DemoSettings | None = None, *, fhir_server: Any =
         env.close()
 
 
-def create_demo_app(cds_settings: Any = None, *, demo: DemoSettings | None = None) -> FastAPI:
-    """What ``cds97530 serve --demo`` serves: the real CDS service (trusting the demo EHR, with SMART
-    links) plus the demo mounts. Starts the FHIR server now; it stops when the app shuts down."""
-    from cds_hooks.app import create_app as create_cds_app
-    from cds_hooks.settings import CdsSettings
-
-    cds_settings = cds_settings or CdsSettings()
-    env = start_demo(demo or DemoSettings(public_url=cds_settings.public_url))
-    try:
-        app = create_cds_app(env.cds_settings(cds_settings))
-        mount_demo(app, env)
-    except BaseException:
-        env.close()
-        raise
-    _close_with_app(app, env.close)
-    return app
-
-
-def mount_demo(app: FastAPI, env: Any, *, http: httpx.AsyncClient | None = None) -> None:
-    """Mount ``/smart`` (SMART page), ``/demo/auth`` (auth server) and ``/demo/ehr`` (EHR) on ``app``
-    (the CDS service app, so card calls and feedback go to the real service).
-
-    ``env`` is a ``DemoEnvironment``; or the ``CdsSettings`` the app was built with, in which case
-    the demo backend is started here and the app's CDS runtime is rebuilt to trust the demo EHR and
-    to put SMART links on cards (``create_demo_app`` does the same without the rebuild).
-    """
-    if not isinstance(env, DemoEnvironment):
-        cds_settings = env
-        env = start_demo(DemoSettings(public_url=cds_settings.public_url))
-        _rebind_cds_runtime(app, env.cds_settings(cds_settings))
-        _close_with_app(app, env.close)
-    _mount(app, env, http)
-
-
-def _rebind_cds_runtime(app: FastAPI, settings: Any) -> None:
-    """Point an already-built CDS app at the demo's settings (clients file, SMART launch URL)."""
-    from cds_hooks.auth import JwksCache, JwtVerifier
-    from cds_hooks.clients import ClientRegistry
-    from cds_hooks.routes import Runtime
-
-    old = app.state.cds
-    registry = ClientRegistry.load(settings.clients_file)
-    jwks = JwksCache(old.http, timeout=settings.jwks_timeout_seconds, ttl=settings.jwks_cache_seconds)
-    app.state.cds = Runtime(settings=settings, registry=registry, catalogue=old.catalogue, store=old.store,
-                            http=old.http, verifier=JwtVerifier(settings, registry, jwks, old.store))
-
-
-def _close_with_app(app: FastAPI, close: Any) -> None:
-    original = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
-        try:
-            async with original(a) as state:
-                yield state
-        finally:
-            await run_in_threadpool(close)
-
-    app.router.lifespan_context = lifespan
-
-
-def _mount(app: FastAPI, env: DemoEnvironment, http: httpx.AsyncClient | None) -> None:
-    from smart_app.app import create_app
-
-    client = http or httpx.AsyncClient(timeout=env.settings.hook_timeout_seconds, follow_redirects=False)
-    if http is None:  # close our client with the app
-        original = app.router.lifespan_context
-
-        @asynccontextmanager
-        async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
-            async with original(a) as state:
-                yield state
-            await client.aclose()
-
-        app.router.lifespan_context = lifespan
-
-    app.mount("/smart", create_app(env.smart_settings(), client))
-    app.mount("/demo", _demo_app(env, client))
-
-    @app.get("/", include_in_schema=False)
-    async def _root() -> RedirectResponse:
-        return RedirectResponse("/demo/ehr/", status_code=307)
-
-
 # --- the demo EHR -----------------------------------------------------------------------------
 
 
@@ -331,9 +246,10 @@ def _markdown() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
 
-def _demo_app(env: DemoEnvironment, http: httpx.AsyncClient) -> FastAPI:
+def demo_app(env: DemoEnvironment, http: httpx.AsyncClient) -> FastAPI:
+    """``/auth`` (the demo authorization server) and ``/ehr`` (the demo EHR), to mount at ``/demo``."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    templates_env = Environment(loader=PackageLoader("smart_app", "templates"), autoescape=True)
+    templates_env = Environment(loader=PackageLoader("sandbox", "templates"), autoescape=True)
     md = _markdown()
     templates_env.filters["markdown"] = lambda text: Markup(md.render(text or ""))
     templates = Jinja2Templates(env=templates_env)
@@ -346,7 +262,7 @@ def _demo_app(env: DemoEnvironment, http: httpx.AsyncClient) -> FastAPI:
     auth = APIRouter()
     auth.include_router(auth_router(env.auth, patient_picker=patient_choices))
     app.include_router(auth, prefix="/auth")
-    app.mount("/ehr/static", StaticFiles(packages=[("smart_app", "static")]), name="ehr-static")
+    app.mount("/ehr/static", StaticFiles(packages=[("sandbox", "static")]), name="ehr-static")
     app.include_router(_ehr_router(env, http, templates, runs), prefix="/ehr")
     return app
 

@@ -1,12 +1,15 @@
-"""Run the real CDS Hooks service (``create_app`` + uvicorn) on a free loopback port in a thread.
+"""Run an ASGI app (the real CDS Hooks service, built by the caller) on a free loopback port in a thread.
 
 Why a thread and not a subprocess: the integration tests must capture every log record the service
 writes (to prove no PHI or token reaches a log), and the sandbox wants one process to Ctrl-C.
-The port is bound before the settings are made, so ``public_url`` (which every JWT ``aud`` must
+The port is bound before the app is built, so ``public_url`` (which every JWT ``aud`` must
 match) is known exactly and no other process can take the port in between.
 
-    with running_service(clients_file=path, database_url="sqlite:///...") as svc:
+    with running_service(lambda public_url: create_app(CdsSettings(public_url=public_url, ...))) as svc:
         svc.base_url          # http://127.0.0.1:PORT
+
+The factory is given by the composition point (the command line, or a test): the sandbox imports
+neither the service nor the SMART app.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,22 +26,22 @@ class ServiceStartError(RuntimeError):
     """The CDS service did not come up."""
 
 
+AppFactory = Callable[[str], Any]
+"""``(public_url) -> ASGI app``: builds the service for the URL it will be reached at."""
+
+
 class ServiceThread:
-    def __init__(self, host: str = "127.0.0.1", **settings: Any) -> None:
+    def __init__(self, app_factory: AppFactory, host: str = "127.0.0.1") -> None:
         self._host = host
-        self._settings = settings
+        self._factory = app_factory
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
         self.base_url = ""
-        self.settings: Any = None
         self.app: Any = None
 
     def start(self, timeout: float = 20.0) -> ServiceThread:
         import uvicorn
-
-        from cds_hooks.app import create_app
-        from cds_hooks.settings import CdsSettings
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -46,8 +49,7 @@ class ServiceThread:
         port = sock.getsockname()[1]
         self._sock = sock
         self.base_url = f"http://{self._host}:{port}"
-        self.settings = CdsSettings(**{"public_url": self.base_url, **self._settings})
-        self.app = create_app(self.settings)
+        self.app = self._factory(self.base_url)
         # log_config=None: keep the process's logging as it is (the tests capture the root logger).
         config = uvicorn.Config(self.app, log_config=None, access_log=True, lifespan="on", timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
@@ -82,9 +84,9 @@ class ServiceThread:
 
 
 @contextmanager
-def running_service(host: str = "127.0.0.1", **settings: Any) -> Iterator[ServiceThread]:
-    """Start the service with ``CdsSettings(**settings)`` (``public_url`` is filled in), stop it after."""
-    svc = ServiceThread(host, **settings)
+def running_service(app_factory: AppFactory, host: str = "127.0.0.1") -> Iterator[ServiceThread]:
+    """Start ``app_factory(public_url)`` on a free loopback port; stop it after."""
+    svc = ServiceThread(app_factory, host)
     svc.start()
     try:
         yield svc

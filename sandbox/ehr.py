@@ -35,7 +35,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from cds_hooks.sandbox.synthetic import TAG_SYSTEM, SyntheticDataset, SyntheticVisit
+from sandbox.synthetic import TAG_SYSTEM, SyntheticDataset, SyntheticVisit
 
 PREFETCH_MODES: tuple[str, ...] = ("full", "partial", "empty", "absent", "operation-outcome", "epic-no-results")
 _TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")

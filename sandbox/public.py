@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import httpx
 
-from cds_hooks.sandbox.synthetic import TAG_SYSTEM, SyntheticDataset
+from sandbox.synthetic import TAG_SYSTEM, SyntheticDataset
 
 SWEEP_TYPES = ("Claim", "ServiceRequest", "Procedure", "DocumentReference", "Communication", "Task", "Condition")
 """Types a suggestion may create; swept by ``_tag`` after the known ids are deleted."""

@@ -1,8 +1,8 @@
 """Start and stop the real FHIR R4 server (Node, Medplum's fhir-router in memory) on loopback.
 
 Why: the integration tests, ``cds97530 sandbox`` and the SMART demo EHR all need a real FHIR server
-with a bearer-token check in front of it. The server is the small Node package in
-``tests/integration/fhir_server`` (``server.mjs``); this module runs it on a free loopback port chosen
+with a bearer-token check in front of it. The server is the small Node package shipped as package
+data in ``sandbox/fhir_server_js`` (``server.mjs``, ``package.json``, ``package-lock.json``); this module runs it on a free loopback port chosen
 by the OS (``--port 0``, no race) and reads the base URL from the one line it prints.
 
     with running_fhir_server() as fhir:
@@ -30,7 +30,9 @@ from typing import Any
 import httpx
 
 SERVER_DIR_ENV = "CDS97530_FHIR_SERVER_DIR"
-DEFAULT_SERVER_DIR = Path(__file__).resolve().parents[2] / "tests" / "integration" / "fhir_server"
+DEFAULT_SERVER_DIR = Path(__file__).resolve().parent / "fhir_server_js"
+"""The Node files as installed with the package (a checkout after ``make``, or a wheel)."""
+NODE_FILES = ("server.mjs", "package.json", "package-lock.json")
 START_TIMEOUT_SECONDS = 30.0
 
 
@@ -70,21 +72,49 @@ def node_available() -> bool:
     return version is not None and version >= MIN_NODE
 
 
+def cache_dir() -> Path:
+    """Where an installed wheel puts the FHIR server's ``node_modules`` (the package directory may be
+    read-only): ``$XDG_CACHE_HOME/cds97530/fhir-server-<lockfile hash>``."""
+    import hashlib
+
+    lock = (DEFAULT_SERVER_DIR / "package-lock.json").read_bytes()
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "cds97530" / f"fhir-server-{hashlib.sha256(lock).hexdigest()[:12]}"
+
+
+def _runnable_dir(directory: Path) -> Path:
+    """``directory``, or a cache copy of its Node files when it is the installed package's own
+    directory outside a source checkout (a wheel never ships ``node_modules``, and site-packages
+    may be read-only)."""
+    in_checkout = (DEFAULT_SERVER_DIR.parents[1] / "pyproject.toml").is_file()
+    if directory != DEFAULT_SERVER_DIR or in_checkout or (directory / "node_modules").is_dir():
+        return directory
+    target = cache_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    for name in NODE_FILES:
+        source, copy = directory / name, target / name
+        if not copy.is_file() or copy.read_bytes() != source.read_bytes():
+            shutil.copyfile(source, copy)
+    return target
+
+
 def ensure_installed(directory: Path | None = None) -> Path:
-    """Run ``npm ci`` once if ``node_modules`` is missing (the Makefile normally did it). Returns the dir."""
+    """Run ``npm ci`` once if ``node_modules`` is missing (the Makefile normally did it). Returns the
+    directory to run ``server.mjs`` from (a cache copy when installed from a wheel)."""
     directory = directory or server_dir()
     if not (directory / "server.mjs").is_file():
         raise FhirServerError(f"FHIR server not found in {directory} (set {SERVER_DIR_ENV})")
     if not node_available():
         raise NodeMissingError("the FHIR server needs Node 20.19+ (or 22.12+) on PATH; found "
                                + (".".join(map(str, node_version() or ())) or "none"))
+    directory = _runnable_dir(directory)
     if (directory / "node_modules" / "@medplum" / "fhir-router").is_dir():
         return directory
     npm = shutil.which("npm")
     if npm is None:
         raise FhirServerError("npm is not installed; run `npm ci` in " + str(directory))
     done = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=directory, capture_output=True, text=True, timeout=600, check=False,
     )
     if done.returncode != 0:
