@@ -5,6 +5,17 @@
     >>> [(l.code, l.verdict, l.supported_units) for l in evaluation.lines]
 """
 from plugin.attachments import SUPPORTED_CONTENT_TYPES, extract_text
+from plugin.codes import (
+    CPT_SYSTEM,
+    CPT_SYSTEMS,
+    HCPCS_SYSTEM,
+    HCPCS_SYSTEMS,
+    PROCEDURE_CODE_SYSTEMS,
+    is_cpt_system,
+    is_hcpcs_system,
+    is_procedure_code,
+    is_procedure_system,
+)
 from plugin.engine import evaluate_note, evaluate_resources, evaluate_visit
 from plugin.errors import AttachmentError, FhirInputError, PluginError, RuleSetError
 from plugin.fhir_input import coverage_texts, visit_from_resources
@@ -25,21 +36,28 @@ from plugin.model import (
     Visit,
     VisitEvaluation,
 )
+from plugin.ruleset import Ruleset, load_ruleset
 
 __all__ = [
     "AttachmentError",
     "BilledLine",
     "BillingIssue",
+    "CPT_SYSTEM",
+    "CPT_SYSTEMS",
     "CRITERIA",
     "DocumentedService",
     "Evidence",
     "FeeEstimate",
     "FhirInputError",
     "Finding",
+    "HCPCS_SYSTEM",
+    "HCPCS_SYSTEMS",
     "LineEvaluation",
     "NoteText",
+    "PROCEDURE_CODE_SYSTEMS",
     "PluginError",
     "RuleSetError",
+    "Ruleset",
     "SUPPORTED_CONTENT_TYPES",
     "Severity",
     "Status",
@@ -52,5 +70,10 @@ __all__ = [
     "evaluate_resources",
     "evaluate_visit",
     "extract_text",
+    "is_cpt_system",
+    "is_hcpcs_system",
+    "is_procedure_code",
+    "is_procedure_system",
+    "load_ruleset",
     "visit_from_resources",
 ]

@@ -16,7 +16,8 @@ from typing import Any
 from plugin.billing import BillingInput, LineInput, assess_billing, fee_estimate, fee_years, is_timed, is_untimed, match_payer
 from plugin.classify import documented_service
 from plugin.criteria import TimeEvidence, judge
-from plugin.fhir_input import CPT_SYSTEMS, coverage_texts, visit_from_resources
+from plugin.codes import CPT_SYSTEM
+from plugin.fhir_input import coverage_texts, visit_from_resources
 from plugin.layout import Layout, read_layout
 from plugin.lexicon import Lexicon, load_lexicon
 from plugin.model import (
@@ -40,7 +41,7 @@ MAX_ANALYSED_CHARS = 60_000
 """A daily treatment note is 1-5 KB and an evaluation rarely 20 KB; past this the note is read only
 up to here (and the evaluation says so), so a pasted flowsheet or a hostile 50 MB body cannot
 stall the service."""
-_CPT = sorted(CPT_SYSTEMS)[0]
+_CPT = CPT_SYSTEM
 _ROLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("OTA", re.compile(r"\b(?:C?OTA(?:/L)?|COTA/L|occupational\s+therapy\s+assistant)\b", re.IGNORECASE)),
     ("PTA", re.compile(r"\b(?:L?PTA|physical\s+therapist\s+assistant|physical\s+therapy\s+assistant)\b", re.IGNORECASE)),
@@ -168,7 +169,8 @@ def _judge_97530(
             replace(f, evidence=()) for f in judge(_empty_reading(), TimeEvidence(False, (), "No note was available."), ruleset)
         )
         return replace(base, verdict=Verdict.NEEDS_DOCUMENTATION, findings=findings)
-    reading = read_service(note.text, layout, lex, code=TA, note_id=note.note_id)
+    time_spans = [d.span for d in prose.durations] if prose is not None else []
+    reading = read_service(note.text, layout, lex, code=TA, note_id=note.note_id, time_spans=time_spans)
     time = _time_evidence(line_input, layout, note, base, prose)
     findings = judge(reading, time, ruleset)
     documented = documented_service(reading) or _unbilled_service(layout, note, visit)

@@ -20,20 +20,10 @@ from functools import lru_cache
 from typing import Any
 
 from plugin.attachments import extract_text, media_type
+from plugin.codes import CPT_SYSTEMS, HCPCS_SYSTEMS, is_procedure_system  # noqa: F401 - re-exported
 from plugin.errors import AttachmentError, FhirInputError
 from plugin.model import BilledLine, NoteText, Visit
 
-CPT_SYSTEMS = frozenset({
-    "http://www.ama-assn.org/go/cpt",
-    "https://www.ama-assn.org/go/cpt",
-    "urn:oid:2.16.840.1.113883.6.12",
-})
-HCPCS_SYSTEMS = frozenset({
-    "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
-    "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
-    "urn:oid:2.16.840.1.113883.6.285",
-    "http://terminology.hl7.org/CodeSystem/HCPCS",
-})
 NUCC_ROLES: Mapping[str, str] = {
     "225100000X": "PT", "2251": "PT",
     "225200000X": "PTA", "2252": "PTA",
@@ -244,7 +234,7 @@ def billing_code(concept: Any) -> tuple[str, str] | None:
         system = str(coding.get("system") or "").strip()
         if not code:
             continue
-        if system in CPT_SYSTEMS or system in HCPCS_SYSTEMS:
+        if is_procedure_system(system):
             return code, system
         if not system and _CODE_SHAPE.match(code) and fallback is None:
             fallback = (code, system)

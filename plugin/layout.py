@@ -32,6 +32,7 @@ _LEAD = re.compile(
 The repetition is possessive (``*+``): a lead that does not fit fails at once instead of trying
 every way to split a run of clock times (a note of 15 clock blocks took 36 s before)."""
 _SENTENCE_END = re.compile(r"[.;!?]\s*$")
+_SUMMARY = re.compile(r"\btotal\b", re.IGNORECASE)
 _JOIN = re.compile(r"\s*(?:/|&|\+|and|,)\s*", re.IGNORECASE)
 _POST = re.compile(
     r"""\s*
@@ -44,7 +45,7 @@ _POST = re.compile(
     """,
     re.IGNORECASE | re.VERBOSE,
 )
-_AFTER_OK = re.compile(r"\s*(?:[:,\-–—(\n]|$|\d|x\s*\d)", re.IGNORECASE)
+_AFTER_OK = re.compile(r"\s*(?:[:,\-–—(\n|\t]|$|\d|x\s*\d)", re.IGNORECASE)
 
 _SECTION = re.compile(
     r"(?:^|\n|(?<=[.;!?])\s+)\s*(?P<name>A|P|S|O|Assessment|Assess|Plan|Goals?|LTGs?|STGs?|Response|Impression|"
@@ -267,7 +268,8 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
         followed_ok = bool(_AFTER_OK.match(text, end) or _AFTER_OK.match(text, post_end)) or minutes is not None
         # "... Therapeutic activities 25 min billed." mid-paragraph states minutes; it opens no section
         closes_sentence = bool(re.match(r"\s*(?:(?:were|was|is)?\s*(?:billed|provided|performed|completed|today|total)\s*)*[.;]", text[post_end:post_end + 40], re.IGNORECASE))
-        at_start = lead_match is not None or (after_sentence and not closes_sentence)
+        summary = bool(_SUMMARY.search(text, end, post_end))  # "97530 total 40 min", "Ther act total: 52 min"
+        at_start = (lead_match is not None or (after_sentence and not closes_sentence)) and not summary
         if not followed_ok:
             continue
         if not at_start and minutes is None:
@@ -306,6 +308,8 @@ def _segments(text: str, headings: list[Heading], boundaries: list[int]) -> list
         end = starters[n + 1].span[0] if n + 1 < len(starters) else len(text)
         if head.table_row:
             end = head.span[1]
+        elif _in_table_row(text, head.span[0]):
+            end = min(end, _line_end(text, head.span[1]))  # "| Functional training | lift 8# bag ... |": the row is the segment
         i = bisect_left(boundaries, head.span[1])
         if i < len(boundaries) and boundaries[i] < end:
             end = boundaries[i]
@@ -317,6 +321,17 @@ def _segments(text: str, headings: list[Heading], boundaries: list[int]) -> list
                 head = Heading(head.codes, head.span, int(found.group(1)), head.time_block, head.starts_segment)
         out.append(Segment(head.codes, (head.span[0], end), head))
     return out
+
+
+def _in_table_row(text: str, pos: int) -> bool:
+    line_start = text.rfind("\n", 0, pos) + 1
+    line = text[line_start:_line_end(text, pos)]
+    return line.count("|") >= 2 or "\t" in line
+
+
+def _line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end == -1 else end
 
 
 _SEGMENT_TIME = re.compile(

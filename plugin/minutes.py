@@ -29,6 +29,7 @@ class ProseTime:
     session: Duration | None
     attributions: dict[str, Attribution]
     other_work: tuple[str, ...]
+    durations: tuple[Duration, ...] = ()  # every service, session and total duration read in the note
 
 
 def read_prose_time(
@@ -76,7 +77,7 @@ def read_prose_time(
 
     pending = [i.code for i in inputs if is_timed(i.code) and i.minutes is None and not i.shared_block_with]
     settled = [i.code for i in inputs if i.minutes is not None]
-    return ProseTime(total, session, attribute(durations, pending, settled, describe), other_work(text, grammar))
+    return ProseTime(total, session, attribute(durations, pending, settled, describe), other_work(text, grammar), tuple(durations))
 
 
 def _described_code(text: str, scan: str, span: Span, lex: Lexicon) -> str | None:

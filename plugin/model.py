@@ -41,12 +41,18 @@ class Severity(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """A quoted span of a note: ``text == note.text[start:end]``."""
+    """A quoted span of a note: ``text == note.text[start:end]``.
+
+    ``rules`` are the ids of the ruleset entries that produced the quote (``ta.transfer``,
+    ``skill.cues``, ``time.heading``…), so a wrong card can be traced to the rule that made it;
+    ``cds97530 rules explain`` and docs/rules.md say what each id is.
+    """
 
     start: int
     end: int
     text: str
     note_id: str | None = None
+    rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

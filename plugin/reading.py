@@ -43,7 +43,10 @@ class Reading:
     purpose_scores: dict[str, float] = field(default_factory=dict)
 
 
-def read_service(text: str, layout: Layout, lex: Lexicon, *, code: str = TA, note_id: str = "") -> Reading:
+def read_service(
+    text: str, layout: Layout, lex: Lexicon, *, code: str = TA, note_id: str = "", time_spans: Iterable[Span] = ()
+) -> Reading:
+    """``time_spans`` are durations already read as service time ("for 30 min"): not a response."""
     segments = tuple(s for s in layout.segments_for(code) if not s.heading.table_row)
     heading_spans = [h.span for h in layout.headings]
     if segments:
@@ -60,7 +63,7 @@ def read_service(text: str, layout: Layout, lex: Lexicon, *, code: str = TA, not
     skilled = _skilled(text, scan, cls, lex, note_id)
     # responses are also read in the Assessment/Response sections; totals ("Total timed 25") are not one
     extra = [p for s in layout.assessment_spans if not _inside_any(s[0], context) for p in _minus(s, heading_spans)]
-    totals = [span for span in (layout.total_timed_span, layout.total_treatment_span) if span]
+    totals = [span for span in (layout.total_timed_span, layout.total_treatment_span) if span] + list(time_spans)
     response = _response(text, scan, cls + clauses(text, extra, layout, lex), lex, note_id, blocked=totals)
     goal = _goal(text, scan, lex, note_id)
     # a group session is often said in the note's title line, before the first service heading
