@@ -324,8 +324,19 @@ def _segments(text: str, headings: list[Heading], boundaries: list[int]) -> list
 
 
 def _in_table_row(text: str, pos: int) -> bool:
+    """A row of a table: a line with columns beside another line with columns (a lone
+    "Intervention: TA | Duration (min): 35 | Location: ..." is a form's fields, not a table)."""
     line_start = text.rfind("\n", 0, pos) + 1
-    line = text[line_start:_line_end(text, pos)]
+    line_end = _line_end(text, pos)
+    if not _tabular(text[line_start:line_end]):
+        return False
+    prev_start = text.rfind("\n", 0, max(line_start - 1, 0)) + 1
+    prev = text[prev_start:line_start - 1] if line_start else ""
+    nxt = text[line_end + 1:_line_end(text, line_end + 1)] if line_end < len(text) else ""
+    return _tabular(prev) or _tabular(nxt)
+
+
+def _tabular(line: str) -> bool:
     return line.count("|") >= 2 or "\t" in line
 
 
@@ -355,6 +366,12 @@ def _section_spans(text: str, sections: list[re.Match[str]], headings: list[Head
         elif name in _ASSESS_NAMES:
             assess.append((begin, end))
         elif name in _GOAL_NAMES:
+            # "LTG: kneel to garden ..." says its goal on the label's line; the lines after it are
+            # the session. "Goals:" alone on its line heads a list that runs to the next section.
+            label_end = m.end()
+            line_end = _line_end(text, label_end)
+            if text[label_end:line_end].strip(" :=-\t"):
+                end = min(end, line_end)
             goals.append((begin, end))
     return _merge(plan), assess, goals
 
