@@ -70,8 +70,8 @@ def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> l
                 pos = m.end()
             if pos < s_end:
                 pieces.append((pos, s_end))
-            for c_start, c_end in _checkbox_items(text, pieces):
-                refused = bool(lex.refusal.search(text, c_start, c_end)) or bool(_UNCHECKED.match(text, c_start))
+            for c_start, c_end, not_done in _checkbox_items(text, pieces):
+                refused = not_done or bool(lex.refusal.search(text, c_start, c_end))
                 out.append(Clause(c_start, c_end, (s_start, s_end), plan_from, purpose_from, refused))
     return out
 
@@ -80,17 +80,25 @@ _BOX = re.compile(r"\[\s?\]|\[[xX✓✔]\]|[☐□☑☒]")
 _UNCHECKED = re.compile(r"\[\s?\]|[☐□]")
 
 
-def _checkbox_items(text: str, pieces: list[Span]) -> list[Span]:
-    """EMR checkbox exports ("Cues: [ ] verbal [x] tactile"): each box starts its own clause, and an
-    unchecked box's item was not done (``clauses`` marks it refused), whatever words it carries."""
-    out: list[Span] = []
+_BOX_LABEL = re.compile(r"[^\n\[]{0,40}:\s*$")
+
+
+def _checkbox_items(text: str, pieces: list[Span]) -> list[tuple[int, int, bool]]:
+    """EMR checkbox exports ("Cues: [ ] verbal [x] tactile"): each box starts its own clause. An
+    unchecked box's item was not done, and the group's label ("Cues:") is a form field, not a
+    statement, so both come back flagged ``not_done`` whatever words they carry."""
+    out: list[tuple[int, int, bool]] = []
     for start, end in pieces:
         cuts = [m.start() for m in _BOX.finditer(text, start, end)]
         if not cuts:
-            out.append((start, end))
+            out.append((start, end, False))
             continue
         bounds = [start, *[c for c in cuts if c > start], end]
-        out.extend((a, b) for a, b in zip(bounds, bounds[1:]) if b > a)
+        for a, b in zip(bounds, bounds[1:]):
+            if b <= a:
+                continue
+            label = a == start and a < cuts[0] and bool(_BOX_LABEL.fullmatch(text, a, b))
+            out.append((a, b, label or bool(_UNCHECKED.match(text, a))))
     return out
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from plugin.attachments import extract_text, media_type
+from plugin.attachments import extract, media_type
 from plugin.codes import CPT_SYSTEMS, HCPCS_SYSTEMS, is_procedure_system  # noqa: F401 - re-exported
 from plugin.errors import AttachmentError, FhirInputError
 from plugin.model import BilledLine, NoteText, Visit
@@ -393,10 +393,12 @@ def _notes(index: _Index, encounter_ref: str | None) -> tuple[list[NoteText], li
         for att in attachments:
             try:
                 data, ctype = _attachment_bytes(att, index)
-                text = extract_text(data, ctype)
+                extraction = extract(data, ctype)
             except AttachmentError as exc:
                 last_error = str(exc)
                 continue
+            text = extraction.text
+            issues.extend(f"{note_id}: {cut}" for cut in extraction.cuts)  # read only in part: say so
             notes.append(NoteText(note_id=note_id, text=text, content_type=media_type(ctype)[0] or "text/plain", title=title or str(att.get("title") or "")))
             break
         else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from plugin.lexicon import Lexicon, load_lexicon
 
@@ -48,7 +48,7 @@ _POST = re.compile(
 _AFTER_OK = re.compile(r"\s*(?:[:,\-–—(\n|\t]|$|\d|x\s*\d)", re.IGNORECASE)
 
 _SECTION = re.compile(
-    r"(?:^|\n|(?<=[.;!?])\s+)\s*(?P<name>A|P|S|O|Assessment|Assess|Plan|Goals?|LTGs?|STGs?|Response|Impression|"
+    r"(?:^|\n|(?<=[.;!?])\s)\s*+(?P<name>A|P|S|O|Assessment|Assess|Plan|Goals?|LTGs?|STGs?|Response|Impression|Subjective|Objective|HPI|"
     r"HEP|Home\s+program|Pain|Total\s+(?:timed|treatment|tx)|Timed\s+min(?:utes)?|Timed|Signed|Electronically\s+signed)"
     r"\s*(?:\(|:|=|\b(?=\s+\d))",
     re.IGNORECASE,
@@ -56,6 +56,7 @@ _SECTION = re.compile(
 _PLAN_NAMES = {"p", "plan", "hep", "home program"}
 _ASSESS_NAMES = {"a", "assessment", "assess", "response", "impression"}
 _GOAL_NAMES = {"goal", "goals", "ltg", "ltgs", "stg", "stgs"}
+_SUBJECTIVE_NAMES = {"s", "subjective", "hpi"}
 _SIGNATURE = re.compile(r"(?:^|\n)\s*(?:--|—|-- )\s*[A-Z]", re.MULTILINE)
 
 _TOTAL_TIMED = re.compile(
@@ -81,7 +82,8 @@ class Heading:
     minutes: int | None
     time_block: bool  # minutes come from a clock range like 0814-0844
     starts_segment: bool  # at a line start or after a sentence end (vs. a mention in prose)
-    table_row: bool = False  # a row of a charge table: gives minutes, not the narrative
+    table_row: bool = False  # a row of a charge table with a minutes column
+    in_table: bool = False  # a name in the first cell of a table row ("| Functional training | lift 8# bag |")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,7 @@ class Layout:
     total_timed_span: Span | None
     total_treatment: int | None
     total_treatment_span: Span | None
+    subjective_spans: tuple[Span, ...] = ()  # "S:" / "Subjective:": the patient's report, not today's service
 
     def segments_for(self, code: str) -> tuple[Segment, ...]:
         return tuple(s for s in self.segments if code in s.codes)
@@ -135,7 +138,7 @@ def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
     sections = list(_SECTION.finditer(text))
     boundaries = sorted({m.start("name") for m in sections} | {m.start() for m in _SIGNATURE.finditer(text)})
     segments = _segments(text, headings, boundaries)
-    plan, assess, goals = _section_spans(text, sections, headings)
+    plan, assess, goals, subjective = _section_spans(text, sections, headings)
     timed, timed_span = _first_number(_TOTAL_TIMED, text, lambda m: True)
     treat, treat_span = _first_number(
         _TOTAL_TREATMENT, text, lambda m: not re.match(r"total\s+timed", text[m.start():m.start() + 12], re.IGNORECASE)
@@ -152,6 +155,7 @@ def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
         plan_spans=tuple(plan),
         assessment_spans=tuple(assess),
         goal_spans=tuple(goals),
+        subjective_spans=tuple(subjective),
         total_timed=timed,
         total_timed_span=timed_span,
         total_treatment=treat,
@@ -310,6 +314,7 @@ def _segments(text: str, headings: list[Heading], boundaries: list[int]) -> list
             end = head.span[1]
         elif _in_table_row(text, head.span[0]):
             end = min(end, _line_end(text, head.span[1]))  # "| Functional training | lift 8# bag ... |": the row is the segment
+            head = replace(head, in_table=True)
         i = bisect_left(boundaries, head.span[1])
         if i < len(boundaries) and boundaries[i] < end:
             end = boundaries[i]
@@ -351,11 +356,14 @@ _SEGMENT_TIME = re.compile(
 )
 
 
-def _section_spans(text: str, sections: list[re.Match[str]], headings: list[Heading]) -> tuple[list[Span], list[Span], list[Span]]:
+def _section_spans(
+    text: str, sections: list[re.Match[str]], headings: list[Heading]
+) -> tuple[list[Span], list[Span], list[Span], list[Span]]:
     starts = sorted({m.start("name") for m in sections} | {h.span[0] for h in headings if h.starts_segment})
     plan: list[Span] = []
     assess: list[Span] = []
     goals: list[Span] = []
+    subjective: list[Span] = []
     for m in sections:
         name = re.sub(r"\s+", " ", m.group("name").lower())
         begin = m.start("name")
@@ -373,7 +381,9 @@ def _section_spans(text: str, sections: list[re.Match[str]], headings: list[Head
             if text[label_end:line_end].strip(" :=-\t"):
                 end = min(end, line_end)
             goals.append((begin, end))
-    return _merge(plan), assess, goals
+        elif name in _SUBJECTIVE_NAMES:
+            subjective.append((begin, end))
+    return _merge(plan), assess, goals, subjective
 
 
 def _merge(spans: list[Span]) -> list[Span]:

@@ -47,15 +47,23 @@ def read_service(
     text: str, layout: Layout, lex: Lexicon, *, code: str = TA, note_id: str = "", time_spans: Iterable[Span] = ()
 ) -> Reading:
     """``time_spans`` are durations already read as service time ("for 30 min"): not a response."""
-    segments = tuple(s for s in layout.segments_for(code) if not s.heading.table_row)
+    segments = layout.segments_for(code)
     heading_spans = [h.span for h in layout.headings]
+    not_today = list(layout.goal_spans) + list(layout.subjective_spans)
+    others = [s.span for s in layout.segments if code not in s.codes]
     if segments:
-        context = tuple(_minus(s.span, heading_spans) for s in segments)
-        context = tuple(c for group in context for c in group)
+        pieces: list[Span] = []
+        for s in segments:
+            # a charge-table row is all heading; its cells are the only text about the service
+            holes = [h for h in heading_spans if h != s.heading.span] if s.heading.table_row else heading_spans
+            pieces.extend(_minus(s.span, holes + list(layout.subjective_spans)))
+        if all(s.heading.table_row or s.heading.in_table for s in segments):
+            # a table lists the tasks; what the clinician did is often written under it, in no row
+            pieces.extend(_minus((0, len(text)), [s.span for s in layout.segments] + heading_spans + not_today))
+        context = tuple(sorted(pieces))
         found = True
     else:
-        others = [s.span for s in layout.segments if code not in s.codes and not s.heading.table_row]
-        context = tuple(_minus((0, len(text)), others + heading_spans + list(layout.goal_spans)))
+        context = tuple(_minus((0, len(text)), others + heading_spans + not_today))
         found = False
     cls = clauses(text, context, layout, lex)
     scan = lowered(text)  # the lexicon's hot loops match lowercase patterns on this; quotes come from text

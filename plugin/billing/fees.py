@@ -332,7 +332,7 @@ def visit_fees(evaluation: VisitEvaluation, *, locality: str | None = None) -> V
     label = evaluation.payer_label or evaluation.payer
     schedule = payer_schedule(evaluation.payer)
     if schedule is None:
-        return VisitFees(False, label, None, "", f"No estimate for this payer: the project has no published {label} fee schedule.",
+        return VisitFees(False, label, None, "", f"No estimate for this payer: no published fee schedule for {label} is in the project's data.",
                          tuple(LineFees(None, None, None) for _ in evaluation.lines))
     loc = normalise_locality(locality) if schedule.localities else None
     loc_years = gpci_years(loc) if loc else ()
