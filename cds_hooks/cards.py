@@ -36,8 +36,7 @@ from plugin.model import (
     VisitEvaluation,
 )
 
-CPT_SYSTEM = "http://www.ama-assn.org/go/cpt"
-_CPT_SYSTEMS = {CPT_SYSTEM, "urn:oid:2.16.840.1.113883.6.12", "http://www.ama-assn.org/go/cpt/"}
+from plugin.codes import CPT_SYSTEM, PROCEDURE_CODE_SYSTEMS as _CPT_SYSTEMS  # one source of truth (http/https, HCPCS)
 SUMMARY_MAX = 139
 _QUOTE_MAX = 220
 _MAX_QUOTES = 3
