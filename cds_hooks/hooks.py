@@ -126,7 +126,8 @@ async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client,
     def work() -> list[BuiltCard]:
         """Evaluate, build cards and store metadata in one worker-thread hop (all CPU or local I/O)."""
         try:
-            evaluation = plugin.evaluate_resources(bundle, lines_from=kind)
+            evaluation = plugin.evaluate_resources(
+                bundle, lines_from=kind, ruleset=plugin.load_ruleset(getattr(deps.settings, "rules_dir", None)))
         except FhirInputError as exc:
             raise BadRequestError(f"FHIR input not usable: {exc}") from exc
         encounter_ref = evaluation.encounter_ref or (f"Encounter/{encounter_id}" if encounter_id else None)

@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--dev-mode-insecure", action="store_true",
         help="SKIP JWT CHECKS (local trials only; logged loudly on every call)",
     )
+    serve.add_argument("--rules", type=Path, default=None, metavar="DIR",
+                       help="ruleset directory (a copy of plugin/data) instead of the packaged rules")
     serve.add_argument("--demo", action="store_true",
                        help="also run the demo world: FHIR server, synthetic data, demo EHR and auth server ([sandbox] extra)")
     serve.set_defaults(run=_cmd_serve)
@@ -83,7 +85,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             smart_launch_url=args.smart_launch_url,
             deadline_seconds=args.deadline,
             dev_mode_insecure=True if args.dev_mode_insecure else None,
+            rules_dir=args.rules,
         )
+        from plugin import load_ruleset
+
+        load_ruleset(settings.rules_dir)  # a bad ruleset fails here (RuleSetError names file and entry), not on a call
         if settings.dev_mode_insecure:
             print(f"\n  !!! {DEV_MODE_BANNER} !!!\n", file=sys.stderr)
         if args.workers > 1:

@@ -57,6 +57,8 @@ class CdsSettings(BaseSettings):
     source_label: str = "CPT 97530 documentation check"
     info_cards: bool = False
     """Also send an ``info`` card for a 97530 line that is fully supported."""
+    rules_dir: Path | None = None
+    """A ruleset directory (a copy of ``plugin/data``, see docs/rules.md) instead of the packaged rules."""
     evaluations_token: str | None = None
     """If set, ``GET /evaluations/{id}`` requires ``Authorization: Bearer <token>``."""
 
