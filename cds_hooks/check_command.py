@@ -6,9 +6,9 @@ cannot be used (one line on stderr naming the file and the problem; the other fi
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +16,12 @@ MAX_INPUT_BYTES = 32 * 1024 * 1024
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from plugin import FhirInputError, PluginError, RuleSetError, evaluate_note, evaluate_resources, load_ruleset
+    from plugin import FhirInputError, PluginError, evaluate_note, evaluate_resources
     from plugin.billing import payer_ids
 
-    try:
-        ruleset = load_ruleset(getattr(args, "rules", None))
-    except RuleSetError as exc:
-        print(f"cds97530: ruleset: {exc}", file=sys.stderr)
+    if args.payer is not None and args.payer not in payer_ids():
+        print(f"cds97530: unknown payer {args.payer!r} (known: {', '.join(payer_ids())})", file=sys.stderr)
         return 2
-    if args.payer is not None and args.payer not in payer_ids(ruleset):
-        print(f"cds97530: unknown payer {args.payer!r} (known: {', '.join(payer_ids(ruleset))})", file=sys.stderr)
-        return 2
-    evaluate_note = functools.partial(evaluate_note, ruleset=ruleset)
-    evaluate_resources = functools.partial(evaluate_resources, ruleset=ruleset)
     worst = 0
     for name in args.files:
         try:
@@ -38,11 +31,12 @@ def run_check(args: argparse.Namespace) -> int:
             worst = 2
             continue
         if args.format == "json":
-            print(json.dumps(_json_view(name, evaluation), ensure_ascii=False, separators=(",", ":")))
+            print(json.dumps(_json_view(name, evaluation, locality=getattr(args, "locality", None)),
+                             ensure_ascii=False, separators=(",", ":")))
         else:
             from cds_hooks.text_report import render
 
-            print(render(name, evaluation))
+            print(render(name, evaluation, locality=getattr(args, "locality", None)))
         if evaluation.needs_attention and worst < 1:
             worst = 1
     return worst
@@ -60,15 +54,15 @@ def _evaluate_file(path: Path, args: argparse.Namespace, evaluate_note: Any, eva
         raw = path.read_bytes()
     except OSError as exc:
         raise _InputError(f"cannot read the file ({exc.strerror or type(exc).__name__})") from exc
-    text = raw.decode("utf-8", errors="replace")
+    text = decode_text(raw)
     stripped = text.lstrip("\ufeff \t\r\n")
     if stripped.startswith("{") or stripped.startswith("["):
         try:
             data = json.loads(stripped)
         except (json.JSONDecodeError, RecursionError) as exc:
             raise _InputError(f"not valid JSON ({getattr(exc, 'msg', 'too deeply nested')})") from exc
-        if not isinstance(data, (dict, list)):
-            raise _InputError("JSON is not a FHIR resource or Bundle")
+        if not _is_fhir(data):
+            raise _InputError('JSON but not FHIR: expected a resource or Bundle with a "resourceType"')
         return evaluate_resources(data, payer=args.payer)
     if not stripped.strip():
         raise _InputError("the file is empty")
@@ -78,15 +72,87 @@ def _evaluate_file(path: Path, args: argparse.Namespace, evaluate_note: Any, eva
     )
 
 
-def _json_view(name: str, evaluation: Any) -> dict[str, Any]:
-    """The CLI contract: {"input", "lines": [{"code","verdict","suggested_code","billed_units","supported_units","findings"}]} + more."""
+def _json_view(name: str, evaluation: Any, *, locality: str | None = None) -> dict[str, Any]:
+    """The CLI contract: {"input", "lines": [{"code","verdict","suggested_code","billed_units","supported_units","findings"}]} + more.
+
+    Each line also carries ``status`` (documentation and billing side by side, the words the card
+    and the page use) and ``fee``/``suggested_fee`` priced for the payer from one year (``fees``
+    says which year and basis, or why there is no estimate for this payer)."""
+    from plugin.billing.fees import visit_fees
+    from plugin.status import line_status
+
+    fees = visit_fees(evaluation, locality=locality)
     data = evaluation.to_dict(include_text=True)
     data.pop("notes", None)
     lines = []
-    for line in data["lines"]:
+    for line, source, priced in zip(data["lines"], evaluation.lines, fees.lines):
         ordered = {k: line.get(k) for k in ("code", "verdict", "suggested_code", "billed_units", "supported_units", "findings")}
+        ordered["status"] = line_status(source).to_dict()
         ordered.update({k: v for k, v in line.items() if k not in ordered})
+        ordered["fee"] = asdict(priced.billed) if priced.billed is not None else None
+        ordered["suggested_fee"] = (asdict(priced.supported) if source.suggested_code and priced.supported is not None
+                                    else None)
         lines.append(ordered)
     out: dict[str, Any] = {"input": name, "lines": lines}
     out.update({k: v for k, v in data.items() if k != "lines"})
+    out["fees"] = {k: v for k, v in fees.to_dict().items() if k != "lines"}
     return out
+
+
+# --- is it text? is it FHIR? ------------------------------------------------------------------------
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", "a PDF"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"\x7fELF", "an executable (ELF)"),
+    (b"MZ", "a Windows executable"),
+    (b"PK\x03\x04", "a ZIP archive (or a Word/Excel file)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office document"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\xca\xfe\xba\xbe", "a compiled binary"),
+)
+
+
+def decode_text(raw: bytes) -> str:
+    """The file as text, or ``_InputError`` naming what it is when it is not text.
+
+    Why sniff: a PDF, an image or a binary decoded with ``errors="replace"`` reads as a note
+    full of noise, and the engine then quotes noise as evidence ("x86" as a patient response).
+    A note is UTF-8 (with or without BOM) or UTF-16 with a BOM; Windows-1252 is accepted when it
+    decodes to printable text. Anything else is refused."""
+    for magic, what in _MAGIC:
+        if raw.startswith(magic) and (magic != b"MZ" or b"\x00" in raw[:1024]):
+            hint = " (for a PDF note, put it in a FHIR Bundle as a DocumentReference attachment)" if "PDF" in what else ""
+            raise _InputError(f"not a text note: the file is {what}{hint}")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise _InputError("not a text note: damaged UTF-16 text") from None
+    if b"\x00" in raw[:65536]:
+        raise _InputError("not a text note: the file holds binary data (NUL bytes)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = raw.decode("cp1252")
+        except UnicodeDecodeError:
+            raise _InputError("not a text note: the bytes are not UTF-8 or Windows-1252 text") from None
+    sample = text[:65536]
+    controls = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\t\n\r\f\v") or 0x7F <= ord(ch) < 0xA0)
+    if sample and controls / len(sample) > 0.01:
+        raise _InputError("not a text note: the file holds binary data (control characters)")
+    return text
+
+
+def _is_fhir(data: Any) -> bool:
+    if isinstance(data, dict):
+        return isinstance(data.get("resourceType"), str) and bool(data["resourceType"])
+    if isinstance(data, list):
+        return bool(data) and all(isinstance(x, dict) and isinstance(x.get("resourceType"), str) for x in data)
+    return False

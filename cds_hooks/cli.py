@@ -29,6 +29,7 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--minutes", type=_count(24 * 60), default=None, help="minutes billed for the line of a plain-text note")
     check.add_argument("--modifier", action="append", default=[], help="modifier of a plain-text note's line (repeatable)")
     check.add_argument("--role", choices=("PT", "PTA", "OT", "OTA"), default=None, help="who furnished a plain-text note's service")
+    check.add_argument("--locality", default=None, metavar="MAC-LOC", help="Medicare locality for fee estimates, e.g. 01112-05 (plugin/data/gpci.yaml)")
     check.set_defaults(run=_cmd_check)
 
     # --- other subcommands register below (serve, feedback, db, sandbox) -------------------------

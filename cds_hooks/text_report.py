@@ -1,35 +1,54 @@
-"""A readable report of one evaluation, for a person at a terminal (`cds97530 check --format text`)."""
+"""A readable report of one evaluation, for a person at a terminal (`cds97530 check --format text`).
+
+Each line leads with the same two findings the card and the review page show (documentation
+support and billing side by side, ``plugin.status``), so the terminal never prints "supported"
+beside an over-billing error. Fees come from ``visit_fees``: one year per report, per payer.
+"""
 from __future__ import annotations
 
 from typing import Any
 
+from plugin.billing.fees import visit_fees
+from plugin.status import line_status
+
 _MARK = {"met": "[x]", "missing": "[ ]"}
 
 
-def render(name: str, evaluation: Any) -> str:
+def render(name: str, evaluation: Any, *, locality: str | None = None) -> str:
     out = [f"== {name}", f"payer: {evaluation.payer_label} ({evaluation.unit_method}); performer: {evaluation.performer_role or 'unknown'}"]
     for issue in evaluation.input_issues:
-        out.append(f"! {issue}")
-    for line in evaluation.lines:
-        head = f"{line.code} x{line.billed_units} billed, {line.supported_units} supported: {line.verdict.value}"
+        out.append(f"! not checked: {issue}")
+    fees = visit_fees(evaluation, locality=locality)
+    for line, line_fees in zip(evaluation.lines, fees.lines):
+        status = line_status(line)
+        head = f"{line.code} x{line.billed_units}: {status.text}"
         if line.suggested_code:
-            head += f" -> {line.suggested_code}"
+            head += f" -> bill {line.suggested_code}"
         out.append("")
         out.append(head)
         if line.documented is not None and line.suggested_code:
             quotes = "; ".join(f'"{e.text}"' for e in line.documented.evidence[:3])
             out.append(f"   documents {line.documented.code}: {quotes}")
-        for f in line.findings:
+        for f in line.findings if not line.suggested_code else ():
             quote = f' — "{f.evidence[0].text}"' if f.evidence else ""
             out.append(f"   {_MARK.get(f.status.value, '[?]')} {f.criterion}: {f.message}{quote}")
             if f.status.value == "missing" and f.example:
-                out.append(f"       e.g. {f.example}")
+                out.append(f"       example of good documentation for the next visit: {f.example}")
         if line.units is not None and line.units.arithmetic:
             out.append(f"   units: {line.units.arithmetic}")
         for b in line.billing:
             out.append(f"   ({b.severity.value}) {b.rule}: {b.message}")
-        if line.fee is not None:
-            out.append(f"   fee: ${line.fee.amount:.2f} — {line.fee.label}")
-        if line.suggested_fee is not None:
-            out.append(f"   as {line.suggested_fee.code}: ${line.suggested_fee.amount:.2f}")
+        if fees.available:
+            if line_fees.billed is not None:
+                row = f"   fee as billed: ${line_fees.billed.amount:.2f}"
+                if line_fees.supported is not None and line_fees.supported is not line_fees.billed:
+                    row += f"; as supported ({line_fees.supported.code} x{line_fees.supported.units}): ${line_fees.supported.amount:.2f}"
+                out.append(row)
+            else:
+                out.append(f"   fee: no CY{fees.year} RVUs for {line.code}")
+    out.append("")
+    if fees.available:
+        out.append(f"fees: estimates, {fees.basis}" + (f". {fees.reason}" if fees.reason else ""))
+    else:
+        out.append(f"fees: {fees.reason}")
     return "\n".join(out)

@@ -57,7 +57,8 @@ def test_text_report_is_readable(tmp_path) -> None:
     note = tmp_path / "note.txt"
     note.write_text(VAGUE)
     out = run("check", "--format", "text", str(note))
-    assert "needs-documentation" in out.stdout and "dynamic-activity" in out.stdout and "e.g." in out.stdout
+    assert "Documentation: missing" in out.stdout and "dynamic-activity" in out.stdout
+    assert "example of good documentation for the next visit" in out.stdout
 
 
 @pytest.mark.parametrize("content,problem", [
