@@ -144,64 +144,65 @@ _BLOCK_TAGS = frozenset({
 })
 _CELL_TAGS = frozenset({"td", "th"})
 _RAW_TEXT_TAGS = frozenset({"script", "style", "template", "noscript", "textarea", "xmp", "iframe", "noembed"})
-_TAG_NAME = re.compile(r"</?([A-Za-z][A-Za-z0-9:._-]{0,63})")
+_TOKEN = re.compile(r"<(?:(!--)|(!\[CDATA\[)|[!?]|(/?)([A-Za-z][A-Za-z0-9:._-]{0,63}))")
+"""The start of the next comment, CDATA section, declaration or tag (a ``<`` that starts none is text)."""
 _RAW_TEXT_END = {name: re.compile(rf"</{name}\b", re.IGNORECASE) for name in _RAW_TEXT_TAGS}
 
 
 def _html_to_text(markup: str, cuts: list[str]) -> str:
     """Text of HTML, XHTML or XML in one forward pass: block tags become line breaks, table cells
-    spaces, script/style content is dropped, entities are decoded. Every ``find`` starts where
+    spaces, script/style content is dropped, entities are decoded. Every search starts where
     the last one ended, so the pass is linear whatever the nesting; the tag count is capped."""
     out: list[str] = []
     size = 0
     elements = 0
     i, n = 0, len(markup)
     find = markup.find
+    search = _TOKEN.search
     while i < n:
-        lt = find("<", i)
-        if lt < 0:
+        token = search(markup, i)
+        if token is None:
             out.append(markup[i:])
             break
+        lt = token.start()
         if lt > i:
             out.append(markup[i:lt])
             size += lt - i
             if size > MAX_TEXT_CHARS * 2:
                 break
-        if markup.startswith("<!--", lt):
-            end = find("-->", lt + 4)
-            i = n if end < 0 else end + 3
-            continue
-        if markup.startswith("<![CDATA[", lt):
-            end = find("]]>", lt + 9)
-            out.append(html.escape(markup[lt + 9:] if end < 0 else markup[lt + 9:end], quote=False))
-            i = n if end < 0 else end + 3
-            continue
-        if markup.startswith("<!", lt) or markup.startswith("<?", lt):
-            end = find(">", lt + 2)
-            i = n if end < 0 else end + 1
-            continue
-        match = _TAG_NAME.match(markup, lt)
-        if match is None:  # a lone "<" is text
-            out.append("<")
-            i = lt + 1
-            continue
         elements += 1
         if elements > MAX_HTML_ELEMENTS:
             cuts.append(f"the HTML note has more than {MAX_HTML_ELEMENTS:,} elements; only the first "
                         f"{MAX_HTML_ELEMENTS:,} were read")
             break
-        end = _tag_end(markup, match.end())
-        name = match.group(1).lower().rpartition(":")[2]  # XHTML/CDA prefixes: <hl7:paragraph>
-        closing = markup[lt + 1] == "/"
+        if token.group(1):  # <!-- comment -->
+            end = find("-->", lt + 4)
+            i = n if end < 0 else end + 3
+            continue
+        if token.group(2):  # <![CDATA[ text ]]> (escaped here because the whole text is unescaped below)
+            end = find("]]>", lt + 9)
+            out.append(html.escape(markup[lt + 9:] if end < 0 else markup[lt + 9:end], quote=False))
+            i = n if end < 0 else end + 3
+            continue
+        name = token.group(4)
+        if name is None:  # <!DOCTYPE …>, <?xml …?>
+            end = find(">", lt + 2)
+            i = n if end < 0 else end + 1
+            continue
+        end = _tag_end(markup, token.end())
+        name = name.lower().rpartition(":")[2]  # XHTML/CDA prefixes: <hl7:paragraph>
         i = end
         if name in _BLOCK_TAGS:
             out.append("\n")
         elif name in _CELL_TAGS:
             out.append(" ")
-        if not closing and name in _RAW_TEXT_TAGS and markup[end - 2:end] != "/>":
+        if not token.group(3) and name in _RAW_TEXT_TAGS and markup[end - 2:end] != "/>":
             found = _RAW_TEXT_END[name].search(markup, end)
             i = n if found is None else found.start()
     return html.unescape("".join(out))
+
+
+_QUOTE = re.compile(r"[\"']")
 
 
 def _tag_end(markup: str, start: int) -> int:
@@ -214,14 +215,10 @@ def _tag_end(markup: str, start: int) -> int:
         gt = find(">", i)
         if gt < 0:
             return n
-        quote_at = -1
-        for q in ('"', "'"):
-            at = find(q, i, gt)
-            if at >= 0 and (quote_at < 0 or at < quote_at):
-                quote_at = at
-        if quote_at < 0:
+        quote = _QUOTE.search(markup, i, gt)
+        if quote is None:
             return gt + 1
-        close = find(markup[quote_at], quote_at + 1)
+        close = find(quote.group(), quote.end())
         if close < 0:
             return gt + 1  # an unclosed quote: stop at the first ">" rather than swallow the note
         i = close + 1
