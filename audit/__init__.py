@@ -6,13 +6,15 @@ manifest), joins the resources into visits, evaluates every billed line with the
 service (``plugin``), and writes one row per billed line (Parquet or CSV) plus a self-contained HTML
 report. Two engines give the same rows: ``local`` (a process pool, SQLite on disk) and ``spark``.
 
+Modules, one idea each: inputs (files, manifest, NDJSON lines), join (routing and visit assembly, pure),
+rows (evaluation -> one row per billed line, pure), summary (report figures, pure), charts (SVG, pure),
+output (Parquet/CSV), html_report, progress, local_engine, spark_engine, run (orchestration), command
+(the ``cds97530 audit`` CLI), payer_map, synthetic (exports of any size).
+
 Imports go downward only: ``plugin`` and third-party libraries, never the service or the SMART page.
+Nothing is imported here, so ``cds97530`` registers the subcommand without loading the plugin.
 
     from audit.run import run_audit
     result = run_audit(["export/manifest.json"], "out", engine="local")
     print(result.line())
 """
-from audit.join import Skip, VisitInput, assemble, route
-from audit.rows import COLUMNS, AuditOptions, evaluate_visit_input
-
-__all__ = ["AuditOptions", "COLUMNS", "Skip", "VisitInput", "assemble", "evaluate_visit_input", "route"]
