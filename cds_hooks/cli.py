@@ -33,6 +33,7 @@ def _build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_cmd_check)
 
     # --- other subcommands register below (serve, feedback, db, sandbox) -------------------------
+    _register_audit(sub)
     _register_optional(sub)
     return parser
 
@@ -48,6 +49,15 @@ def _count(limit: int):  # type: ignore[no-untyped-def]
             raise argparse.ArgumentTypeError(f"{value} is outside 0..{limit}")
         return value
     return parse
+
+
+def _register_audit(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`audit` lives in the top-level audit package (plugin + the [audit] extra, no service deps)."""
+    try:
+        from audit import command as audit_command
+    except ImportError:
+        return
+    audit_command.register(sub)
 
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
