@@ -5,16 +5,23 @@ user login (the demo EHR's user is assumed), keeps everything in memory, and mus
 patient data. The OAuth work is authlib's (``AuthorizationCodeGrant`` + ``CodeChallenge``); this
 module adds what SMART needs on top:
 
-* launch contexts registered by the demo EHR (``register_launch``), returned in the token response
-  as ``patient``, ``encounter`` and ``appContext``;
+* launch contexts registered by the demo EHR (``register_launch``), good for one authorization,
+  returned in the token response as ``patient``, ``encounter`` and ``appContext``;
 * PKCE required, S256 only (``plain`` refused, as SMART 2.x says);
 * ``aud`` must name the FHIR server this server protects;
-* every issued access token is handed to ``token_sink`` so the FHIR server accepts it;
+* scopes granted only within the client's registration (``DemoClient.scopes``);
+* a replayed code is refused and the tokens issued for it are revoked (RFC 6749 §4.1.2);
+* every issued access token is handed to ``token_sink`` bound to the launch patient, so the FHIR
+  server accepts it for that patient's compartment only;
+* public clients, client secrets and ``private_key_jwt``;
 * ``/.well-known/smart-configuration`` for that FHIR server.
+
+Demo or not, it is what newcomers copy: it should not teach them a weaker server.
 """
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 import time
@@ -26,8 +33,9 @@ from urllib.parse import parse_qsl
 
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Payload, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant as _AuthorizationCodeGrant
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -37,8 +45,16 @@ from starlette.concurrency import run_in_threadpool
 logging.getLogger("authlib").setLevel(logging.INFO)
 log = logging.getLogger(__name__)
 
-TokenSink = Callable[[str, int], None]
-"""Called with (access_token, expires_in) for each issued token; the FHIR server must accept it."""
+TokenSink = Callable[[str, int, str], None]
+"""Called with (access_token, expires_in, patient) for each issued token; the FHIR server must accept
+it for that patient's compartment only."""
+RevokeSink = Callable[[str], None]
+"""Called with an access token the FHIR server must stop accepting."""
+
+DEFAULT_SCOPES = ("launch", "launch/patient", "launch/encounter", "patient/*.rs")
+"""What a client registered without ``scopes`` may be granted."""
+_V1_PERMISSIONS = {"read": "rs", "write": "cud", "*": "cruds"}
+_RESOURCE_SCOPE = re.compile(r"^(patient|user|system)/([A-Za-z]+|\*)\.([a-z]+|\*)$")
 
 SUPPORTED_SCOPE_PREFIXES = ("patient/", "user/", "launch")
 ACCESS_TOKEN_SECONDS = 900
@@ -61,12 +77,17 @@ class LaunchContext:
 
 @dataclass(slots=True)
 class DemoClient(ClientMixin):
-    """A registered SMART client (public unless ``secret`` is set)."""
+    """A registered SMART client: public, or confidential with ``secret`` (client_secret_basic/post)
+    or ``jwks`` (private_key_jwt, SMART "client-confidential-asymmetric")."""
 
     client_id: str
     redirect_uris: tuple[str, ...]
     secret: str | None = None
     grant_types: tuple[str, ...] = ("authorization_code",)
+    jwks: dict[str, Any] | None = None
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    """The registration: a requested scope is granted only if one of these covers it (same
+    context, same type or ``*``, permissions a subset; v1 ``.read`` = ``.rs``)."""
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -75,10 +96,10 @@ class DemoClient(ClientMixin):
         return self.redirect_uris[0]
 
     def get_allowed_scope(self, scope: str) -> str:
-        """Grant what we support (resource + launch scopes); ``openid``/``fhirUser`` are not
+        """Grant the requested scopes the registration covers; ``openid``/``fhirUser`` are never
         granted because this demo server issues no id_token — the token's ``scope`` says so."""
         wanted = (scope or "").split()
-        return " ".join(s for s in wanted if s.startswith(SUPPORTED_SCOPE_PREFIXES))
+        return " ".join(s for s in dict.fromkeys(wanted) if scope_covered(s, self.scopes))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.redirect_uris
@@ -87,6 +108,8 @@ class DemoClient(ClientMixin):
         return self.secret is not None and secrets.compare_digest(self.secret, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if self.jwks is not None:
+            return method == _PrivateKeyJwt.CLIENT_AUTH_METHOD
         if self.secret is None:
             return method == "none"
         return method in ("client_secret_basic", "client_secret_post")
@@ -96,6 +119,39 @@ class DemoClient(ClientMixin):
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.grant_types
+
+
+def _resource_scope(scope: str) -> tuple[str, str, frozenset[str]] | None:
+    match = _RESOURCE_SCOPE.match(scope)
+    if match is None:
+        return None
+    context, rtype, permissions = match.groups()
+    permissions = _V1_PERMISSIONS.get(permissions, permissions)
+    if not set(permissions) <= set("cruds"):
+        return None
+    return context, rtype, frozenset(permissions)
+
+
+def scope_covered(requested: str, registered: tuple[str, ...]) -> bool:
+    """True if the registration grants ``requested``.
+
+    >>> scope_covered("patient/Procedure.rs", ("patient/*.rs",))
+    True
+    >>> scope_covered("user/*.*", ("patient/*.rs", "user/Practitioner.r"))
+    False
+    """
+    if not requested.startswith(SUPPORTED_SCOPE_PREFIXES):
+        return False
+    if requested in registered:
+        return True
+    want = _resource_scope(requested)
+    if want is None:
+        return False
+    for scope in registered:
+        have = _resource_scope(scope)
+        if have and have[0] == want[0] and have[1] in ("*", want[1]) and want[2] <= have[2]:
+            return True
+    return False
 
 
 @dataclass(slots=True)
@@ -178,8 +234,51 @@ class _S256Only(CodeChallenge):
         super().validate_code_verifier(grant, result)
 
 
+class _PrivateKeyJwt(JWTBearerClientAssertion):
+    """``private_key_jwt`` (RFC 7523 §2.2) as SMART asks: RS384 or ES384, aud = the token URL, a
+    ``jti`` used once, keys from the client's registered JWKS."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, server: SmartAuthServer) -> None:
+        super().__init__(validate_jti=True, leeway=30)
+        self._server = server
+        self._jtis: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def get_audiences(self) -> list[str]:
+        return [f"{self._server.public_base}/token"]
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        from joserfc import jwt as jose_jwt
+        from joserfc.errors import JoseError
+
+        try:
+            token = jose_jwt.decode(assertion, resolve_key, algorithms=["RS384", "ES384"])
+        except JoseError as e:
+            raise InvalidClientError(description=e.description) from e
+        self.verify_claims(token.claims)
+        return token.claims
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        now = time.time()
+        with self._lock:
+            for key in [k for k, exp in self._jtis.items() if exp < now]:
+                del self._jtis[key]
+            key = f"{claims.get('sub')}:{jti}"
+            if key in self._jtis:
+                return False
+            self._jtis[key] = float(claims.get("exp") or now + 300)
+        return True
+
+    def resolve_client_public_key(self, client: DemoClient) -> Any:
+        from joserfc.jwk import KeySet
+
+        return KeySet.import_key_set(client.jwks or {"keys": []})
+
+
 class _CodeGrant(_AuthorizationCodeGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none", _PrivateKeyJwt.CLIENT_AUTH_METHOD]
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         data = request.payload.data
@@ -210,6 +309,8 @@ class _Stores:
     launches: dict[str, tuple[float, LaunchContext]] = field(default_factory=dict)
     codes: dict[str, _AuthorizationCode] = field(default_factory=dict)
     tokens: dict[str, IssuedToken] = field(default_factory=dict)
+    code_tokens: dict[str, list[str]] = field(default_factory=dict)  # code -> tokens issued for it
+    used_codes: dict[str, float] = field(default_factory=dict)  # code -> when its record may be dropped
 
 
 class SmartAuthServer(AuthorizationServer):
@@ -221,9 +322,15 @@ class SmartAuthServer(AuthorizationServer):
         self.public_base = public_base.rstrip("/")  # where authorize/token are served
         self._clients = {c.client_id: c for c in clients}
         self._sink = token_sink
+        self._revoke: RevokeSink | None = None
         self._s = _Stores()
         self.register_grant(_CodeGrant, [_S256Only(required=True)])
+        self.register_client_auth_method(_PrivateKeyJwt.CLIENT_AUTH_METHOD, _PrivateKeyJwt(self))
         self.register_token_generator("default", self._generate_token)
+
+    def register_client(self, client: DemoClient) -> None:
+        """Register (or replace) a client, as an EHR admin registers an app."""
+        self._clients[client.client_id] = client
 
     # --- authlib integration ------------------------------------------------------------------
     def query_client(self, client_id: str) -> DemoClient | None:
@@ -232,10 +339,13 @@ class SmartAuthServer(AuthorizationServer):
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         context: LaunchContext = request.user
         expires_at = time.time() + int(token.get("expires_in", ACCESS_TOKEN_SECONDS))
+        code = getattr(request, "authorization_code", None)
         with self._s.lock:
             self._s.tokens[token["access_token"]] = IssuedToken(request.client.get_client_id(), token.get("scope", ""), context.patient, expires_at)
+            if code is not None:
+                self._s.code_tokens.setdefault(code.code, []).append(token["access_token"])
         if self._sink is not None:
-            self._sink(token["access_token"], int(token.get("expires_in", ACCESS_TOKEN_SECONDS)))
+            self._sink(token["access_token"], int(token.get("expires_in", ACCESS_TOKEN_SECONDS)), context.patient)
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         return None
@@ -270,8 +380,15 @@ class SmartAuthServer(AuthorizationServer):
                 token["appContext"] = user.app_context
         return token
 
-    def set_token_sink(self, sink: TokenSink | None) -> None:
+    def set_token_sink(self, sink: TokenSink | None, revoke: RevokeSink | None = None) -> None:
         self._sink = sink
+        self._revoke = revoke
+
+    def revoke(self, access_token: str) -> None:
+        with self._s.lock:
+            self._s.tokens.pop(access_token, None)
+        if self._revoke is not None:
+            self._revoke(access_token)
 
     def issue_backend_token(self, client_id: str, patient: str, scope: str, expires_in: int = 300) -> str:
         """The EHR side of CDS Hooks ``fhirAuthorization``: a short-lived token for a registered
@@ -280,7 +397,7 @@ class SmartAuthServer(AuthorizationServer):
         with self._s.lock:
             self._s.tokens[token] = IssuedToken(client_id, scope, patient, time.time() + expires_in)
         if self._sink is not None:
-            self._sink(token, expires_in)
+            self._sink(token, expires_in, patient)
         return token
 
     # --- stores ---------------------------------------------------------------------------------
@@ -292,8 +409,17 @@ class SmartAuthServer(AuthorizationServer):
         return launch_id
 
     def launch_context(self, launch_id: str) -> LaunchContext | None:
+        """Look at a launch without using it up."""
         with self._s.lock:
             item = self._s.launches.get(launch_id)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def take_launch(self, launch_id: str) -> LaunchContext | None:
+        """Use a launch: it serves one authorization, then it is gone."""
+        with self._s.lock:
+            item = self._s.launches.pop(launch_id, None)
         if item is None or item[0] < time.monotonic():
             return None
         return item[1]
@@ -305,13 +431,25 @@ class SmartAuthServer(AuthorizationServer):
     def find_code(self, code: str, client_id: str) -> _AuthorizationCode | None:
         with self._s.lock:
             item = self._s.codes.get(code)
+            replayed = item is None and code in self._s.used_codes
+            revoke = self._s.code_tokens.pop(code, []) if replayed else []
+        if replayed:
+            log.warning("authorization code replayed: its tokens are revoked")
+            for token in revoke:
+                self.revoke(token)
+            return None
         if item is None or item.client_id != client_id or item.expires_at < time.monotonic():
             return None
         return item
 
     def delete_code(self, code: str) -> None:
+        now = time.monotonic()
         with self._s.lock:
             self._s.codes.pop(code, None)
+            for old in [c for c, until in self._s.used_codes.items() if until < now]:
+                del self._s.used_codes[old]
+                self._s.code_tokens.pop(old, None)
+            self._s.used_codes[code] = now + ACCESS_TOKEN_SECONDS  # remembered while its tokens live
 
     def token_info(self, access_token: str) -> IssuedToken | None:
         with self._s.lock:
@@ -327,10 +465,12 @@ class SmartAuthServer(AuthorizationServer):
             "token_endpoint": f"{self.public_base}/token",
             "grant_types_supported": ["authorization_code"],
             "response_types_supported": ["code"],
-            "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
             "scopes_supported": ["launch", "launch/patient", "launch/encounter", "patient/*.rs", "user/*.rs"],
             "capabilities": [
                 "launch-ehr", "launch-standalone", "client-public", "client-confidential-symmetric",
+                "client-confidential-asymmetric",
                 "context-ehr-patient", "context-ehr-encounter", "context-standalone-patient",
                 "permission-patient", "permission-user", "permission-v1", "permission-v2",
             ],
@@ -404,7 +544,7 @@ async def _context_for(server: SmartAuthServer, request: _StarletteRequest, pick
     if data.get("launch"):
         if "launch" not in scopes:
             return None
-        return server.launch_context(data["launch"])
+        return server.take_launch(data["launch"])
     # standalone launch: the demo user picks a patient (no login: demo only)
     if "launch/patient" not in scopes or picker is None:
         return None

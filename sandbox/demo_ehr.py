@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 DEMO_BANNER = "Demo EHR — synthetic patients, no login, local authorization server. Development only."
 HOOK_CLAIM = "org.cds97530.claim-sign"
 HOOK_PATIENT_VIEW = "patient-view"
+SMART_APP_SCOPES = ("launch", "launch/patient", "launch/encounter", "patient/*.rs",
+                    "user/Practitioner.rs", "user/Organization.rs")
+"""The review page's registration at the demo authorization server (what docs/deploying.md asks an
+EHR to register: read and search in the patient's compartment, the clinician and organization)."""
 
 
 class DemoSettings(BaseSettings):
@@ -144,7 +148,7 @@ def start_demo(settings: DemoSettings | None = None, *, fhir_server: Any = None)
     auth = SmartAuthServer(
         fhir_base="http://placeholder.invalid/fhir",  # set below, once the FHIR server has a port
         public_base=f"{settings.base}/demo/auth",
-        clients=[DemoClient(settings.smart_client_id, (f"{settings.base}/smart/callback",))],
+        clients=[DemoClient(settings.smart_client_id, (f"{settings.base}/smart/callback",), scopes=SMART_APP_SCOPES)],
     )
     own = fhir_server is None
     server = fhir_server or FhirServer(smart_configuration=auth.smart_configuration())
@@ -153,7 +157,9 @@ def start_demo(settings: DemoSettings | None = None, *, fhir_server: Any = None)
     tmp = tempfile.TemporaryDirectory(prefix="cds97530-demo-")
     try:
         auth.fhir_base = str(server.base_url).rstrip("/")
-        auth.set_token_sink(lambda token, expires_in: server.issue_token(token=token, expires_in=expires_in))
+        auth.set_token_sink(
+            lambda token, expires_in, patient: server.issue_token(token=token, expires_in=expires_in, patient=patient),
+            revoke=server.revoke_token)
         ehr_token = server.issue_token(expires_in=None)
         dataset = build_dataset(settings.run_tag)
         for bundle in dataset.bundles():

@@ -258,9 +258,13 @@ class FhirServer:
 
     def issue_token(
         self, *, expires_in: int | None = 300, fault: Mapping[str, Any] | None = None, token: str | None = None,
+        patient: str | None = None,
     ) -> str:
-        """A new access token the server accepts (for ``fhirAuthorization.access_token``)."""
+        """A new access token the server accepts (for ``fhirAuthorization.access_token``); with
+        ``patient``, bound to that patient's compartment (read-only)."""
         body: dict[str, Any] = {}
+        if patient:
+            body["patient"] = patient
         if expires_in:
             body["expires_in"] = expires_in
         if fault:

@@ -12,7 +12,10 @@
 // It logs nothing else: requests, tokens and resources never reach a log.
 //
 // Admin API (needs `Authorization: Bearer <admin token>`; loopback only):
-//   POST /_admin/tokens          {"token"?, "expires_in"?, "fault"?}  -> {"token","expires_at"}
+//   POST /_admin/tokens          {"token"?, "expires_in"?, "fault"?, "patient"?}  -> {"token","expires_at"}
+//        "patient": the token is bound to that patient's compartment (a SMART patient/ token): only
+//        writes are refused, and reads/searches answer only that patient's resources (and
+//        resources outside any patient compartment: Practitioner, Organization, Binary, ...).
 //   POST /_admin/tokens/expire   {"token"}                            -> 204 (token now answers 401 "expired")
 //   DELETE /_admin/tokens/<t>                                         -> 204 (revoked: 401 "invalid")
 // TEST-ONLY fault injection (only with --enable-faults): a fault is bound to one access token, so
@@ -138,6 +141,17 @@ function capabilityStatement(base) {
     .map((e) => e.resource)
     .filter((r) => r.resourceType === 'StructureDefinition' && r.kind === 'resource' && !r.abstract)
     .reduce((acc, r) => ({ ...acc, [r.type]: true }), {}));
+  const security = { service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }] };
+  if (opts.wellKnown?.authorization_endpoint && opts.wellKnown?.token_endpoint) {
+    // SMART App Launch 1.0's discovery, still the only one stock fhirclient reads.
+    security.extension = [{
+      url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+      extension: [
+        { url: 'authorize', valueUri: opts.wellKnown.authorization_endpoint },
+        { url: 'token', valueUri: opts.wellKnown.token_endpoint },
+      ],
+    }];
+  }
   return {
     resourceType: 'CapabilityStatement',
     status: 'active',
@@ -149,7 +163,7 @@ function capabilityStatement(base) {
     implementation: { description: 'Loopback FHIR R4 server for tests and the sandbox', url: base },
     rest: [{
       mode: 'server',
-      security: { service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'OAuth' }] }] },
+      security,
       interaction: [{ code: 'transaction' }, { code: 'batch' }],
       resource: types.map((type) => ({
         type,
@@ -267,7 +281,8 @@ async function handleAdmin(req, res, url) {
       fault = json.fault;
     }
     const expiresAt = json.expires_in ? Date.now() + Number(json.expires_in) * 1000 : null;
-    tokens.set(token, { expiresAt, expired: false, fault });
+    const patient = typeof json.patient === 'string' && json.patient ? json.patient : null;
+    tokens.set(token, { expiresAt, expired: false, fault, patient });
     return send(res, 201, { token, expires_at: expiresAt ? Math.floor(expiresAt / 1000) : null }, { 'Content-Type': 'application/json' });
   }
   if (req.method === 'POST' && url.pathname === '/_admin/tokens/expire') {
@@ -323,6 +338,15 @@ async function handleFhir(req, res, url, base) {
   const [oo, resource] = result;
   const status = statusOf(oo);
   if (!resource) return send(res, status, oo);
+  if (record.patient) {
+    if (req.method !== 'GET') return send(res, 403, outcome('forbidden', 'a patient token cannot write'));
+    if (resource.resourceType === 'Bundle') {
+      resource.entry = (resource.entry || []).filter((e) => inCompartment(e.resource, record.patient));
+      if (typeof resource.total === 'number') resource.total = resource.entry.length;
+    } else if (!inCompartment(resource, record.patient)) {
+      return send(res, 404, outcome('not-found', 'not found'));
+    }
+  }
 
   // Binary read: raw bytes unless a FHIR format was asked for (FHIR R4 http.html#binary).
   if (resource.resourceType === 'Binary' && req.method === 'GET' && /^\/Binary\/[^/]+$/.test(path) && !wantsFhirJson(req, url)) {
@@ -335,6 +359,24 @@ async function handleFhir(req, res, url, base) {
   if (resource.meta?.versionId) headers.ETag = `W/"${resource.meta.versionId}"`;
   if (status === 201 && resource.id) headers.Location = `${base}/${resource.resourceType}/${resource.id}/_history/${resource.meta?.versionId}`;
   send(res, status, rewriteFullUrls(resource, base), headers);
+}
+
+/** True when ``resource`` is ``Patient/<patient>`` or points at it from a patient-compartment
+ * element; resources with none of those elements (Practitioner, Organization, Binary) pass. */
+const PATIENT_LINKS = ['subject', 'patient', 'beneficiary', 'individual'];
+function inCompartment(resource, patient) {
+  if (!resource) return false;
+  const want = `Patient/${patient}`;
+  if (resource.resourceType === 'Patient') return resource.id === patient;
+  let linked = false;
+  for (const key of PATIENT_LINKS) {
+    const ref = resource[key]?.reference;
+    if (typeof ref === 'string') {
+      linked = true;
+      if (ref === want || ref.endsWith('/' + want)) return true;
+    }
+  }
+  return !linked;
 }
 
 /** HTTP status for Medplum's OperationOutcome (its `id` names the outcome: created, not-found, ...). */

@@ -105,7 +105,7 @@ def rig(live_server: Any, asgi_client: Any, smart_kit: Any) -> Rig:
     live = live_server(auth_app)
     auth.public_base = live.url + "/auth"
     fake = smart_kit.FakeFhir(well_known=auth.smart_configuration())
-    auth.set_token_sink(lambda token, _: setattr(fake, "token", token))
+    auth.set_token_sink(lambda token, _, __: setattr(fake, "token", token))
     sessions = SessionStore()
     rig = Rig(app=None, auth=auth, fake=fake, sessions=sessions)
     rig.fake_iss = smart_kit.FAKE_ISS

@@ -20,10 +20,13 @@ REDIRECT = "http://app.test/smart/callback"
 @pytest.fixture
 def server() -> SmartAuthServer:
     sunk: list[tuple[str, int]] = []
+    revoked: list[str] = []
     srv = SmartAuthServer(fhir_base=FHIR, public_base="http://127.0.0.1:8000/auth",
                           clients=[DemoClient("app", (REDIRECT,)), DemoClient("conf", (REDIRECT,), secret="s3cret")],
-                          token_sink=lambda t, e: sunk.append((t, e)))
+                          token_sink=lambda t, e, p: sunk.append((t, e)))
+    srv.set_token_sink(lambda t, e, p: sunk.append((t, e)), revoke=revoked.append)
     srv.sunk = sunk  # type: ignore[attr-defined]
+    srv.revoked = revoked  # type: ignore[attr-defined]
     return srv
 
 
@@ -179,3 +182,47 @@ def test_plain_http_off_loopback_is_refused(server: SmartAuthServer, asgi_client
     _, challenge = pkce()
     resp = authorize(remote, launch=launch, code_challenge=challenge)
     assert resp.status_code == 400 and resp.json()["error"] == "insecure_transport"
+
+
+def _exchange(client: Any, code: str, verifier: str) -> Any:
+    return client.post("/auth/token", data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                                            "client_id": "app", "code_verifier": verifier})
+
+
+def test_a_replayed_code_revokes_the_tokens_it_gave(server: SmartAuthServer, client: Any) -> None:
+    launch = server.register_launch(LaunchContext("p1"))
+    verifier, challenge = pkce()
+    code = code_from(authorize(client, launch=launch, code_challenge=challenge))
+    token = _exchange(client, code, verifier).json()["access_token"]
+    assert server.token_info(token) is not None
+    assert _exchange(client, code, verifier).status_code == 400  # replay (an attacker who saw the code)
+    assert server.token_info(token) is None
+    assert server.revoked == [token]  # type: ignore[attr-defined]  # and the FHIR server was told
+
+
+def test_scopes_are_limited_to_the_registration(server: SmartAuthServer, client: Any) -> None:
+    launch = server.register_launch(LaunchContext("p1"))
+    verifier, challenge = pkce()
+    wanted = "launch patient/Procedure.rs patient/Observation.read user/*.* patient/*.cruds system/*.rs patient/Claim.rs"
+    code = code_from(authorize(client, launch=launch, code_challenge=challenge, scope=wanted))
+    granted = _exchange(client, code, verifier).json()["scope"].split()
+    # the client is registered for patient/*.rs (default): reads and searches in the patient's compartment
+    assert sorted(granted) == sorted(["launch", "patient/Procedure.rs", "patient/Observation.read", "patient/Claim.rs"])
+
+
+def test_a_launch_serves_one_authorization(server: SmartAuthServer, client: Any) -> None:
+    launch = server.register_launch(LaunchContext("p1"))
+    _, challenge = pkce()
+    code_from(authorize(client, launch=launch, code_challenge=challenge))
+    again = authorize(client, launch=launch, code_challenge=challenge)
+    assert again.status_code == 302 and "error=invalid_request" in again.headers["location"]
+
+
+def test_tokens_are_bound_to_the_launch_patient(server: SmartAuthServer, client: Any) -> None:
+    bound: list[str] = []
+    server.set_token_sink(lambda t, e, p: bound.append(p))
+    launch = server.register_launch(LaunchContext("p7", "e7"))
+    verifier, challenge = pkce()
+    code = code_from(authorize(client, launch=launch, code_challenge=challenge))
+    assert _exchange(client, code, verifier).json()["patient"] == "p7"
+    assert bound == ["p7"]
