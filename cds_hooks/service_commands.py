@@ -265,7 +265,8 @@ def _cmd_feedback_report(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps([
             {"rule": r.rule, "cards": r.cards, "accepted": r.accepted, "overridden": r.overridden,
-             "acceptRate": r.accept_rate, "overrideRate": r.override_rate}
+             "acceptRate": r.accept_rate, "overrideRate": r.override_rate, "shown": r.shown,
+             "overrideReasons": [{"reason": reason, "count": n} for reason, n in r.reasons]}
             for r in rates
         ], indent=2))
         return 0
@@ -283,7 +284,10 @@ def format_report(rates: list[Any]) -> str:
         acc = f"{r.accept_rate:.0%}" if r.accept_rate is not None else "-"
         ovr = f"{r.override_rate:.0%}" if r.override_rate is not None else "-"
         lines.append(f"{r.rule:<{width}}  {r.cards:>5}  {r.accepted:>8}  {r.overridden:>10}  {acc:>7}  {ovr:>9}")
-    lines.append("Rates are over cards with feedback; a card counts under every rule it carries.")
+        for reason, n in getattr(r, "reasons", ()):
+            lines.append(f"{'':<{width}}    overridden {n}x: {reason}")
+    lines.append("A card counts once per visit and line, however often the hook fired, and under every rule it "
+                 "carries; rates are over cards with feedback.")
     return "\n".join(lines)
 
 

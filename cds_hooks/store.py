@@ -115,12 +115,18 @@ class SeenJtiRow(Base):
 
 @dataclass(frozen=True, slots=True)
 class RuleRate:
-    """Feedback counts for one rule, as printed by ``cds97530 feedback report``."""
+    """Feedback counts for one rule, as printed by ``cds97530 feedback report``.
+
+    ``cards`` counts a rule's card once per visit and line, however often the hook fired for
+    that visit (an EHR re-fires on every sign attempt); ``shown`` counts every card sent.
+    ``reasons`` are the override reasons chosen, most frequent first."""
 
     rule: str
     cards: int
     accepted: int
     overridden: int
+    shown: int = 0
+    reasons: tuple[tuple[str, int], ...] = ()
 
     @property
     def answered(self) -> int:
@@ -262,29 +268,71 @@ class Store:
                 dup += 1
         return new, dup
 
-    def feedback_rates(self) -> list[RuleRate]:
-        """Accept/override counts per rule. A card counts once per rule it carries; a card's latest
-        feedback item decides its outcome (clients may re-send or change their answer)."""
+    def _visit_cards(self) -> tuple[dict[tuple[str, str, str], list[str]], dict[str, tuple[str, str | None, Any, int]]]:
+        """Cards grouped by (visit, line, rule), and each card's latest feedback (outcome, reason).
+
+        The visit is the evaluation's encounter, else its claim, else the evaluation itself; the
+        line is the card's line reference. The latest feedback item of any card of a group
+        decides the group's outcome (clients re-send or change their answer)."""
         with self.session() as session:
-            cards = session.execute(select(CardRow.uuid, CardRow.rules, CardRow.rule)).all()
+            cards = session.execute(
+                select(CardRow.uuid, CardRow.rules, CardRow.rule, CardRow.line_ref,
+                       EvaluationRow.id, EvaluationRow.encounter_ref, EvaluationRow.claim_ref)
+                .join(EvaluationRow, EvaluationRow.id == CardRow.evaluation_id)
+            ).all()
             fb = session.execute(
-                select(FeedbackRow.card_uuid, FeedbackRow.outcome, FeedbackRow.outcome_timestamp)
+                select(FeedbackRow.card_uuid, FeedbackRow.outcome, FeedbackRow.override_code,
+                       FeedbackRow.override_display, FeedbackRow.outcome_timestamp, FeedbackRow.id)
                 .order_by(FeedbackRow.outcome_timestamp, FeedbackRow.id)
             ).all()
-        latest: dict[str, str] = {}
-        for card_uuid, outcome, _ in fb:
-            latest[card_uuid] = outcome
-        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for card_uuid, rules, rule in cards:
+        latest: dict[str, tuple[str, str | None, Any, int]] = {}
+        for card_uuid, outcome, code, display, at, row_id in fb:
+            latest[card_uuid] = (outcome, display or code, _aware(at), row_id)
+        groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        for card_uuid, rules, rule, line_ref, eval_id, encounter, claim in cards:
+            visit = encounter or claim or f"evaluation:{eval_id}"
             for r in rules or [rule]:
-                c = counts[r]
-                c[0] += 1
-                outcome = latest.get(card_uuid)
-                if outcome == "accepted":
-                    c[1] += 1
-                elif outcome == "overridden":
-                    c[2] += 1
-        return [RuleRate(rule=r, cards=c[0], accepted=c[1], overridden=c[2]) for r, c in sorted(counts.items())]
+                groups[(visit, line_ref or "", r)].append(card_uuid)
+        return groups, latest
+
+    def feedback_rates(self) -> list[RuleRate]:
+        """Accept/override counts per rule, each card counted once per visit and line (see
+        ``RuleRate``); override reasons per rule."""
+        groups, latest = self._visit_cards()
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        reasons: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for (_visit, _line, rule), uuids in groups.items():
+            c = counts[rule]
+            c[0] += 1
+            c[3] += len(uuids)
+            answers = [latest[u] for u in uuids if u in latest]
+            if not answers:
+                continue
+            outcome, reason, _, _ = max(answers, key=lambda a: (a[2], a[3]))
+            if outcome == "accepted":
+                c[1] += 1
+            elif outcome == "overridden":
+                c[2] += 1
+                reasons[rule][reason or "no reason given"] += 1
+        return [
+            RuleRate(rule=r, cards=c[0], accepted=c[1], overridden=c[2], shown=c[3],
+                     reasons=tuple(sorted(reasons[r].items(), key=lambda kv: (-kv[1], kv[0]))))
+            for r, c in sorted(counts.items())
+        ]
+
+    def feedback_by_visit(self) -> list[dict[str, Any]]:
+        """One row per visit, line and rule: how often its card was shown and the answer given
+        (``accepted``, ``overridden`` with the reason, or ``None``). References, no PHI."""
+        groups, latest = self._visit_cards()
+        rows = []
+        for (visit, line, rule), uuids in sorted(groups.items()):
+            answers = [latest[u] for u in uuids if u in latest]
+            outcome = reason = None
+            if answers:
+                outcome, reason, _, _ = max(answers, key=lambda a: (a[2], a[3]))
+            rows.append({"visit": visit, "line": line or None, "rule": rule, "shown": len(uuids),
+                         "outcome": outcome, "reason": reason if outcome == "overridden" else None})
+        return rows
 
 
 def _parse_time(value: str) -> datetime:

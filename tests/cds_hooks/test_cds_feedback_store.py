@@ -107,10 +107,13 @@ def test_feedback_report_cli(harness, fx, capsys):
     assert main(["feedback", "report", "--database-url", harness.settings.database_url]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("97530/recode"))
-    assert row.split()[1:6] == ["3", "1", "1", "50%", "50%"]
+    # three firings for the same visit and line are one card; its latest answer (the override) decides
+    assert row.split()[1:6] == ["1", "0", "1", "0%", "100%"]
+    assert "overridden 1x: no reason given" in out
     assert main(["feedback", "report", "--database-url", harness.settings.database_url, "--format", "json"]) == 0
     data = {r["rule"]: r for r in json.loads(capsys.readouterr().out)}
-    assert data["97530/recode"]["acceptRate"] == 0.5
+    assert data["97530/recode"]["overrideRate"] == 1.0 and data["97530/recode"]["shown"] == 3
+    assert data["97530/recode"]["overrideReasons"] == [{"reason": "no reason given", "count": 1}]
 
 
 def test_latest_feedback_wins_for_a_card(tmp_path):
@@ -204,3 +207,46 @@ def test_deeply_nested_json_is_400(harness, path):
     nested = b'{"hook":"order-sign","hookInstance":"x","context":{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
     response = harness.post(path, nested)
     assert response.status_code == 400 and response.json()["resourceType"] == "OperationOutcome"
+
+
+def _eval_row(eid: str, encounter: str | None) -> dict:
+    return {"id": eid, "hook_instance": eid, "service_id": "s", "hook": "org.cds97530.claim-sign", "client": "c",
+            "patient_ref": None, "encounter_ref": encounter, "claim_ref": None, "order_refs": [], "payer": None,
+            "unit_method": None, "ruleset_version": None, "lines": [], "input_issue_count": 0, "card_count": 1}
+
+
+def _card_row(uuid_: str, rules: list[str], line: str = "Claim/c1") -> dict:
+    return {"uuid": uuid_, "service_id": "s", "client": "c", "indicator": "warning", "rule": rules[0], "rules": rules,
+            "line_ref": line, "suggestions": {}}
+
+
+def test_report_counts_each_card_once_per_visit_with_override_reasons(tmp_path):
+    """Five visits; visit 1's hook fired three times (three cards for the same line and rule), visit
+    2's twice. One accept on visit 1 is one accepted card of five, not 100% of three firings."""
+    store = Store(f"sqlite:///{tmp_path}/v.sqlite3")
+    store.create_tables()
+    n = 0
+    for visit, firings in (("Encounter/v1", 3), ("Encounter/v2", 2), ("Encounter/v3", 1), ("Encounter/v4", 1),
+                           ("Encounter/v5", 1)):
+        for _ in range(firings):
+            n += 1
+            store.save_evaluation(_eval_row(f"e{n}", visit), [_card_row(f"c{n}", ["97530/units-over-billed"])])
+    fb = [
+        {"card": "c1", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z",
+         "overrideReason": {"reason": {"code": "documented-elsewhere", "display": "Documented in another note"}}},
+        {"card": "c3", "outcome": "accepted", "outcomeTimestamp": "2026-11-20T11:00:00Z"},  # visit 1, later: accepted
+        {"card": "c4", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z",
+         "overrideReason": {"reason": {"code": "clinician-judgment", "display": "Therapeutic activities as billed"}}},
+        {"card": "c6", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z",
+         "overrideReason": {"reason": {"code": "clinician-judgment", "display": "Therapeutic activities as billed"}}},
+    ]
+    store.save_feedback(fb, service_id="s", client="c")
+    (rate,) = store.feedback_rates()
+    assert (rate.cards, rate.shown, rate.accepted, rate.overridden) == (5, 8, 1, 2)
+    assert rate.accept_rate == pytest.approx(1 / 3)
+    assert rate.reasons == (("Therapeutic activities as billed", 2),)
+    visits = {(r["visit"], r["outcome"]) for r in store.feedback_by_visit()}
+    assert visits == {("Encounter/v1", "accepted"), ("Encounter/v2", "overridden"), ("Encounter/v3", "overridden"),
+                      ("Encounter/v4", None), ("Encounter/v5", None)}
+    by_visit = {r["visit"]: r for r in store.feedback_by_visit()}
+    assert by_visit["Encounter/v1"]["shown"] == 3 and by_visit["Encounter/v2"]["reason"] == "Therapeutic activities as billed"
