@@ -28,6 +28,10 @@ class Clause:
     plan_from: int | None  # absolute position where planned-for-later text starts
     purpose_from: int | None  # absolute position where the session's aim starts
     refused: bool
+    topic: Span | None = None  # what an education block covered: subjects, not tasks done
+
+    def in_topic(self, pos: int) -> bool:
+        return self.topic is not None and self.topic[0] <= pos < self.topic[1]
 
     def is_current(self, pos: int) -> bool:
         """True when text at ``pos`` describes what was done in this session."""
@@ -62,6 +66,11 @@ def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> l
             purpose_m = lex.purpose.search(text, s_start, s_end)
             plan_from = s_start if in_plan_section else (plan_m.start() if plan_m else None)
             purpose_from = purpose_m.start() if purpose_m else None
+            topic_m = lex.topic.search(text, s_start, s_end)
+            topic: Span | None = None
+            if topic_m:
+                stop = _TOPIC_END.search(text, topic_m.end(), s_end)
+                topic = (topic_m.start(), stop.start() if stop else s_end)
             pos = s_start
             pieces: list[Span] = []
             for m in _CLAUSE_SPLIT.finditer(text, s_start, s_end):
@@ -72,9 +81,12 @@ def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> l
                 pieces.append((pos, s_end))
             for c_start, c_end, not_done in _checkbox_items(text, pieces):
                 refused = not_done or bool(lex.refusal.search(text, c_start, c_end))
-                out.append(Clause(c_start, c_end, (s_start, s_end), plan_from, purpose_from, refused))
+                out.append(Clause(c_start, c_end, (s_start, s_end), plan_from, purpose_from, refused, topic))
     return out
 
+
+_TOPIC_END = re.compile(r";|\bthen\b|\bafter\s+which\b|\b(?:and\s+)?(?:practi[cs]ed|performed|completed|did)\b", re.IGNORECASE)
+"""Where an education topic's scope ends: "went over the hip hinge, then lifted the box x10"."""
 
 _BOX = re.compile(r"\[\s?\]|\[[xX✓✔]\]|[☐□☑☒]")
 _UNCHECKED = re.compile(r"\[\s?\]|[☐□]")

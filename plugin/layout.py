@@ -382,6 +382,10 @@ def _section_spans(
                 end = min(end, line_end)
             goals.append((begin, end))
         elif name in _SUBJECTIVE_NAMES:
+            label_end = m.end()
+            line_end = _line_end(text, label_end)
+            if text[label_end:line_end].strip(" :=-\t"):
+                end = min(end, line_end)  # "S: roommate says ..." on its line; the session follows
             subjective.append((begin, end))
     return _merge(plan), assess, goals, subjective
 

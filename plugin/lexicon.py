@@ -102,6 +102,7 @@ class _Context(_Strict):
     refusal: _ContextCategory
     plan: _ContextCategory
     purpose: _ContextCategory
+    topic: _ContextCategory | None = None  # what education covered ("went over hip hinge"): a subject, not a task done
 
 
 class _Criterion(_Strict):
@@ -214,6 +215,7 @@ class Lexicon:
     not_a_response: tuple[re.Pattern[str], ...]
     goal: tuple[re.Pattern[str], ...]
     not_a_goal: tuple[re.Pattern[str], ...]
+    topic: re.Pattern[str] = re.compile(r"(?!x)x")  # education topics: matches after it are subjects, not tasks
     skilled_fast: tuple[re.Pattern[str], ...] = ()
     skilled_negated_fast: tuple[re.Pattern[str], ...] = ()
     response_fast: tuple[re.Pattern[str], ...] = ()
@@ -398,8 +400,11 @@ def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,
 
     context: dict[str, ContextCategory] = {}
     ctx_patterns: dict[str, list[tuple[str, str]]] = {}  # category -> (pattern, direction)
-    for name in ("negation", "terminators", "refusal", "plan", "purpose"):
-        cat: _ContextCategory = getattr(doc.context, name)
+    for name in ("negation", "terminators", "refusal", "plan", "purpose", "topic"):
+        cat: _ContextCategory | None = getattr(doc.context, name)
+        if cat is None:
+            ctx_patterns[name] = []
+            continue
         triggers = []
         ctx_patterns[name] = []
         for i, t in enumerate(cat.triggers):
@@ -417,7 +422,13 @@ def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,
 
     def alt(name: str, *directions: str) -> re.Pattern[str]:
         chosen = [p for p, d in ctx_patterns[name] if not directions or d in directions]
-        return c.alternation(chosen, f"context.{name}") if chosen else re.compile(r"(?!x)x")
+        if not chosen:
+            return re.compile(r"(?!x)x")
+        # each trigger is already word-bounded unless it says `bounded: false` (";"); the outer
+        # bound is kept where every trigger has one (it changes nothing then, and keeps the
+        # compiled patterns identical to the earlier loader's)
+        wrap = all(t.bounded for t in getattr(doc.context, name).triggers)
+        return c.compile("|".join(f"(?:{p})" for p in chosen), f"context.{name}", wrap=wrap)
 
     for rule_id in ex:
         if rule_id not in seen:
@@ -438,6 +449,7 @@ def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,
         refusal=alt("refusal"),
         plan=alt("plan"),
         purpose=alt("purpose"),
+        topic=alt("topic"),
         skilled=get("skilled-intervention", "patterns", 0),
         skilled_negated=get("skilled-intervention", "negated_patterns", 0),
         response=get("patient-response", "patterns", 0),

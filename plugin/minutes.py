@@ -9,7 +9,7 @@ or the one duration left when it is the only line left. Every value carries the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from plugin.billing import LineInput, is_timed
 from plugin.clauses import sentences
@@ -30,6 +30,11 @@ class ProseTime:
     attributions: dict[str, Attribution]
     other_work: tuple[str, ...]
     durations: tuple[Duration, ...] = ()  # every service, session and total duration read in the note
+    described: dict[str, tuple[Span, ...]] = field(default_factory=dict)  # code -> the prose its durations describe
+
+    def text_of_other_lines(self, code: str) -> list[Span]:
+        """Prose that a duration gave to another billed line ("Then 10 min of prone press-ups")."""
+        return [span for other, spans in self.described.items() if other != code for span in spans]
 
 
 def read_prose_time(
@@ -68,16 +73,24 @@ def read_prose_time(
     total = next((d for d in durations if d.kind == "total-timed"), None) if layout.total_timed is None else None
     session = next((d for d in durations if d.kind == "session"), None) if layout.total_treatment is None else None
 
+    spans_of: dict[Duration, Span] = {}
+
     def describe(d: Duration) -> str | None:
         a, b = sentence_of(d.span[0])
         after = (d.span[1], b)
         if len(text[after[0]:after[1]].split()) < 2:
             after = (a, d.span[0])
+        spans_of[d] = (min(d.span[0], after[0]), after[1])
         return _described_code(text, scan, after, lex)
 
     pending = [i.code for i in inputs if is_timed(i.code) and i.minutes is None and not i.shared_block_with]
     settled = [i.code for i in inputs if i.minutes is not None]
-    return ProseTime(total, session, attribute(durations, pending, settled, describe), other_work(text, grammar), tuple(durations))
+    attributions = attribute(durations, pending, settled, describe)
+    described = {
+        code: tuple(spans_of[d] for d in found.durations if d in spans_of)
+        for code, found in attributions.items() if found.how == "named"
+    }
+    return ProseTime(total, session, attributions, other_work(text, grammar), tuple(durations), described)
 
 
 def _described_code(text: str, scan: str, span: Span, lex: Lexicon) -> str | None:

@@ -44,19 +44,21 @@ class Reading:
 
 
 def read_service(
-    text: str, layout: Layout, lex: Lexicon, *, code: str = TA, note_id: str = "", time_spans: Iterable[Span] = ()
+    text: str, layout: Layout, lex: Lexicon, *, code: str = TA, note_id: str = "", time_spans: Iterable[Span] = (),
+    other_services: Iterable[Span] = (),
 ) -> Reading:
-    """``time_spans`` are durations already read as service time ("for 30 min"): not a response."""
+    """``time_spans`` are durations already read as service time ("for 30 min"): not a response.
+    ``other_services`` is prose whose minutes went to another billed line: not this service's text."""
     segments = layout.segments_for(code)
     heading_spans = [h.span for h in layout.headings]
     not_today = list(layout.goal_spans) + list(layout.subjective_spans)
-    others = [s.span for s in layout.segments if code not in s.codes]
+    others = [s.span for s in layout.segments if code not in s.codes] + list(other_services)
     if segments:
         pieces: list[Span] = []
         for s in segments:
             # a charge-table row is all heading; its cells are the only text about the service
             holes = [h for h in heading_spans if h != s.heading.span] if s.heading.table_row else heading_spans
-            pieces.extend(_minus(s.span, holes + list(layout.subjective_spans)))
+            pieces.extend(_minus(s.span, holes + list(layout.subjective_spans) + list(other_services)))
         if all(s.heading.table_row or s.heading.in_table for s in segments):
             # a table lists the tasks; what the clinician did is often written under it, in no row
             pieces.extend(_minus((0, len(text)), [s.span for s in layout.segments] + heading_spans + not_today))
@@ -143,6 +145,8 @@ def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: 
             for m, clause in index.matches(pattern.fast or pattern.regex, scan):
                 if not clause.is_current(m.start()):
                     continue
+                if clause.in_topic(m.start()):
+                    continue  # "went over the golfer's lift": the subject of education, not a task done
                 in_purpose = clause.purpose_from is not None and m.start() >= clause.purpose_from
                 if pattern.aim or in_purpose:
                     if code != TA:
