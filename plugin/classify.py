@@ -33,9 +33,24 @@ def documented_service(reading: Reading) -> DocumentedService | None:
         best = max(others, key=lambda c: (others[c], reading.purpose_scores.get(c, 0.0), weights.get(c, 0.0), c))
         if others[best] > counts.get(TA, 0):
             chosen = best
+        elif counts.get(TA, 0) * 2 <= total and others[best] >= 1 and _stated_aim(reading, best):
+            chosen = best  # mixed tasks, and the note says what they were for ("Aim: trunk postural control")
     evidence: list[Evidence] = []
     for clause in reading.activity_clauses:
         if clause.code == chosen:
             evidence.extend(clause.evidence)
     scores = {code: round(n / total, 3) for code, n in counts.items()}
     return DocumentedService(chosen, round(counts[chosen] / total, 3), tuple(evidence[:6]), scores)
+
+
+def _stated_aim(reading: Reading, code: str) -> bool:
+    """The note states an aim of ``code`` and of no other service as strongly.
+
+    When 97530 clauses are no more than half of the block's activity clauses, the note's stated aim
+    of another service decides: the labelling conventions make a stated balance/postural-control aim
+    decide when the tasks look dynamic (dev2-README "Balance"). A block mostly of 97530 tasks stays
+    97530 whatever aim is written ("STS x10 to improve balance with transfers").
+    """
+    aims = reading.purpose_scores
+    top = aims.get(code, 0.0)
+    return top > 0 and all(v < top for c, v in aims.items() if c != code)

@@ -84,6 +84,7 @@ class Heading:
     starts_segment: bool  # at a line start or after a sentence end (vs. a mention in prose)
     table_row: bool = False  # a row of a charge table with a minutes column
     in_table: bool = False  # a name in the first cell of a table row ("| Functional training | lift 8# bag |")
+    clock: tuple[str, str] | None = None  # its clock block, "0912-0938" -> ("0912", "0938")
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,9 +250,11 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
         post = _POST.match(text, end)
         minutes: int | None = None
         time_block = False
+        clock_range: tuple[str, str] | None = None
         if lead_match and lead_match.group("t1"):
             minutes = clock_minutes(lead_match.group("t1"), lead_match.group("t2"))
             time_block = minutes is not None
+            clock_range = (lead_match.group("t1"), lead_match.group("t2")) if time_block else None
         if post:
             if post.group("min"):
                 minutes = int(post.group("min"))
@@ -262,6 +265,7 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
                 if clock is not None:
                     time_block = True
                     minutes = minutes if minutes is not None else clock
+                    clock_range = (post.group("t1"), post.group("t2"))
             post_end = post.end()
         else:
             post_end = end
@@ -280,10 +284,43 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
             continue  # a name in running prose without minutes is just a word
         if code in ("97161",) and minutes is None and not at_start:
             continue
-        found.append(Heading(tuple(codes), (start, post_end), minutes, time_block, at_start))
+        found.append(Heading(tuple(codes), (start, post_end), minutes, time_block, at_start, clock=_clock_key(clock_range)))
         taken_until = post_end
         last_end = post_end
-    return sorted(found + table, key=lambda h: h.span[0])
+    return _clock_blocks(text, sorted(found + table, key=lambda h: h.span[0]))
+
+
+_CLOCK_LINE = re.compile(
+    r"^[ \t\-*•]*(?P<t1>(?<!\d)\d{1,2}:?\d{2})(?:\s*[ap]\.?m\.?)?\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2}(?!\d))(?:\s*[ap]\.?m\.?)?\s*:",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _clock_key(clock: tuple[str, str] | None) -> tuple[str, str] | None:
+    return (clock[0].replace(":", "").zfill(4), clock[1].replace(":", "").zfill(4)) if clock else None
+
+
+def _clock_blocks(text: str, headings: list[Heading]) -> list[Heading]:
+    """A schedule line names the codes of clock blocks ("0900-0912 TE | 0912-0938 TA") and later
+    lines start with the same blocks ("0912-0938: amplitude training ..."). Each such line opens
+    that code's segment; the schedule line only states minutes."""
+    by_clock = {h.clock: h for h in headings if h.clock is not None}
+    if not by_clock:
+        return headings
+    starts = {h.span[0] for h in headings}
+    added: list[Heading] = []
+    indexed: set[tuple[str, str]] = set()
+    for m in _CLOCK_LINE.finditer(text):
+        key = _clock_key((m.group("t1"), m.group("t2")))
+        head = by_clock.get(key)
+        if head is None or head.span[0] <= m.end() <= head.span[1] or any(m.start() <= s < m.end() + 3 for s in starts):
+            continue
+        added.append(Heading(head.codes, (m.start("t1"), m.end()), head.minutes, True, True, clock=key))
+        indexed.add(key)
+    if not added:
+        return headings
+    kept = [replace(h, starts_segment=False) if h.clock in indexed else h for h in headings]
+    return sorted(kept + added, key=lambda h: h.span[0])
 
 
 _ROW_MINUTES = re.compile(

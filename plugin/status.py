@@ -12,10 +12,13 @@ Pure: reads a ``LineEvaluation``, returns words. No I/O.
 """
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
-from plugin.model import LineEvaluation, Severity, Verdict
+from plugin.model import LineEvaluation, NoteText, Severity, Verdict
 
 DocumentationKey = Literal["supported", "incomplete", "other-service", "not-read"]
 BillingKey = Literal["ok", "over-billed", "under-billed", "problems"]
@@ -101,3 +104,32 @@ def line_status(line: LineEvaluation, *, note_read: bool = True) -> LineStatus:
         bill_text += f"; {n} other billing problem" + ("s" if n != 1 else "")
     clean = doc == "supported" and bill in ("ok", "under-billed") and not line.needs_attention
     return LineStatus(doc, doc_text, bill, bill_text, clean)
+
+
+# --- what the note says did not happen ------------------------------------------------------------
+def denied_criteria(line: LineEvaluation, notes: Sequence[NoteText] = ()) -> tuple[str, ...]:
+    """Missing criteria that the note itself says did not happen ("no cues or assistance needed").
+
+    Why: advice to "document the cues" on such a note asks for a false record. Every adapter asks
+    this before it offers to document a criterion or shows example wording for it. Looks at the
+    part of the note that describes the line (``line.segment``), else the first note."""
+    wanted = [c for c in line.missing if _denial_patterns(c)]
+    if not wanted:
+        return ()
+    text = line.segment.text if line.segment is not None and line.segment.text else (notes[0].text if notes else "")
+    if not text:
+        return ()
+    return tuple(c for c in wanted if any(p.search(text) for p in _denial_patterns(c)))
+
+
+@cache
+def _denial_patterns(criterion: str) -> tuple[re.Pattern[str], ...]:
+    """The lexicon's negated patterns of a criterion (today only skilled input has them)."""
+    if criterion != "skilled-intervention":
+        return ()
+    try:
+        from plugin.lexicon import load_lexicon
+
+        return tuple(getattr(load_lexicon(), "skilled_negated", ()) or ())
+    except Exception:  # noqa: BLE001 - the lexicon is the engine's; without it nothing is denied
+        return ()
