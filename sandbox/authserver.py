@@ -504,6 +504,9 @@ def auth_router(server: SmartAuthServer, *, patient_picker: Callable[[], Any] | 
 
     @router.api_route("/authorize", methods=["GET", "POST"])
     async def authorize(request: Request) -> Response:
+        return _framing(await _authorize(request))
+
+    async def _authorize(request: Request) -> Response:
         try:
             oauth_request = await read_request(request)
         except OAuth2Error as error:
@@ -518,6 +521,8 @@ def auth_router(server: SmartAuthServer, *, patient_picker: Callable[[], Any] | 
         if (data.get("aud") or "").rstrip("/") != server.fhir_base:
             error = InvalidRequestError("'aud' must be the FHIR server's base URL", redirect_uri=grant.redirect_uri, state=data.get("state"))
             return server.handle_error_response(oauth_request, error)
+        if request.method == "POST" and not _csrf_ok(request, oauth_request.payload.data):
+            return _plain_error(InvalidRequestError("the patient choice did not come from this server's page"))
         context = await _context_for(server, oauth_request, patient_picker)
         if isinstance(context, Response):
             return context
@@ -555,13 +560,30 @@ async def _context_for(server: SmartAuthServer, request: _StarletteRequest, pick
     return _picker_page(request, patients)
 
 
+AUTH_CSRF_COOKIE = "cds97530_demo_auth_csrf"
+
+
+def _csrf_ok(request: Request, data: Mapping[str, str]) -> bool:
+    cookie, field_ = request.cookies.get(AUTH_CSRF_COOKIE, ""), data.get("csrf", "")
+    return bool(cookie) and secrets.compare_digest(cookie.encode(), field_.encode())
+
+
+def _framing(response: Response) -> Response:
+    """The authorize page (and its redirects) may be framed only by its own origin: a login or
+    consent page inside someone else's frame is a clickjacking target."""
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'self'")
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
 def _picker_page(request: _StarletteRequest, patients: list[tuple[str, str]]) -> HTMLResponse:
     from html import escape
 
+    csrf = secrets.token_urlsafe(32)
     hidden = "".join(
         f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
-        for k, v in request.payload.data.items() if k != "demo_patient"
-    )
+        for k, v in request.payload.data.items() if k not in ("demo_patient", "csrf")
+    ) + f'<input type="hidden" name="csrf" value="{csrf}">'
     options = "".join(
         f'<li><label><input type="radio" name="demo_patient" value="{escape(pid)}" required> {escape(name)}</label></li>'
         for pid, name in patients
@@ -573,7 +595,13 @@ def _picker_page(request: _StarletteRequest, patients: list[tuple[str, str]]) ->
         f'<form method="post" action="authorize">{hidden}<ul>{options}</ul>'
         '<button type="submit">Authorize the app</button></form></main></body></html>'
     )
-    return HTMLResponse(body, headers={"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'none'"})
+    response = HTMLResponse(body, headers={
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": "default-src 'none'; form-action 'self'; frame-ancestors 'self'",
+    })
+    response.set_cookie(AUTH_CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/",
+                        secure=request.uri.startswith("https://"))
+    return response
 
 
 def _plain_error(error: OAuth2Error) -> JSONResponse:

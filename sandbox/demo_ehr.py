@@ -273,9 +273,27 @@ def demo_app(env: DemoEnvironment, http: httpx.AsyncClient) -> FastAPI:
     return app
 
 
+CSRF_COOKIE = "cds97530_demo_csrf"
+
+
+def _csrf_token(request: Request) -> str:
+    """This browser's CSRF token (double-submit: a SameSite=Strict cookie and a hidden field)."""
+    current = request.cookies.get(CSRF_COOKIE, "")
+    return current if len(current) == 43 else secrets.token_urlsafe(32)
+
+
+def _csrf_ok(request: Request, form: dict[str, str]) -> bool:
+    cookie, field_ = request.cookies.get(CSRF_COOKIE, ""), form.get("csrf", "")
+    return bool(cookie) and secrets.compare_digest(cookie.encode(), field_.encode())
+
+
 def _headers(response: Response) -> Response:
     response.headers.update({
-        "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'",
+        "Content-Security-Policy": (
+            "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'self'"
+        ),
+        "X-Frame-Options": "SAMEORIGIN",
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-store",
@@ -316,7 +334,15 @@ def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2
     router = APIRouter()
 
     def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-        return _headers(templates.TemplateResponse(request, name, {"banner": DEMO_BANNER, **context}, status_code=status))
+        csrf = _csrf_token(request)
+        response = _headers(templates.TemplateResponse(
+            request, name, {"banner": DEMO_BANNER, "csrf": csrf, **context}, status_code=status))
+        response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/demo/ehr",
+                            secure=env.settings.base.startswith("https://"))
+        return response
+
+    def forged(request: Request) -> Response:
+        return page(request, "demo/message.html", {"message": "This form is stale or did not come from this EHR. Open the visit again."}, 403)
 
     @router.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> Response:
@@ -385,6 +411,8 @@ def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2
     async def accept(request: Request) -> Response:
         """Apply an accepted suggestion's actions to the FHIR server, then send feedback."""
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        if not _csrf_ok(request, form):
+            return forged(request)
         run = runs.get(form.get("run", ""))
         card = _find_card(run, form.get("card"))
         suggestion = next((s for s in (card or {}).get("suggestions") or () if s.get("uuid") == form.get("suggestion")), None)
@@ -403,6 +431,8 @@ def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2
     async def override(request: Request) -> Response:
         """Dismiss a card with a reason and tell the service (feedback ``overridden``)."""
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        if not _csrf_ok(request, form):
+            return forged(request)
         run = runs.get(form.get("run", ""))
         card = _find_card(run, form.get("card"))
         if run is None or card is None:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,8 @@ class Browser:
     logs nothing, so a log check sees only what the servers log. Redirects are not followed."""
 
     @staticmethod
-    def request(method: str, url: str, data: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    def request(method: str, url: str, data: dict[str, str] | None = None,
+                cookie: str | None = None) -> tuple[int, dict[str, str], str]:
         import http.client
         from urllib.parse import urlencode, urlsplit
 
@@ -34,6 +36,8 @@ class Browser:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
         body = urlencode(data) if data is not None else None
         headers = {"Content-Type": "application/x-www-form-urlencoded"} if data is not None else {}
+        if cookie:
+            headers["Cookie"] = cookie
         conn.request(method, parts.path + ("?" + parts.query if parts.query else ""), body=body, headers=headers)
         response = conn.getresponse()
         result = (response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode())
@@ -63,7 +67,10 @@ class Rig:
         if context is None:  # standalone: the demo picker; choose the patient
             assert status == 200
             form = dict(httpx.QueryParams(httpx.URL(first.headers["location"]).query))
-            status, headers, text = Browser.request("POST", first.headers["location"].split("?")[0], {**form, "demo_patient": "p1"})
+            csrf = re.search(r'name="csrf" value="([^"]+)"', text).group(1)  # type: ignore[union-attr]
+            cookie = headers["set-cookie"].split(";")[0]
+            status, headers, text = Browser.request("POST", first.headers["location"].split("?")[0],
+                                                    {**form, "demo_patient": "p1", "csrf": csrf}, cookie=cookie)
         assert status == 302, text
         callback = httpx.URL(headers["location"])
         back = self.app.get("/callback?" + callback.query.decode())

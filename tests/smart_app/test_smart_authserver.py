@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -149,9 +150,15 @@ def test_standalone_launch_shows_patient_picker_then_issues_code(client: Any) ->
     assert page.status_code == 200 and "Demo authorization server" in page.text and "Ada Quill" in page.text
     params = {"response_type": "code", "client_id": "app", "redirect_uri": REDIRECT, "scope": "launch/patient patient/Procedure.rs",
               "state": "st-1", "aud": FHIR, "code_challenge": challenge, "code_challenge_method": "S256", "demo_patient": "p1"}
-    chosen = client.post("/auth/authorize", data=params)
+    assert "frame-ancestors 'self'" in page.headers["content-security-policy"]
+    no_token = client.post("/auth/authorize", data=params)  # a cross-site form post has no CSRF token
+    assert no_token.status_code == 400 and "code=" not in no_token.headers.get("location", "")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    assert client.post("/auth/authorize", data={**params, "csrf": "x" + csrf[1:]}).status_code == 400
+    chosen = client.post("/auth/authorize", data={**params, "csrf": csrf})
     assert code_from(chosen)
-    forged = client.post("/auth/authorize", data={**params, "demo_patient": "not-listed"})
+    assert chosen.headers["x-frame-options"] == "SAMEORIGIN"
+    forged = client.post("/auth/authorize", data={**params, "csrf": csrf, "demo_patient": "not-listed"})
     assert forged.status_code == 200  # back to the picker, no code
 
 
