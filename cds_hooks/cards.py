@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import yaml
 
-from plugin.status import join_words, line_status
+from plugin.status import denied_criteria, join_words, line_status
 from plugin.status import units as units_text
 from plugin.model import (
     BillingIssue,
@@ -327,35 +327,8 @@ def _quote(ev: Evidence) -> str:
 
 
 def _denied(line: LineEvaluation, evaluation: VisitEvaluation) -> tuple[str, ...]:
-    """Missing criteria the note itself says did not happen ("no cues or assistance needed").
-    Asking to document those would ask for a false record, so the card says so instead."""
-    wanted = [c for c in line.missing if c in card_text()["denied"]]
-    if not wanted:
-        return ()
-    text = _line_text(line, evaluation)
-    if not text:
-        return ()
-    return tuple(c for c in wanted if any(p.search(text) for p in _denial_patterns(c)))
-
-
-def _line_text(line: LineEvaluation, evaluation: VisitEvaluation) -> str:
-    if line.segment is not None and line.segment.text:
-        return line.segment.text
-    return evaluation.notes[0].text if evaluation.notes else ""
-
-
-@lru_cache(maxsize=8)
-def _denial_patterns(criterion: str) -> tuple[re.Pattern[str], ...]:
-    """The lexicon's patterns for a denied criterion (only skilled input has them today)."""
-    try:
-        from plugin.lexicon import load_lexicon
-
-        lex = load_lexicon()
-    except Exception:  # noqa: BLE001 - the lexicon is the engine's; without it nothing is denied
-        return ()
-    if criterion == "skilled-intervention":
-        return tuple(getattr(lex, "skilled_negated", ()) or ())
-    return ()
+    """Missing criteria the note says did not happen, for which cards.yaml has words."""
+    return tuple(c for c in denied_criteria(line, evaluation.notes) if c in card_text()["denied"])
 
 
 def _minutes_phrase(line: LineEvaluation) -> str:

@@ -4,13 +4,24 @@ The one non-obvious job is highlighting: evidence spans (``note.text[start:end]`
 line's findings may overlap, so the note text is cut at every span boundary and each piece
 carries the set of criteria whose evidence covers it. The template renders the pieces with
 autoescaping, so note text can never become markup.
+
+Two repairs make the highlight readable: a span whose text does not sit at its offsets (PDF text
+re-flowed, "bed to chair to\ntransfer" quoted as one line) is found again across any whitespace;
+and a span of a word or two ("Goal:", "tc", "cue") is widened to its whole clause, so the reader
+sees the sentence that decided the criterion, not a fragment.
+
+The line's verdict is shown as the two findings side by side (``plugin.status``): documentation
+and billing, each in its own badge, green only when there is nothing to act on.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from plugin.model import CRITERIA, Evidence, LineEvaluation, NoteText, Status, Verdict, VisitEvaluation
+from plugin.billing.fees import LineFees, VisitFees, visit_fees
+from plugin.model import CRITERIA, Evidence, LineEvaluation, NoteText, Severity, Status, Verdict, VisitEvaluation
+from plugin.status import LineStatus, denied_criteria, line_status
 
 CRITERION_LABELS: dict[str, str] = {
     "dynamic-activity": "Dynamic, functional activity",
@@ -75,10 +86,31 @@ class LineView:
     method_label: str
     alternative_label: str
     examples: tuple[CriterionView, ...] = field(default=())
+    status: LineStatus | None = None
+    fees: LineFees | None = None
+    denied: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
 
     @property
     def anchor(self) -> str:
         return f"line-{self.index}"
+
+    @property
+    def documentation_tone(self) -> str:
+        """``ok`` (green) only when the whole line is clean: never a green badge above an error."""
+        if self.status is None:
+            return "warn"
+        if self.status.documentation == "supported":
+            return "ok" if self.status.clean else "neutral"
+        return "recode" if self.status.documentation == "other-service" else "warn"
+
+    @property
+    def billing_tone(self) -> str:
+        if self.status is None:
+            return "warn"
+        if self.status.billing in ("ok", "under-billed"):
+            return "ok" if self.status.clean else "neutral"
+        return "error" if any(b.severity is Severity.ERROR for b in self.line.billing) else "warn"
 
 
 def highlight(text: str, spans: list[tuple[int, int, str]]) -> tuple[Piece, ...]:
@@ -106,6 +138,51 @@ def _evidence_spans(line: LineEvaluation) -> list[tuple[Evidence, str]]:
     return out
 
 
+CLAUSE_MIN_WORDS = 4
+CLAUSE_MAX_CHARS = 320
+_CLAUSE_END = re.compile(
+    r"[.;!?](?=\s|$)"  # a sentence stop or semicolon
+    r"|\n\s*\n"  # a blank line
+    r"|\n(?=\s*(?:[A-Z][A-Za-z /&-]{0,30}:|[-*•]\s|\d+[.)]\s))"  # a line break before a heading or bullet
+    r"|(?m:^)[A-Z][A-Za-z /&-]{0,30}:[ \t]"  # a heading label at a line start ("O: ", "Plan: ")
+)
+
+
+def locate(text: str, ev: Evidence) -> tuple[int, int] | None:
+    """Where ``ev`` quotes ``text``: its own offsets when they hold the quote, else the quote found
+    again with any run of whitespace matching any other (PDF line breaks, re-flowed text), nearest
+    to the stated offset first. ``None`` when the note does not contain the quote."""
+    if 0 <= ev.start < ev.end <= len(text) and text[ev.start:ev.end] == ev.text:
+        return ev.start, ev.end
+    words = ev.text.split()
+    if not words:
+        return None
+    pattern = re.compile(r"\s+".join(re.escape(w) for w in words))
+    found = list(pattern.finditer(text))
+    if not found:
+        return None
+    best = min(found, key=lambda m: abs(m.start() - ev.start))
+    return best.start(), best.end()
+
+
+def clause_of(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen a short span (under four words) to its clause: from the previous clause end (a
+    sentence stop, a semicolon, a blank line, or a line break before a heading or bullet) to the
+    next one. Long spans are already clauses and stay as they are."""
+    if len(text[start:end].split()) >= CLAUSE_MIN_WORDS:
+        return start, end
+    left = max(0, start - CLAUSE_MAX_CHARS)
+    ends_before = [m.end() for m in _CLAUSE_END.finditer(text, left, start)]
+    new_start = ends_before[-1] if ends_before else (left if left > 0 else 0)
+    after = _CLAUSE_END.search(text, end, min(len(text), end + CLAUSE_MAX_CHARS))
+    new_end = after.start() + (1 if after and text[after.start()] in ".;!?" else 0) if after else min(len(text), end + CLAUSE_MAX_CHARS)
+    while new_start < start and text[new_start].isspace():
+        new_start += 1
+    if new_end - new_start > CLAUSE_MAX_CHARS:  # no clause boundary nearby: keep the quote itself
+        return start, end
+    return new_start, max(new_end, end)
+
+
 def _note_views(line: LineEvaluation, notes: tuple[NoteText, ...]) -> tuple[NoteView, ...]:
     spans = _evidence_spans(line)
     views = []
@@ -113,9 +190,14 @@ def _note_views(line: LineEvaluation, notes: tuple[NoteText, ...]) -> tuple[Note
         mine = []
         for ev, key in spans:
             same_note = ev.note_id == note.note_id or (ev.note_id is None and index == 0)
-            # only trust spans that quote the note exactly (the model's invariant)
-            if same_note and note.text[ev.start:ev.end] == ev.text:
-                mine.append((ev.start, ev.end, key))
+            if not same_note:
+                continue
+            # only spans that quote the note (exactly, or across re-flowed whitespace) are shown
+            where = locate(note.text, ev)
+            if where is None:
+                continue
+            start, end = clause_of(note.text, *where)
+            mine.append((start, end, key))
         if not mine and len(notes) > 1:
             continue
         views.append(NoteView(note.note_id, note.title or note.note_id, highlight(note.text, mine), len(mine)))
@@ -141,11 +223,19 @@ def _criteria(line: LineEvaluation) -> tuple[CriterionView, ...]:
     return tuple(views)
 
 
-def line_views(evaluation: VisitEvaluation) -> tuple[LineView, ...]:
+def line_views(evaluation: VisitEvaluation, fees: VisitFees | None = None) -> tuple[LineView, ...]:
+    fees = fees if fees is not None else visit_fees(evaluation)
     views = []
     for number, line in enumerate(evaluation.lines, start=1):
         criteria = _criteria(line)
         units = line.units
+        denied = denied_criteria(line, evaluation.notes)
+        # example wording is for the next visit, and only for what the note could have shown:
+        # never on a recode (the note documents another service) or for what the note denies
+        examples = () if line.verdict is Verdict.RECODE else tuple(
+            c for c in criteria if c.example and not c.met and c.key not in denied)
+        rules = tuple(dict.fromkeys([*(f"billing/{b.rule}" for b in line.billing),
+                                     *(f"{line.code}/criterion/{c}" for c in line.missing)]))
         views.append(LineView(
             index=number,
             line=line,
@@ -154,14 +244,20 @@ def line_views(evaluation: VisitEvaluation) -> tuple[LineView, ...]:
             notes=_note_views(line, evaluation.notes),
             method_label=METHOD_LABELS.get(units.method, units.method) if units else "",
             alternative_label=METHOD_LABELS.get(units.alternative_method, units.alternative_method) if units and units.alternative_method else "",
-            examples=tuple(c for c in criteria if c.example and not c.met),
+            examples=examples,
+            status=line_status(line),
+            fees=fees.lines[number - 1] if number - 1 < len(fees.lines) else None,
+            denied=denied,
+            rules=rules,
         ))
     return tuple(views)
 
 
 def summary(evaluation: VisitEvaluation) -> dict[str, Any]:
-    """Counts for the header: lines, lines needing attention."""
+    """Counts for the header (lines, lines needing attention) and the visit's fee basis: one
+    payer, one fee year, named once for the whole page."""
     return {
         "lines": len(evaluation.lines),
         "attention": sum(1 for line in evaluation.lines if line.needs_attention),
+        "fees": visit_fees(evaluation),
     }

@@ -149,11 +149,13 @@ def test_ehr_launch_renders_the_whole_picture(rig: Rig) -> None:
     assert not any("other" in r for r in got)
     # the page parts
     assert 'data-verdict="recode"' in html and "Suggested code: CPT 97110" in html
-    assert "$137.55" in html and "$58.20" in html
+    # fees priced for the payer from one year (CY2026 RVUs, billing-97530.md §4.2): 97530 x3 = 35.07 + 2 x 25.05
+    assert "CY2026 Medicare national" in html and "$85.17" in html and 'data-fee="suggested"' in html
+    assert "Documentation: describes 97110, not 97530" in html and "Billing: 3 units billed, 2 supported" in html
     assert "total timed 24 min -&gt; 2 units; 97530 gets 2" in html
     assert 'data-method="cms-total-time"' in html and 'data-method="ama-per-code"' in html
     assert 'data-rule="ncci-pair-97530-97150"' in html
-    assert 'data-copy-target="line-1-example-1"' in html
+    assert "data-copy-target" not in html and "Example of good documentation" not in html  # a recode gets none
     assert '<mark class="ev ev-functional-goal" data-criteria="functional-goal"' in html
     # the card's claimItem picks out the line it was about
     assert 'class="line verdict-recode focused"' in html and "This is the line the card was about." in html

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from plugin.model import Evidence, Finding, NoteText, Status
+from plugin.model import Evidence, Finding, NoteText, Status, Verdict
 from smart_app.view import highlight, line_views
 
 
@@ -37,8 +37,9 @@ def test_line_view_highlights_each_evidence_where_it_stands(smart_kit) -> None:
     text = "".join(p.text for p in note.pieces)
     assert text == smart_kit.NOTE
     marked = {p.text: set(p.marks) for p in note.pieces if p.marks}
-    assert marked["carry laundry upstairs"] == {"functional-goal"}
-    assert "patient-response" in marked["Completed 3/4 carries without rest"]
+    # a three-word goal quote is widened to its clause; longer quotes stay as they are
+    assert marked["Pt wants to carry laundry upstairs."] == {"functional-goal"}
+    assert any("patient-response" in m and "Completed 3/4 carries without rest" in t for t, m in marked.items())
     # positions are preserved: every marked piece sits at its evidence offset
     offset = 0
     for piece in note.pieces:
@@ -70,6 +71,55 @@ def test_criteria_in_report_order_with_examples_for_missing(smart_kit) -> None:
     assert [c.key for c in view.criteria] == [
         "dynamic-activity", "functional-goal", "skilled-intervention", "patient-response", "time-documented",
     ]
-    assert [c.key for c in view.examples] == ["skilled-intervention"]
+    assert view.examples == ()  # a recode line documents another service: no 97530 wording
     assert view.method_label.startswith("CMS") and view.alternative_label.startswith("AMA")
     assert view.verdict_label == "Recode suggested"
+    assert view.status.text == ("Documentation: describes 97110, not 97530 · "
+                                "Billing: 3 units billed, 2 supported; 1 other billing problem")
+    assert view.documentation_tone == "recode" and view.billing_tone == "error"
+
+
+def test_examples_are_for_what_the_note_could_have_shown_only(smart_kit) -> None:
+    evaluation = smart_kit.crafted_evaluation()
+    line = replace(evaluation.lines[0], verdict=Verdict.NEEDS_DOCUMENTATION, suggested_code=None, billing=(),
+                   billed_units=2)
+    (view,) = line_views(replace(evaluation, lines=(line,)))
+    assert [c.key for c in view.examples] == ["skilled-intervention"] and view.denied == ()
+    assert view.documentation_tone == "warn" and view.billing_tone == "neutral"
+    denying = smart_kit.NOTE.replace("PT cued trunk posture", "no cues or assistance needed")
+    (view,) = line_views(replace(evaluation, lines=(line,), notes=(NoteText("DocumentReference/d1", denying),)))
+    assert view.denied == ("skilled-intervention",) and view.examples == ()
+
+
+def test_green_only_when_the_whole_line_is_clean(smart_kit) -> None:
+    evaluation = smart_kit.crafted_evaluation()
+    met = tuple(replace(f, status=Status.MET) for f in evaluation.lines[0].findings)
+    over = replace(evaluation.lines[0], verdict=Verdict.SUPPORTED, suggested_code=None, findings=met)
+    (view,) = line_views(replace(evaluation, lines=(over,)))
+    assert view.status.documentation == "supported" and view.documentation_tone == "neutral"  # not green above an error
+    clean = replace(over, billing=(), billed_units=2)
+    (view,) = line_views(replace(evaluation, lines=(clean,)))
+    assert view.documentation_tone == "ok" and view.billing_tone == "ok"
+
+
+def test_highlight_survives_pdf_line_breaks(smart_kit) -> None:
+    text = "O: Ther act 24 min: transfers bed to chair to\ncommode x6 with CGA; pt needed 2 VCs.\nTotal timed 24"
+    ev = Evidence(20, 60, "transfers bed to chair to commode x6 with CGA", "DocumentReference/d1")  # quoted on one line
+    finding = Finding("dynamic-activity", Status.MET, "x", (ev,))
+    line = replace(smart_kit.crafted_evaluation().lines[0], findings=(finding,), documented=None)
+    evaluation = replace(smart_kit.crafted_evaluation(), lines=(line,), notes=(NoteText("DocumentReference/d1", text),))
+    (view,) = line_views(evaluation)
+    marked = [p.text for p in view.notes[0].pieces if p.marks]
+    assert marked == ["transfers bed to chair to\ncommode x6 with CGA"]
+
+
+def test_short_quotes_are_widened_to_their_clause() -> None:
+    from smart_app.view import clause_of
+
+    text = "Goal: return to work lifting 30 lb boxes.\nO: pt lifted crates x8 with tc at the lumbar spine; fatigue 3/10."
+    start = text.index("tc")
+    s, e = clause_of(text, start, start + 2)
+    assert text[s:e] == "pt lifted crates x8 with tc at the lumbar spine;"
+    g = text.index("Goal:")
+    s, e = clause_of(text, g, g + 5)
+    assert text[s:e] == "Goal: return to work lifting 30 lb boxes."
