@@ -131,6 +131,18 @@ async def authenticate(runtime: Runtime, request: Request, path: str) -> Client:
         raise
 
 
+def save_issued_feedback(store: Store, items: list[dict[str, Any]], *, service_id: str, client: str) -> tuple[int, int]:
+    """Store feedback only if every card it names was issued by this service to this client;
+    otherwise nothing is stored and the answer is 404 (a stranger's or invented uuid must not
+    count in the accept/override rates)."""
+    unknown = store.cards_not_issued({str(i["card"]) for i in items}, service_id=service_id, client=client)
+    if unknown:
+        log.info("feedback refused: card not issued to this client", extra={"service": service_id, "client": client,
+                                                                           "unknown": len(unknown)})
+        raise NotFoundError(f"{len(unknown)} of the cards were not issued by this service to this client; nothing stored")
+    return store.save_feedback(items, service_id=service_id, client=client)
+
+
 def service_or_404(runtime: Runtime, service_id: str) -> ServiceDef:
     service = runtime.catalogue.get(service_id)
     if service is None:
@@ -210,7 +222,7 @@ async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> di
     items = [i.model_dump(exclude_none=True) for i in parsed.feedback]
     try:
         new, duplicates = await anyio.to_thread.run_sync(
-            lambda: runtime.store.save_feedback(items, service_id=service.id, client=client.label)
+            lambda: save_issued_feedback(runtime.store, items, service_id=service.id, client=client.label)
         )
     except SQLAlchemyError as exc:  # the EHR may retry; feedback is idempotent by card and outcome
         log.error("feedback not stored: store unavailable", extra={"service": service.id, "error": type(exc).__name__})
@@ -221,13 +233,15 @@ async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> di
 
 @router.get("/evaluations/{evaluation_id}")
 async def read_evaluation(evaluation_id: str, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
-    """Non-PHI metadata of one evaluation, for the SMART page (which re-reads FHIR itself)."""
+    """Non-PHI metadata of one evaluation. Needs a credential: the operator's evaluations token
+    (any evaluation), or the CDS client's signed JWT with ``aud`` = this URL (that client's own
+    evaluations only; another client's answer 404)."""
     token = runtime.settings.evaluations_token
-    if token:
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise AuthError("evaluations token")
-    found = await anyio.to_thread.run_sync(runtime.store.get_evaluation, evaluation_id)
+    given = request.headers.get("authorization", "")
+    owner: str | None = None
+    if not (token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())):
+        owner = (await authenticate(runtime, request, f"/evaluations/{evaluation_id}")).label
+    found = await anyio.to_thread.run_sync(lambda: runtime.store.get_evaluation(evaluation_id, client=owner))
     if found is None:
         raise NotFoundError("no such evaluation")
     return found

@@ -180,13 +180,13 @@ class Store:
                     [{**card, "created_at": now, "evaluation_id": evaluation["id"]} for card in cards],
                 )
 
-    def get_evaluation(self, evaluation_id: str) -> dict[str, Any] | None:
+    def get_evaluation(self, evaluation_id: str, *, client: str | None = None) -> dict[str, Any] | None:
         """What ``GET /evaluations/{id}`` shows: no patient reference (the SMART page knows its
         patient from the launch, and this read needs only the unguessable id)."""
         with self.session() as session:
             row = session.get(EvaluationRow, evaluation_id)
-            if row is None:
-                return None
+            if row is None or (client is not None and row.client != client):
+                return None  # another EHR's evaluation is not found for this one
             cards = session.scalars(select(CardRow).where(CardRow.evaluation_id == evaluation_id)).all()
             return {
                 "id": row.id,
@@ -234,6 +234,16 @@ class Store:
             set_={"expires_at": stmt.excluded.expires_at},
             where=table.c.expires_at < bindparam("now", type_=DateTime(timezone=True)),
         ).returning(table.c.jti)
+
+    def cards_not_issued(self, uuids: set[str], *, service_id: str, client: str) -> set[str]:
+        """The card uuids of ``uuids`` this service did not issue to ``client`` (feedback for them
+        is refused: a card the service never sent, or sent to another EHR, must not count)."""
+        if not uuids:
+            return set()
+        with self.session() as session:
+            issued = set(session.scalars(select(CardRow.uuid).where(
+                CardRow.uuid.in_(list(uuids)), CardRow.service_id == service_id, CardRow.client == client)))
+        return uuids - issued
 
     # --- feedback -----------------------------------------------------------------------------
     def save_feedback(self, items: list[dict[str, Any]], *, service_id: str, client: str) -> tuple[int, int]:

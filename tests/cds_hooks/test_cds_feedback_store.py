@@ -73,11 +73,16 @@ def test_store_keeps_no_note_text_names_or_tokens(harness, fx):
         assert secret not in dump
 
 
+def _signed_get(harness, path, **mint_kw):
+    return harness.client.get(path, headers={"Authorization": f"Bearer {harness.mint(harness.url(path), **mint_kw)}"})
+
+
 def test_evaluation_read_for_the_smart_page(harness, fx):
     card = _card(harness, fx)
     smart = next(link for link in card["links"] if link["type"] == "smart")
     eval_id = json.loads(smart["appContext"])["evaluationId"]
-    response = harness.client.get(f"/evaluations/{eval_id}")
+    assert harness.client.get(f"/evaluations/{eval_id}").status_code == 401  # no credential, nothing shown
+    response = _signed_get(harness, f"/evaluations/{eval_id}")  # the client the card was issued to
     assert response.status_code == 200
     data = response.json()
     assert data["serviceId"] == "order-sign-97530" and data["encounter"] == "Encounter/enc-1"
@@ -86,7 +91,9 @@ def test_evaluation_read_for_the_smart_page(harness, fx):
     assert line["verdict"] == "recode" and line["suggestedCode"] == "97110"
     assert data["cards"][0]["uuid"] == card["uuid"]
     assert "knee" not in response.text and "pat-1" not in response.text
-    assert harness.client.get(f"/evaluations/{uuid.uuid4()}").status_code == 404
+    assert _signed_get(harness, f"/evaluations/{uuid.uuid4()}").status_code == 404
+    # another registered EHR with a valid token does not see this client's evaluation
+    assert _signed_get(harness, f"/evaluations/{eval_id}", iss="https://epic.test").status_code == 404
 
 
 def test_evaluation_read_can_require_a_token(make_harness, fx):
@@ -190,14 +197,14 @@ def test_postgres_store_and_migrations():
         admin.dispose()
 
 
-def test_feedback_timestamp_must_be_rfc3339(harness):
-    bad = {"feedback": [{"card": "c-1", "outcome": "overridden", "outcomeTimestamp": "yesterday"}]}
+def test_feedback_timestamp_must_be_rfc3339(harness, fx):
+    bad = {"feedback": [{"card": _card(harness, fx)["uuid"], "outcome": "overridden", "outcomeTimestamp": "yesterday"}]}
     response = harness.post(FB, bad)
     assert response.status_code == 400 and "outcomeTimestamp" in response.json()["issue"][0]["diagnostics"]
 
 
-def test_resent_item_with_an_impossible_date_is_still_stored_once(harness):
-    item = {"card": "c-2", "outcome": "overridden", "outcomeTimestamp": "2026-13-40T99:99:99Z"}
+def test_resent_item_with_an_impossible_date_is_still_stored_once(harness, fx):
+    item = {"card": _card(harness, fx)["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-13-40T99:99:99Z"}
     assert harness.post(FB, {"feedback": [item]}).json() == {"stored": 1, "duplicates": 0}
     assert harness.post(FB, {"feedback": [item]}).json() == {"stored": 0, "duplicates": 1}
 
@@ -250,3 +257,29 @@ def test_report_counts_each_card_once_per_visit_with_override_reasons(tmp_path):
                       ("Encounter/v4", None), ("Encounter/v5", None)}
     by_visit = {r["visit"]: r for r in store.feedback_by_visit()}
     assert by_visit["Encounter/v1"]["shown"] == 3 and by_visit["Encounter/v2"]["reason"] == "Therapeutic activities as billed"
+
+
+def test_feedback_for_a_card_never_issued_is_404_and_nothing_is_stored(harness, fx):
+    card = _card(harness, fx)
+    invented = {"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}
+    real = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}
+    response = harness.post(FB, {"feedback": [real, invented]})
+    assert response.status_code == 404 and response.json()["resourceType"] == "OperationOutcome"
+    assert harness.store.feedback_rates() == [] or all(r.overridden == 0 for r in harness.store.feedback_rates())
+    assert harness.post(FB, {"feedback": [real]}).json() == {"stored": 1, "duplicates": 0}
+
+
+def test_feedback_for_a_card_issued_to_another_client_is_404(harness, fx):
+    card = _card(harness, fx)  # issued to test-ehr
+    item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}
+    token = harness.mint(harness.url(FB), iss="https://epic.test")
+    response = harness.post(FB, {"feedback": [item]}, token=token)
+    assert response.status_code == 404
+    assert all(r.overridden == 0 for r in harness.store.feedback_rates())
+
+
+def test_feedback_for_a_card_of_another_service_is_404(harness, fx):
+    card = _card(harness, fx)  # issued by order-sign-97530
+    item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}
+    other = "/cds-services/patient-view-97530/feedback"
+    assert harness.post(other, {"feedback": [item]}).status_code == 404

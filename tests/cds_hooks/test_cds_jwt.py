@@ -161,7 +161,7 @@ def test_missing_or_garbage_authorization(harness, body):
 def test_feedback_needs_its_own_aud(harness, mint):
     fb = {"feedback": [{"card": "c-1", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}]}
     _assert_401(harness.post(PATH + "/feedback", fb, token=mint(harness.url(PATH))))
-    assert harness.post(PATH + "/feedback", fb).status_code == 200
+    assert harness.post(PATH + "/feedback", fb).status_code == 404  # authenticated; but no such card was issued
 
 
 def test_dev_mode_skips_checks_loudly(make_harness, body, caplog):

@@ -41,6 +41,15 @@ def _walk_flow(base: str) -> str:
                 break
         else:
             pytest.fail("no visit produced a card with a SMART link")
+        assert "frame-ancestors 'self'" in page.headers["content-security-policy"]
+        form = re.search(r'action="\.\./override".*?name="csrf" value="([^"]+)".*?name="run" value="([^"]+)"'
+                         r'.*?name="card" value="([^"]+)"', page.text, re.S)
+        if form:  # a forged dismiss (no CSRF token, as from another site) changes nothing
+            csrf, run, card = form.groups()
+            with httpx.Client(base_url=base, timeout=30) as other_site:
+                forged = other_site.post("/demo/ehr/override", data={"run": run, "card": card, "reason": "x"})
+            assert forged.status_code == 403
+            assert browser.post("/demo/ehr/override", data={"run": run, "card": card, "csrf": "wrong"}).status_code == 403
         review = browser.get("/demo/ehr/" + launch.group(1).replace("&amp;", "&"))
         assert str(review.url).endswith("/smart/evaluation")
         assert review.status_code == 200, review.text[:500]
