@@ -18,6 +18,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 
 from plugin.lexicon import Lexicon, load_lexicon
+from plugin.timing import load_time_grammar
 
 Span = tuple[int, int]
 
@@ -32,6 +33,7 @@ _LEAD = re.compile(
 The repetition is possessive (``*+``): a lead that does not fit fails at once instead of trying
 every way to split a run of clock times (a note of 15 clock blocks took 36 s before)."""
 _SENTENCE_END = re.compile(r"[.;!?]\s*$")
+_UNCHECKED_BEFORE = re.compile(r"(?:\[\s?\]|[☐□])\s*$")
 _SUMMARY = re.compile(r"\btotal\b", re.IGNORECASE)
 _JOIN = re.compile(r"\s*(?:/|&|\+|and|,)\s*", re.IGNORECASE)
 _POST = re.compile(
@@ -40,7 +42,7 @@ _POST = re.compile(
     (?:[,;]?\s*(?:billed|provided|performed|only|today|total|1:1|one[\s-]on[\s-]one|x\s*\d{1,2}\s*units?|\d{1,2}\s*units?|for|lasting|totaling|totalling|x)\s*)*+[,;]?\s*   # filler words, "x 2 units", "for 25 minutes"
     (?:[-–—:=]\s*)?
     (?:(?P<t1>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*)?      # 1015-1043
-    (?:\(?\s*(?:x\s*)?(?P<min>\d{1,3})\s*(?:minutes?|mins?\.?|min\.?|m\b|')\s*\)?)?  # 24 min / (24 min)
+    (?:\(?\s*(?:x\s*)?(?P<min>\d{1,3}|(?:twenty|thirty|forty|fifty|sixty)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|eight|nine)\s*(?:minutes?|mins?\.?|min\.?|m\b|')\s*\)?)?  # 24 min / (24 min) / twenty-four minutes
     (?:(?P<bare>\d{1,3})(?=[ ]{2,}|\t|\s*\|))?           # a flowsheet column: "Ther Act (97530)    25    STS x10"
     """,
     re.IGNORECASE | re.VERBOSE,
@@ -164,6 +166,11 @@ def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
     )
 
 
+def _number(token: str) -> int | None:
+    """'24' or 'twenty-four' (headings dictated in words)."""
+    return int(token) if token.isdigit() else load_time_grammar().value(token)
+
+
 def clock_minutes(t1: str, t2: str) -> int | None:
     """Minutes between two clock times written 0814, 814 or 8:14 (same day)."""
     def parse(value: str) -> int | None:
@@ -194,6 +201,8 @@ def _table_headings(text: str, lex: Lexicon) -> list[Heading]:
     for line in text.split("\n"):
         start = pos
         pos += len(line) + 1
+        if not line.strip():
+            continue  # a blank line between rows (a double-spaced export) does not end the table
         cells = [c.strip() for c in _TABLE_SPLIT.split(line.strip().strip("|"))]
         if len(cells) < 3:
             minutes_col = None
@@ -228,6 +237,8 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
         i += 1
         if start < taken_until or any(a <= start < b for a, b in table_rows):
             continue
+        if _UNCHECKED_BEFORE.search(text, max(0, start - 8), start):
+            continue  # "[ ] Manual therapy": an unchecked box names a service that was not given
         codes = [code]
         # "97530 Therapeutic Activities" / "Therapeutic Activities - 97530": one heading, not two
         same = next((e for s2, e, c in matches if c == code and end <= s2 <= end + 3 and re.fullmatch(r"[\s:\-–(]*", text[end:s2])), None)
@@ -257,7 +268,7 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
             clock_range = (lead_match.group("t1"), lead_match.group("t2")) if time_block else None
         if post:
             if post.group("min"):
-                minutes = int(post.group("min"))
+                minutes = _number(post.group("min"))
             elif post.group("bare"):
                 minutes = int(post.group("bare"))
             if post.group("t1") and post.group("t2"):
@@ -372,10 +383,26 @@ def _in_table_row(text: str, pos: int) -> bool:
     line_end = _line_end(text, pos)
     if not _tabular(text[line_start:line_end]):
         return False
-    prev_start = text.rfind("\n", 0, max(line_start - 1, 0)) + 1
-    prev = text[prev_start:line_start - 1] if line_start else ""
-    nxt = text[line_end + 1:_line_end(text, line_end + 1)] if line_end < len(text) else ""
-    return _tabular(prev) or _tabular(nxt)
+    return _tabular(_neighbour_line(text, line_start, -1)) or _tabular(_neighbour_line(text, line_end, +1))
+
+
+def _neighbour_line(text: str, edge: int, step: int) -> str:
+    """The nearest non-blank line before (step -1, from a line start) or after (+1, from a line end)."""
+    if step < 0:
+        end = edge - 1
+        while end > 0:
+            start = text.rfind("\n", 0, end) + 1
+            if text[start:end].strip():
+                return text[start:end]
+            end = start - 1
+        return ""
+    start = edge + 1
+    while start < len(text):
+        end = _line_end(text, start)
+        if text[start:end].strip():
+            return text[start:end]
+        start = end + 1
+    return ""
 
 
 def _tabular(line: str) -> bool:

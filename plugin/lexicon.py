@@ -362,7 +362,12 @@ def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,
             raise c.fail(f"duplicate id (also at {seen[rule_id]})", where, rule_id)
         seen[rule_id] = where
         e = ex.get(rule_id)
-        rules.append(Rule(rule_id, where.rsplit("[", 1)[0], role, text, sources, regex,
+        group = where.rsplit("[", 1)[0]  # activities.97530 / criteria.<name>.<list> / context.<category>
+        if group.startswith("activities."):
+            group = group.removesuffix(".patterns")
+        elif group.startswith("context."):
+            group = group.removesuffix(".triggers")
+        rules.append(Rule(rule_id, group, role, text, sources, regex,
                           fires=tuple(e.fires) if e else (), quiet=tuple(e.quiet) if e else (),
                           has_examples=e is not None, **extra))
 
