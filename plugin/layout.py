@@ -42,7 +42,7 @@ _POST = re.compile(
     (?:[,;]?\s*(?:billed|provided|performed|only|today|total|1:1|one[\s-]on[\s-]one|x\s*\d{1,2}\s*units?|\d{1,2}\s*units?|for|lasting|totaling|totalling|x)\s*)*+[,;]?\s*   # filler words, "x 2 units", "for 25 minutes"
     (?:[-–—:=]\s*)?
     (?:(?P<t1>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*)?      # 1015-1043
-    (?:\(?\s*(?:x\s*)?(?P<min>\d{1,3}|(?:twenty|thirty|forty|fifty|sixty)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|eight|nine)\s*(?:minutes?|mins?\.?|min\.?|m\b|')\s*\)?)?  # 24 min / (24 min) / twenty-four minutes
+    (?:\(?\s*(?:x\s*)?(?P<min>\d{1,3}|(?:twenty|thirty|forty|fifty|sixty)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|one|two|three|four|five|six|seven|eight|nine)\s*(?:minutes?|mins?\.?|min\.?|m\b|')\s*\)?)?  # 24 min / (24 min) / twenty-four minutes
     (?:(?P<bare>\d{1,3})(?=[ ]{2,}|\t|\s*\|))?           # a flowsheet column: "Ther Act (97530)    25    STS x10"
     """,
     re.IGNORECASE | re.VERBOSE,
@@ -166,6 +166,19 @@ def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
     )
 
 
+_SENTENCE_BREAK = re.compile(r"[.;!?]\s+(?=\S)")
+
+
+def _sentence_start(text: str, pos: int) -> int:
+    """Where the sentence holding ``pos`` starts (0 when none ends before it on a short look back):
+    in a note dictated as one paragraph a heading follows a sentence, not a line break."""
+    window = max(0, pos - 400)
+    last = None
+    for m in _SENTENCE_BREAK.finditer(text, window, pos):
+        last = m
+    return last.end() if last is not None else 0
+
+
 def _number(token: str) -> int | None:
     """'24' or 'twenty-four' (headings dictated in words)."""
     return int(token) if token.isdigit() else load_time_grammar().value(token)
@@ -193,6 +206,9 @@ def clock_minutes(t1: str, t2: str) -> int | None:
 _TABLE_SPLIT = re.compile(r"\s*\|\s*|\t+|\s{3,}")
 
 
+_CELL_CODE = re.compile(r"\(\s*\d{5}\s*\)|\s-\s*\d{5}$")
+
+
 def _table_headings(text: str, lex: Lexicon) -> list[Heading]:
     """Rows of a charge table with a 'Minutes' column ("Therapeutic Activities | 97530 | 2 | 25")."""
     out: list[Heading] = []
@@ -214,7 +230,8 @@ def _table_headings(text: str, lex: Lexicon) -> list[Heading]:
             continue
         if minutes_col is None or minutes_col >= len(cells) or not cells[minutes_col].strip().isdigit():
             continue
-        codes = [code for code, regex in lex.intervention_names.items() if any(regex.fullmatch(c.strip()) for c in cells)]
+        names = [_CELL_CODE.sub("", c).strip(" .:-") for c in cells]  # "Therapeutic activities (97530)"
+        codes = [code for code, regex in lex.intervention_names.items() if any(regex.fullmatch(c) for c in cells + names)]
         if len(codes) == 1:
             out.append(Heading((codes[0],), (start, start + len(line)), int(cells[minutes_col]), False, True, True))
     return out
@@ -254,7 +271,7 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
                 break
             codes.append(nxt[2])
             end = nxt[1]
-        line_start = max(text.rfind("\n", 0, start) + 1, last_end if last_end <= start else 0)
+        line_start = max(text.rfind("\n", 0, start) + 1, last_end if last_end <= start else 0, _sentence_start(text, start))
         lead = text[line_start:start]
         lead_match = _LEAD.match(lead)
         after_sentence = bool(_SENTENCE_END.search(text[max(0, start - 3):start])) and start > 0
@@ -440,18 +457,23 @@ def _section_spans(
         elif name in _GOAL_NAMES:
             # "LTG: kneel to garden ..." says its goal on the label's line; the lines after it are
             # the session. "Goals:" alone on its line heads a list that runs to the next section.
-            label_end = m.end()
-            line_end = _line_end(text, label_end)
-            if text[label_end:line_end].strip(" :=-\t"):
-                end = min(end, line_end)
+            end = min(end, _inline_end(text, m.end()))
             goals.append((begin, end))
         elif name in _SUBJECTIVE_NAMES:
-            label_end = m.end()
-            line_end = _line_end(text, label_end)
-            if text[label_end:line_end].strip(" :=-\t"):
-                end = min(end, line_end)  # "S: roommate says ..." on its line; the session follows
+            end = min(end, _inline_end(text, m.end()))  # "S: roommate says ..."; the session follows
             subjective.append((begin, end))
     return _merge(plan), assess, goals, subjective
+
+
+def _inline_end(text: str, label_end: int) -> int:
+    """Where a label's inline content ends ("LTG: kneel to garden." / "S: feels stiff."): the end of
+    its line or of its first sentence, whichever is first. A label alone on its line heads a block
+    that runs to the next section (returned as the text's end)."""
+    line_end = _line_end(text, label_end)
+    if not text[label_end:line_end].strip(" :=-\t"):
+        return len(text)
+    stop = _SENTENCE_BREAK.search(text, label_end, line_end)
+    return stop.start() + 1 if stop and text[stop.start()] in ".!?" else line_end
 
 
 def _merge(spans: list[Span]) -> list[Span]:

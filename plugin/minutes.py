@@ -86,8 +86,19 @@ def read_prose_time(
     pending = [i.code for i in inputs if is_timed(i.code) and i.minutes is None and not i.shared_block_with]
     settled = [i.code for i in inputs if i.minutes is not None]
     attributions = attribute(durations, pending, settled, describe)
+    starts = sorted(d.span[0] for d in durations if d.kind == "service")
+
+    def region(d: Duration) -> Span:
+        """What a named duration covers: its sentence, then on to the next duration or the line end
+        ("Ther ex for 15 minutes: wrist AROM 2x15. Wrist ext 55 deg." is all the exercise block)."""
+        a, b = spans_of.get(d, d.span)
+        later = [s for s in starts if s > d.span[0]]
+        line_end = text.find("\n", b)
+        stop = min([*later[:1], len(text) if line_end == -1 else line_end])
+        return a, max(b, stop)
+
     described = {
-        code: tuple(spans_of[d] for d in found.durations if d in spans_of)
+        code: tuple(region(d) for d in found.durations)
         for code, found in attributions.items() if found.how == "named"
     }
     return ProseTime(total, session, attributions, other_work(text, grammar), tuple(durations), described)

@@ -86,9 +86,12 @@ def minutes_in_words(note: str) -> str | None:
     return changed if changed != note else None
 
 
-def line_breaks_removed(note: str) -> str:
-    """One paragraph: each line closed with a full stop when it has no closing mark, then joined."""
+def line_breaks_removed(note: str) -> str | None:
+    """One paragraph: each line closed with a full stop when it has no closing mark, then joined.
+    Not for tables: a table without its line breaks is no longer a table in any EMR."""
     lines = [ln.strip() for ln in note.splitlines() if ln.strip()]
+    if any(ln.count("|") >= 2 or "\t" in ln for ln in note.splitlines()):
+        return None
     return " ".join(ln if ln[-1] in ".;:!?" else ln + "." for ln in lines)
 
 
