@@ -56,7 +56,7 @@ _SECTION = re.compile(
     re.IGNORECASE,
 )
 _PLAN_NAMES = {"p", "plan", "hep", "home program"}
-_ASSESS_NAMES = {"a", "assessment", "assess", "response", "impression"}
+_ASSESS_NAMES = {"a", "assessment", "assess", "response", "impression", "pain"}  # sections where responses are written
 _GOAL_NAMES = {"goal", "goals", "ltg", "ltgs", "stg", "stgs"}
 _SUBJECTIVE_NAMES = {"s", "subjective", "hpi"}
 _SIGNATURE = re.compile(r"(?:^|\n)\s*(?:--|—|-- )\s*[A-Z]", re.MULTILINE)

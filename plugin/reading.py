@@ -169,8 +169,8 @@ def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: 
         if not scores:
             continue
         best = max(scores.values())
-        if best < 1.0:
-            continue  # only weak object words ("box", "shelf"): not an activity by itself
+        if best < MIN_ACTIVITY_WEIGHT:
+            continue  # only weak words ("box", "shelf", "functional tasks"): not a named activity
         winners = [c for c, v in scores.items() if v == best]
         label = TA if TA in winners else sorted(winners)[0]
         quotes = (_clause_quote(text, clause, note_id),)
@@ -179,6 +179,10 @@ def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: 
 
 
 MAX_QUOTE = 220
+MIN_ACTIVITY_WEIGHT = 1.25
+"""A clause names an activity only when one service scores above this: one activity word
+(weight 1.5+) does, object words and generic labels ("counter" 0.5 + "functional tasks" 0.5) do not
+(cases README: "functional activities" and "functional training (see attached)" name no task)."""
 
 
 def _clause_quote(text: str, clause: Clause, note_id: str) -> Evidence:
