@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -21,11 +22,12 @@ import plugin
 from cds_hooks.cards import BuiltCard, CardOptions, CardTarget, build_cards
 from cds_hooks.clients import Client
 from cds_hooks.errors import BadRequestError
-from cds_hooks.gather import Gathered, claim_encounter_id, gather, required_addressable
+from cds_hooks.gather import Gathered, claim_encounter_id, gather, required_addressable, source_for
 from cds_hooks.models import HookRequest
 from cds_hooks.services import ServiceDef
 from cds_hooks.settings import CdsSettings
 from cds_hooks.store import Store
+from cds_hooks.visit_of_day import DayVisit, find_day_visit, name_the_visit, without_day_keys, without_encounter_prefetch
 from plugin.errors import FhirInputError
 from plugin.model import Status, VisitEvaluation
 
@@ -108,11 +110,25 @@ async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client,
             encounter_id = derived
             extra["context.encounterId"] = derived
 
+    day_visit: DayVisit | None = None
+    if kind == "Procedure" and encounter_id is None:
+        # patient-view without encounterId (the CDS Hooks sandbox, many EHR triggers): the visit of the day
+        window = timedelta(hours=deps.settings.patient_view_window_hours)
+        source = source_for(request, client, deps.http, deps.settings)
+        day_visit = await find_day_visit(request.prefetch, context, templates=service.prefetch, source=source,
+                                         now=datetime.now(UTC), window=window)
+        if day_visit is None:
+            return HookResult({"cards": []}, reason="no-visit-today")
+        encounter_id = day_visit.encounter_id
+        extra["context.encounterId"] = encounter_id
+        # the service chose this visit: whatever the EHR prefetched for encounter templates is not about it
+        request = request.model_copy(update={"prefetch": without_encounter_prefetch(request.prefetch, service.prefetch)})
+
     if not required_addressable(service, request, extra):
         # e.g. no encounterId: there is no note to check the line against, and a card would
         # wrongly say the documentation is missing.
         return HookResult({"cards": []}, reason="no-encounter")
-    found = await gather(service, request, client=client, http=deps.http, settings=deps.settings, extra_values=extra)
+    found = await gather(without_day_keys(service), request, client=client, http=deps.http, settings=deps.settings, extra_values=extra)
 
     if kind == "Procedure":
         procedures = [r for r, _ in found.entries if r.get("resourceType") == "Procedure"]
@@ -142,6 +158,8 @@ async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client,
         return cards
 
     cards = await anyio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=deps.limiter)
+    if day_visit is not None:
+        name_the_visit(cards, day_visit, deps.settings.patient_view_window_hours)
     return HookResult(
         {"cards": [c.card for c in cards]},
         reason="evaluated",

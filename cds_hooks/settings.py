@@ -56,6 +56,8 @@ class CdsSettings(BaseSettings):
     policy_url: str = DEFAULT_POLICY_URL
     source_label: str = "CPT 97530 documentation check"
     info_cards: bool = False
+    patient_view_window_hours: float = Field(default=24.0, gt=0, le=24 * 14)
+    """patient-view without encounterId checks the patient's latest 97530 visit this many hours back."""
     """Also send an ``info`` card for a 97530 line that is fully supported."""
     rules_dir: Path | None = None
     """A ruleset directory (a copy of ``plugin/data``, see docs/rules.md) instead of the packaged rules."""
