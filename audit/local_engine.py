@@ -116,12 +116,13 @@ def read_into(db: sqlite3.Connection, files: list[InputFile], on_skip: Callable[
             stats.lines_read += 1
             progress.advance("reading export")
             where = f"{file.name}:{line_no}"
-            resource = parse_line(raw, where)
+            text = raw.decode("utf-8", errors="replace")  # as Spark's text reader does: both engines see the same line
+            resource = parse_line(text, where)
             routed = resource if isinstance(resource, Skip) else route(resource, where)
             if isinstance(routed, Skip):
                 on_skip(routed)
                 continue
-            body = raw.decode("utf-8").strip()
+            body = text.strip()
             batch.append((routed.ref, routed.rtype, routed.patient, routed.encounter, routed.day, routed.version,
                           body, json.dumps(routed.needs), where))
             if len(batch) >= INSERT_BATCH:
