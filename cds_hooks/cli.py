@@ -30,7 +30,22 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--modifier", action="append", default=[], help="modifier of a plain-text note's line (repeatable)")
     check.add_argument("--role", choices=("PT", "PTA", "OT", "OTA"), default=None, help="who furnished a plain-text note's service")
     check.add_argument("--locality", default=None, metavar="MAC-LOC", help="Medicare locality for fee estimates, e.g. 01112-05 (plugin/data/gpci.yaml)")
+    check.add_argument("--rules", default=None, metavar="DIR", help="ruleset directory (a copy of plugin/data; default the packaged rules)")
     check.set_defaults(run=_cmd_check)
+
+    # --- rules (test and explain a ruleset) ----------------------------------------------------
+    rules = sub.add_parser("rules", help="test a ruleset's examples, or explain which rules decided a note")
+    rsub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    rtest = rsub.add_parser("test", help="run every entry's fires/quiet examples; exit 1 on a failure")
+    rtest.add_argument("dir", nargs="?", default=None, metavar="DIR", help="ruleset directory (default the packaged rules)")
+    rtest.add_argument("--verbose", "-v", action="store_true", help="list every entry, not only failures")
+    rtest.set_defaults(run=_cmd_rules)
+    rexplain = rsub.add_parser("explain", help="which rules fired where, and how each criterion and the code were decided")
+    rexplain.add_argument("file", metavar="FILE", help="FHIR Bundle JSON or a plain-text note")
+    rexplain.add_argument("--rules", default=None, metavar="DIR", help="ruleset directory (default the packaged rules)")
+    rexplain.add_argument("--payer", default=None)
+    rexplain.add_argument("--code", default="97530")
+    rexplain.set_defaults(run=_cmd_rules)
 
     # --- other subcommands register below (serve, feedback, db, sandbox) -------------------------
     _register_audit(sub)
@@ -67,6 +82,12 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore
     except ImportError:  # the service package is optional for `check`
         return
     commands.register(sub)
+
+
+def _cmd_rules(args: argparse.Namespace) -> int:
+    from cds_hooks.rules_command import run_rules
+
+    return run_rules(args)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -151,7 +151,6 @@ def _context_without(lexicon: Lexicon, rule: Rule) -> Lexicon:
         changes["negation_after"] = _alternation(t for t in kept if t.direction in ("backward", "both"))
     elif name in _LEXICON_FIELDS:
         changes[name] = _alternation(kept)
-    changes["context_patterns"] = {**lexicon.context_patterns, name: _alternation(kept)}
     return replace(lexicon, **changes)  # type: ignore[arg-type]
 
 

@@ -1,0 +1,76 @@
+"""`cds97530 rules test [DIR]` and `cds97530 rules explain FILE`: a billing lead's view of a ruleset.
+
+``test`` loads the ruleset (a load error is exit 2 naming file, path and entry id), runs every
+entry's paired examples on the entry alone and the ablation through the engine, prints one
+line per failure and exits 1 when any failed. ``explain`` evaluates one note or Bundle and prints
+which rules fired where and how each criterion and the documented code were decided.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def run_rules(args: argparse.Namespace) -> int:
+    from plugin import RuleSetError, load_ruleset
+
+    directory = args.dir if args.rules_command == "test" else args.rules
+    try:
+        ruleset = load_ruleset(directory)
+    except RuleSetError as exc:
+        print(f"cds97530: ruleset: {exc}", file=sys.stderr)
+        return 2
+    if args.rules_command == "test":
+        return _test(ruleset, verbose=args.verbose)
+    return _explain(ruleset, Path(args.file), payer=args.payer, code=args.code)
+
+
+def _test(ruleset: object, *, verbose: bool) -> int:
+    from plugin.rulecheck import ablation_failures, check_entry
+
+    lexicon = ruleset.lexicon  # type: ignore[attr-defined]
+    failures = []
+    for rule in lexicon.rules:
+        found = check_entry(rule)
+        failures.extend(found)
+        if verbose:
+            print(f"{'FAIL' if found else 'ok  '} {rule.id} ({len(rule.fires)} fires, {len(rule.quiet)} quiet)")
+    failures.extend(ablation_failures(lexicon))
+    for failure in failures:
+        print(f"FAIL {failure}")
+    entries = len(lexicon.rules)
+    examples = sum(len(r.fires) + len(r.quiet) for r in lexicon.rules)
+    bad = len({f.rule_id for f in failures})
+    print(f"{entries} entries, {examples} examples, ruleset {ruleset.directory}: "  # type: ignore[attr-defined]
+          f"{'all pass' if not failures else f'{len(failures)} failures in {bad} entries'}")
+    return 1 if failures else 0
+
+
+def _explain(ruleset: object, path: Path, *, payer: str | None, code: str) -> int:
+    from plugin import FhirInputError, PluginError
+    from plugin.explain import explain_note, explain_resources, render
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        print(f"cds97530: {path}: cannot read the file ({exc.strerror or type(exc).__name__})", file=sys.stderr)
+        return 2
+    text = raw.decode("utf-8", errors="replace")
+    stripped = text.lstrip("\ufeff \t\r\n")
+    try:
+        if stripped.startswith(("{", "[")):
+            try:
+                data = json.loads(stripped)
+            except (json.JSONDecodeError, RecursionError):
+                print(f"cds97530: {path}: not valid JSON", file=sys.stderr)
+                return 2
+            report = explain_resources(data, ruleset=ruleset, payer=payer)  # type: ignore[arg-type]
+        else:
+            report = explain_note(text, ruleset=ruleset, payer=payer, code=code, note_id=path.name)  # type: ignore[arg-type]
+    except (FhirInputError, PluginError) as exc:
+        print(f"cds97530: {path}: {exc}", file=sys.stderr)
+        return 2
+    print(render(report))
+    return 0
