@@ -24,6 +24,8 @@ import plugin
 from cds_hooks.auth import JwksCache, JwtVerifier
 from cds_hooks.clients import ClientRegistry
 from cds_hooks.errors import AuthError, CdsError, operation_outcome
+from cds_hooks.evaluation_pool import shared_pool
+from cds_hooks.guard import GuardMiddleware
 from cds_hooks.routes import Runtime, router
 from cds_hooks.services import load_catalogue
 from cds_hooks.settings import CdsSettings
@@ -81,13 +83,18 @@ def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient |
         store=store,
         http=client,
         verifier=JwtVerifier(settings, registry, jwks, store),
+        evaluator=shared_pool(settings.evaluation_processes, memory_mb=settings.evaluation_memory_mb,
+                              max_jobs=settings.evaluation_max_jobs, default_timeout=settings.deadline_seconds),
     )
+
+    runtime.evaluator.start()  # workers load in the background; the lifespan waits for them
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if settings.dev_mode_insecure:
             log.warning(DEV_MODE_BANNER)
         await anyio.to_thread.run_sync(warm_up)
+        await anyio.to_thread.run_sync(runtime.evaluator.wait_ready)  # workers loaded before the first call
         yield
         if own_http:
             await client.aclose()
@@ -132,4 +139,7 @@ def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient |
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
+    # Outermost: bodies capped and timed before buffering; any untranslated error is one 500 with an id.
+    app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes,
+                       body_timeout=settings.body_timeout_seconds)
     return app

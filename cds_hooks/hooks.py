@@ -22,6 +22,7 @@ import plugin
 from cds_hooks.cards import BuiltCard, CardOptions, CardTarget, build_cards
 from cds_hooks.clients import Client
 from cds_hooks.errors import BadRequestError
+from cds_hooks.evaluation_pool import EvaluationPool, evaluate_in_process
 from cds_hooks.gather import Gathered, claim_encounter_id, gather, required_addressable, source_for
 from cds_hooks.models import HookRequest
 from cds_hooks.services import ServiceDef
@@ -42,6 +43,7 @@ class HookDeps:
     http: httpx.AsyncClient
     store: Store
     limiter: anyio.CapacityLimiter | None = None
+    evaluator: EvaluationPool | None = None
 
 
 @dataclass
@@ -139,13 +141,19 @@ async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client,
     evaluation_id = str(uuid.uuid4())
     options = card_options(deps.settings, client, modifiers_apply=kind == "Claim")
 
+    rules_dir = getattr(deps.settings, "rules_dir", None)
+    try:  # in a worker process, cut at the request deadline (cds_hooks/evaluation_pool.py)
+        if deps.evaluator is not None:
+            evaluation = await deps.evaluator.evaluate_resources(bundle, lines_from=kind, rules_dir=rules_dir)
+        else:
+            evaluation = await anyio.to_thread.run_sync(
+                lambda: evaluate_in_process(bundle, lines_from=kind, rules_dir=rules_dir),
+                abandon_on_cancel=True, limiter=deps.limiter)
+    except FhirInputError as exc:
+        raise BadRequestError(f"FHIR input not usable: {exc}") from exc
+
     def work() -> list[BuiltCard]:
-        """Evaluate, build cards and store metadata in one worker-thread hop (all CPU or local I/O)."""
-        try:
-            evaluation = plugin.evaluate_resources(
-                bundle, lines_from=kind, ruleset=plugin.load_ruleset(getattr(deps.settings, "rules_dir", None)))
-        except FhirInputError as exc:
-            raise BadRequestError(f"FHIR input not usable: {exc}") from exc
+        """Build cards and store metadata in one worker-thread hop (little CPU, local I/O)."""
         encounter_ref = evaluation.encounter_ref or (f"Encounter/{encounter_id}" if encounter_id else None)
         target = CardTarget(
             kind=kind,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -17,7 +18,8 @@ import httpx
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlaTimeoutError
 
 from cds_hooks.auth import JwtVerifier, dev_client
 from cds_hooks.clients import Client, ClientRegistry
@@ -30,11 +32,14 @@ from cds_hooks.errors import (
     StoreUnavailableError,
     UnknownServiceError,
 )
-from cds_hooks.hooks import HookDeps, run_hook
+from cds_hooks.evaluation_pool import EvaluationPool
+from cds_hooks.cards import not_checked_card
+from cds_hooks.guard import new_error_id
+from cds_hooks.hooks import HookDeps, card_options, run_hook
 from cds_hooks.models import FeedbackRequest, HookRequest
 from cds_hooks.services import Catalogue, ServiceDef
 from cds_hooks.settings import CdsSettings
-from cds_hooks.store import Store
+from cds_hooks.store import Store, UnstorableInputError
 
 log = logging.getLogger("cds97530.http")
 
@@ -49,13 +54,15 @@ class Runtime:
     store: Store
     http: httpx.AsyncClient
     verifier: JwtVerifier
+    evaluator: EvaluationPool
     limiter: anyio.CapacityLimiter | None = None
 
     @property
     def deps(self) -> HookDeps:
         if self.limiter is None:
             self.limiter = anyio.CapacityLimiter(self.settings.max_parallel_evaluations)
-        return HookDeps(settings=self.settings, http=self.http, store=self.store, limiter=self.limiter)
+        return HookDeps(settings=self.settings, http=self.http, store=self.store, limiter=self.limiter,
+                        evaluator=self.evaluator)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -93,8 +100,17 @@ def parse_json(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequestError("body must be a JSON object")
     if _has_nul(data):  # PostgreSQL text cannot hold U+0000, and no FHIR string or CDS field needs it
-        raise BadRequestError("NUL characters are not allowed in the body")
+        raise BadRequestError("NUL characters and lone surrogates (\\ud800-\\udfff) are not allowed in the body")
     return data
+
+
+_BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
+
+
+def _bad_text(value: str) -> bool:
+    """NUL, or a lone surrogate (json.loads joins valid pairs, so any surrogate left is lone):
+    neither is valid FHIR, PostgreSQL refuses the first and every UTF-8 encoder the second."""
+    return "\x00" in value if value.isascii() else _BAD_CHARS.search(value) is not None
 
 
 def _has_nul(data: Any) -> bool:
@@ -102,11 +118,11 @@ def _has_nul(data: Any) -> bool:
     while stack:
         node = stack.pop()
         if isinstance(node, str):
-            if "\x00" in node:
+            if _bad_text(node):
                 return True
         elif isinstance(node, dict):
             for key, value in node.items():
-                if "\x00" in key:
+                if _bad_text(key):
                     return True
                 stack.append(value)
         elif isinstance(node, list):
@@ -180,20 +196,24 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
         if phase == "auth":
             log.warning("jwt check timed out", extra={"service": service_id})
             raise AuthError("timeout") from None
+        cards = _deadline_cards(runtime, client) if phase == "work" else []
         log.warning(
-            "deadline passed: answered with no cards",
+            "deadline passed: answered without checking the note",
             extra={"service": service_id, "hookInstance": hook_instance, "phase": phase,
-                   "duration_ms": round((time.perf_counter() - started) * 1000, 1), "cards": 0},
+                   "duration_ms": round((time.perf_counter() - started) * 1000, 1), "cards": len(cards),
+                   "answer": runtime.settings.deadline_answer},
         )
-        return JSONResponse({"cards": []})
+        return JSONResponse({"cards": cards})
     except CdsError:
         raise
     except Exception as exc:  # noqa: BLE001 - boundary guard: a bug in advice must not block the EHR
+        error_id = new_error_id()
         log.error(
             "unexpected error: answered with no cards",
-            extra={"service": service_id, "hookInstance": hook_instance, "error": type(exc).__name__},
+            extra={"service": service_id, "hookInstance": hook_instance, "error": type(exc).__name__,
+                   "error_id": error_id},
         )
-        return JSONResponse({"cards": []})
+        return JSONResponse({"cards": []}, headers={"X-Error-Id": error_id})
     log.info(
         "hook answered",
         extra={
@@ -210,6 +230,20 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
     return JSONResponse(result.response)
 
 
+def _deadline_cards(runtime: Runtime, client: Client) -> list[dict[str, Any]]:
+    """What a call cut by the deadline answers (``deadline_answer``): an info card saying the note
+    could not be checked in time, or nothing."""
+    if runtime.settings.deadline_answer != "info-card":
+        return []
+    options = card_options(runtime.settings, client)
+    return [not_checked_card("deadline", options=options).card]
+
+
+_TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, DisconnectionError, SqlaTimeoutError)
+"""Store errors worth a retry (connection lost, database down, pool exhausted); every other
+SQLAlchemy error is a bug or bad input and must not be answered 503 "retry later"."""
+
+
 @router.post("/cds-services/{service_id}/feedback")
 async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> dict[str, int]:
     body = await read_body(request, runtime.settings.max_body_bytes)
@@ -224,7 +258,9 @@ async def feedback(service_id: str, request: Request, runtime: RuntimeDep) -> di
         new, duplicates = await anyio.to_thread.run_sync(
             lambda: save_issued_feedback(runtime.store, items, service_id=service.id, client=client.label)
         )
-    except SQLAlchemyError as exc:  # the EHR may retry; feedback is idempotent by card and outcome
+    except UnstorableInputError as exc:  # permanent: the same body would fail again
+        raise BadRequestError(str(exc)) from exc
+    except _TRANSIENT_DB_ERRORS as exc:  # the EHR may retry; feedback is idempotent by card and outcome
         log.error("feedback not stored: store unavailable", extra={"service": service.id, "error": type(exc).__name__})
         raise StoreUnavailableError("feedback could not be stored now; retry later") from exc
     log.info("feedback stored", extra={"service": service.id, "client": client.label, "new": new, "duplicates": duplicates})

@@ -106,7 +106,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except (CdsError, ValueError, OSError) as exc:
         return _fail(str(exc))
     configure_logging(args.log_level.upper())
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, workers=1, access_log=False)
+    from cds_hooks.http_limits import uvicorn_limits
+
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, workers=1, access_log=False,
+                **uvicorn_limits(settings))
     return 0
 
 
@@ -124,8 +127,10 @@ def _serve_workers(args: argparse.Namespace, settings: Any) -> int:
         os.environ[f"CDS97530_{name.upper()}"] = value if isinstance(value, str) else (
             str(value) if not isinstance(value, (list, dict)) else __import__("json").dumps(value))
     os.environ["CDS97530_LOG_LEVEL"] = args.log_level.upper()
+    from cds_hooks.http_limits import uvicorn_limits
+
     uvicorn.run("cds_hooks.service_commands:create_worker_app", factory=True, host=args.host, port=args.port, log_config=None,
-                workers=args.workers, access_log=False)
+                workers=args.workers, access_log=False, **uvicorn_limits(settings, workers=args.workers))
     return 0
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,8 +34,33 @@ class CdsSettings(BaseSettings):
     fhir_max_pages: int = Field(default=5, ge=1)
     max_body_bytes: int = Field(default=8_000_000, ge=1024)
     max_parallel_evaluations: int = Field(default=2, ge=1, le=64)
-    """Evaluations are CPU-bound (one GIL): more in parallel only adds latency. Calls queue for a
-    slot, and one still queued at the deadline gets no cards without having used any CPU."""
+    """Only with ``evaluation_processes=0`` (evaluations in threads of the service process)."""
+    evaluation_processes: int | None = Field(default=None, ge=0, le=64)
+    """Worker processes that evaluate notes (None: one per core). An evaluation still running at
+    the deadline is abandoned and its worker killed and replaced. 0 evaluates in a thread of the
+    service process instead: no hard cut (embedding only)."""
+    evaluation_memory_mb: int = Field(default=1024, ge=0)
+    """Address space each evaluation worker may add after loading (0: no limit)."""
+    evaluation_max_jobs: int = Field(default=5000, ge=1)
+    """A worker is replaced after this many evaluations (bounds slow leaks)."""
+    deadline_answer: Literal["info-card", "no-card"] = "info-card"
+    """What a call cut by the deadline answers: an info card saying the note could not be checked
+    in time, or no card at all."""
+
+    max_header_bytes: int = Field(default=16_384, ge=1024)
+    """Request line plus headers, per request (a JWT is 1-2 KB); larger is refused before anything is read."""
+    max_headers: int = Field(default=64, ge=8)
+    header_timeout_seconds: float = Field(default=5.0, gt=0)
+    """A client that has not sent its whole request head by then is disconnected."""
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A body not fully received by then is answered 408 (slow-body attacks)."""
+    fhir_call_seconds: float | None = Field(default=None, gt=0)
+    """Budget of one FHIR read (default: ``fhir_timeout_seconds``)."""
+    fhir_budget_seconds: float | None = Field(default=None, gt=0)
+    """Budget of all FHIR reads of one hook call (default: ``deadline_seconds`` minus a margin)."""
+    fhir_max_response_bytes: int = Field(default=16_000_000, ge=1024)
+    """A FHIR answer larger than this (after gzip inflation) is cut off and treated as unavailable."""
+    fhir_server_max_length: int = Field(default=2048, ge=64)
 
     jwt_algorithms: list[str] = ["RS384", "ES384"]
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=600)

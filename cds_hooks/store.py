@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -141,6 +142,50 @@ class RuleRate:
         return self.overridden / self.answered if self.answered else None
 
 
+class UnstorableInputError(ValueError):
+    """A value the database cannot hold as sent (too long for its column, NUL, a lone surrogate).
+    A permanent error of the caller's input: the HTTP layer answers 400 (or 401 for a JWT id),
+    never 503 "retry later". The message names the field, never the value."""
+
+
+def unstorable_field(table: Any, record: dict[str, Any]) -> str | None:
+    """The first string field of ``record`` that ``table`` cannot store, or None.
+
+    Checked before any statement is sent, so PostgreSQL (which refuses NUL and over-long values)
+    and SQLite (which refuses lone surrogates) answer the same, and no SQL error is ever logged."""
+    for name, value in record.items():
+        if not isinstance(value, str):
+            continue
+        column = table.c.get(name)
+        length = getattr(getattr(column, "type", None), "length", None)
+        if length is not None and len(value) > length:
+            return name
+        if not value.isascii() and _BAD_CHARS.search(value) or "\x00" in value:
+            return name
+    return None
+
+
+_BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
+MAX_SUGGESTION_ID = 100
+
+
+def check_feedback_items(items: list[dict[str, Any]], *, service_id: str, client: str) -> None:
+    """``UnstorableInputError`` naming the first field of any item the feedback table cannot hold."""
+    table = FeedbackRow.__table__
+    for item in items:
+        reason = (item.get("overrideReason") or {}).get("reason") or {}
+        fields = {"card_uuid": item.get("card"), "outcome": item.get("outcome"), "service_id": service_id,
+                  "client": client, "override_system": reason.get("system"), "override_code": reason.get("code"),
+                  "override_display": reason.get("display")}
+        bad = unstorable_field(table, fields)
+        for suggestion in item.get("acceptedSuggestions") or []:
+            sid = suggestion.get("id") if isinstance(suggestion, dict) else None
+            if isinstance(sid, str) and (len(sid) > MAX_SUGGESTION_ID or unstorable_field(table, {"x": sid})):
+                bad = bad or "acceptedSuggestions.id"
+        if bad:
+            raise UnstorableInputError(f"feedback field {bad} is too long or holds characters that cannot be stored")
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -215,6 +260,8 @@ class Store:
 
         One statement (INSERT … ON CONFLICT DO UPDATE … WHERE expired … RETURNING), so two
         replicas racing on the same jti cannot both win. The statement is built once."""
+        if unstorable_field(SeenJtiRow.__table__, {"iss": iss, "jti": jti}):
+            return False  # a jti the store cannot hold (over 200 characters, NUL) is refused like a replay
         now = _utcnow()
         params = {"iss": iss, "jti": jti, "expires_at": expires_at, "now": now}
         with self.engine.begin() as conn:
@@ -250,6 +297,7 @@ class Store:
         """Store feedback items; returns (new, duplicates). Free-text comments are not stored."""
         new = dup = 0
         now = _utcnow()
+        check_feedback_items(items, service_id=service_id, client=client)  # all or none: before any write
         for item in items:
             reason = (item.get("overrideReason") or {}).get("reason") or {}
             accepted = [s["id"] for s in item.get("acceptedSuggestions") or [] if isinstance(s, dict) and "id" in s]

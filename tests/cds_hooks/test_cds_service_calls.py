@@ -135,13 +135,19 @@ def test_patient_view_without_encounter_and_no_visit_of_the_day_is_empty(harness
     assert {str(r.url).split("?")[0].rsplit("/", 1)[1] for r in harness.ehr.requests} <= {"Procedure", "Encounter"}
 
 
-def test_deadline_gives_200_no_cards_and_a_log_line(make_harness, schema, fx, caplog):
-    h = make_harness(deadline_seconds=0.3, fhir_timeout_seconds=5.0)
+@pytest.mark.parametrize("answer", ["info-card", "no-card"])
+def test_deadline_gives_200_a_not_checked_card_or_none_and_a_log_line(make_harness, schema, fx, caplog, answer):
+    h = make_harness(deadline_seconds=0.3, fhir_timeout_seconds=5.0, deadline_answer=answer)
     h.ehr.delay = 3.0
     started = time.perf_counter()
     response = h.post(OS, fx.order_sign_request(full_prefetch=False))
     assert time.perf_counter() - started < 2.5  # did not wait for the FHIR server
-    assert _ok(response, schema) == {"cards": []}
+    cards = _ok(response, schema)["cards"]
+    if answer == "no-card":
+        assert cards == []
+    else:
+        (card,) = cards
+        assert card["indicator"] == "info" and "not checked" in card["summary"]
     assert any("deadline" in r.getMessage() for r in caplog.records)
 
 

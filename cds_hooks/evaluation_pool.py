@@ -1,0 +1,369 @@
+"""Evaluations in worker processes, with a deadline that really cuts.
+
+A thread cannot be stopped and holds the interpreter while it evaluates, so a hostile note used to
+block ``/healthz`` and every other call of the process, and kept burning CPU after its caller had
+given up. Here each evaluation runs in a worker process of a small pool (default: one per core):
+
+- the event loop only pickles the bundle, waits (in a thread that sleeps on the pipe) and unpickles
+  the result;
+- a job still running at the deadline is abandoned: its worker is killed (SIGKILL) at once and a
+  fresh one forked in its place, so no CPU is spent on an answer nobody waits for;
+- a call that finds no free worker before its deadline never starts;
+- each worker has an address-space limit, so a memory bomb ends in ``MemoryError`` in the worker
+  (then recycled), not in the service; workers are also recycled after ``max_jobs`` jobs.
+
+    pool = EvaluationPool(size=2, memory_mb=1024)
+    evaluation = await pool.evaluate_resources(bundle, lines_from="ServiceRequest")  # the caller's deadline
+
+``size=0`` evaluates in a thread of this process instead (no hard cut; for embedding and tests
+that want no child processes). The deadline is the caller's effective anyio deadline (the route's
+``fail_after``), or ``default_timeout``.
+"""
+from __future__ import annotations
+
+import atexit
+import base64
+import logging
+import os
+import queue
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from multiprocessing.connection import Connection
+from typing import Any
+
+import anyio
+
+import plugin
+from plugin.errors import PluginError
+
+log = logging.getLogger("cds97530.pool")
+
+_READY = "ready"
+
+
+class EvaluationTimeout(TimeoutError):
+    """The evaluation did not finish (or could not start) before the deadline; its worker was killed."""
+
+
+class EvaluationFailed(RuntimeError):
+    """The worker died or the evaluation raised something other than a plugin error (message: the
+    exception type only, never its text, which may quote the note)."""
+
+
+# --- the worker process ---------------------------------------------------------------------------
+def evaluate_in_process(bundle: dict[str, Any], *, lines_from: str | None = None, rules_dir: Any = None,
+                        **kwargs: Any) -> Any:
+    """The evaluation job: the ruleset is named by directory (loaded once per process), not shipped."""
+    return plugin.evaluate_resources(bundle, lines_from=lines_from, ruleset=plugin.load_ruleset(rules_dir), **kwargs)
+
+
+def _burn(seconds: float) -> str:
+    """A job that spins the CPU (tests of the deadline cut)."""
+    stop = time.process_time() + seconds
+    while time.process_time() < stop:
+        pass
+    return "done"
+
+
+_WARM_UP_BUNDLE: dict[str, Any] = {"resourceType": "Bundle", "type": "collection", "entry": [
+    {"resource": {"resourceType": "ServiceRequest", "id": "w", "status": "draft", "intent": "order",
+                  "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "97530"}]},
+                  "subject": {"reference": "Patient/w"}, "quantityQuantity": {"value": 2}}},
+    {"resource": {"resourceType": "DocumentReference", "id": "w", "status": "current",
+                  "subject": {"reference": "Patient/w"},
+                  "content": [{"attachment": {"contentType": "text/plain", "data": base64.b64encode(
+                      b"Ther act 24 min: sit to stand transfers with verbal cues, to reach the goal of "
+                      b"independent toileting. Pt completed 8/10 with CGA. Total timed 24 min.").decode()}}]}},
+]}
+
+
+def _jobs() -> dict[str, Any]:
+    return {"evaluate_resources": evaluate_in_process, "ping": lambda: os.getpid(), "burn": _burn}
+
+
+def _limit_memory(memory_mb: int) -> None:
+    if memory_mb <= 0:
+        return
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            current = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        current = 0
+    limit = current + memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def worker_main(conn: Connection, memory_mb: int) -> None:
+    """Loop of one worker: receive (job, args, kwargs), answer ("ok", value) or ("error", exc)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on `serve` stops the parent, which kills us
+    try:
+        evaluate_in_process(_WARM_UP_BUNDLE, lines_from="ServiceRequest")  # load rule data before the first call
+    except Exception:  # noqa: BLE001 - a failed warm-up shows on the first real call instead
+        pass
+    _limit_memory(memory_mb)
+    jobs = _jobs()
+    conn.send((_READY, os.getpid()))
+    while True:
+        try:
+            name, args, kwargs = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            answer: tuple[str, Any] = ("ok", jobs[name](*args, **kwargs))
+        except PluginError as exc:
+            answer = ("error", exc)
+        except MemoryError:
+            answer = ("fatal", "MemoryError")
+        except Exception as exc:  # noqa: BLE001 - reported to the caller by type, worker recycled
+            answer = ("fatal", type(exc).__name__)
+        try:
+            conn.send(answer)
+        except Exception as exc:  # noqa: BLE001 - e.g. an exception that does not pickle
+            conn.send(("fatal", f"unpicklable {type(exc).__name__}"))
+        if answer[0] == "fatal":
+            return  # a worker that hit MemoryError or a bug starts afresh
+
+
+# --- the pool -------------------------------------------------------------------------------------
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    jobs: int = 0
+
+
+@dataclass
+class PoolStats:
+    """Counters for logs, tests and the benchmark."""
+
+    started: int = 0
+    killed_at_deadline: int = 0
+    recycled: int = 0
+    timeouts_waiting: int = 0
+    done: int = 0
+    in_thread_while_starting: int = 0
+
+
+@dataclass
+class EvaluationPool:
+    size: int
+    memory_mb: int = 1024
+    max_jobs: int = 5000
+    default_timeout: float = 1.5
+    stats: PoolStats = field(default_factory=PoolStats)
+
+    def __post_init__(self) -> None:
+        self._idle: queue.Queue[_Worker] = queue.Queue()  # ready workers only
+        self._starting: dict[int, _Worker] = {}  # fd -> worker that has not said "ready" yet
+        self._workers: dict[int, _Worker] = {}
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._started = False
+        self._closed = False
+        self._ever_ready = threading.Event()
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    # lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the workers (idempotent; also done by the first call). Each is a fresh
+        ``python -m cds_hooks.evaluation_pool`` on one end of a socket pair: no fork of a process
+        that runs an event loop and threads, and no re-import of the caller's main module. A
+        watcher thread moves a worker to the idle queue once it has loaded the rule data."""
+        with self._lock:
+            if self._started or self.size <= 0:
+                return
+            self._started = True
+        threading.Thread(target=self._watch_starting, name="cds97530-pool-watcher", daemon=True).start()
+        for _ in range(self.size):
+            self._spawn()
+
+    def wait_ready(self, timeout: float = 120.0) -> bool:
+        """Block until at least one worker (and, within ``timeout``, all) has loaded (``serve``
+        calls it in the lifespan, before listening). True if all are ready."""
+        self.start()
+        stop = time.monotonic() + timeout
+        while time.monotonic() < stop:
+            with self._lock:
+                if not self._starting:
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers = list(self._workers.values())
+            self._workers.clear()
+            self._starting.clear()
+        for worker in workers:
+            self._kill(worker)
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [w.process.pid for w in self._workers.values()]
+
+    def _spawn(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cds_hooks.evaluation_pool", str(theirs.fileno()), str(self.memory_mb)],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True,
+            )
+        finally:
+            theirs.close()
+        worker = _Worker(process=process, conn=Connection(ours.detach()))
+        with self._lock:
+            self._workers[id(worker)] = worker
+            self._starting[worker.conn.fileno()] = worker
+        self.stats.started += 1
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def _watch_starting(self) -> None:
+        from multiprocessing.connection import wait
+
+        while not self._closed:
+            with self._lock:
+                starting = list(self._starting.values())
+            ready = wait([w.conn for w in starting] + [self._wake_r], timeout=1.0)
+            for conn in ready:
+                if conn is self._wake_r:
+                    try:
+                        self._wake_r.recv(4096)
+                    except OSError:
+                        pass
+                    continue
+                with self._lock:
+                    worker = self._starting.pop(conn.fileno(), None)
+                if worker is None:
+                    continue
+                try:
+                    message = worker.conn.recv()
+                except (EOFError, OSError):
+                    message = None
+                if isinstance(message, tuple) and message and message[0] == _READY:
+                    self._idle.put(worker)
+                    self._ever_ready.set()
+                else:
+                    self._replace(worker, "did not start")
+
+    def _kill(self, worker: _Worker) -> None:
+        try:
+            worker.process.kill()
+            worker.process.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        worker.conn.close()
+
+    def _replace(self, worker: _Worker, why: str) -> None:
+        with self._lock:
+            self._workers.pop(id(worker), None)
+            closed = self._closed
+        self._kill(worker)
+        if not closed:
+            self._spawn()
+        log.info("evaluation worker replaced", extra={"why": why})
+
+    # one job (blocking; runs in a thread) ---------------------------------------------------------
+    def run(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], stop: float) -> Any:
+        """Run job ``name`` in a worker; ``stop`` is a ``time.monotonic()`` deadline.
+
+        Until the first worker has loaded (an app used without its lifespan, e.g. in tests, in
+        its first seconds) the job runs in this thread instead, so a cold start is not a miss."""
+        self.start()
+        if not self._ever_ready.is_set():
+            self.stats.in_thread_while_starting += 1
+            return _jobs()[name](*args, **kwargs)
+        try:
+            worker = self._idle.get(timeout=max(0.0, stop - time.monotonic()))
+        except queue.Empty:
+            self.stats.timeouts_waiting += 1
+            raise EvaluationTimeout("no evaluation worker free before the deadline") from None
+        outcome = "fatal"
+        try:
+            worker.conn.send((name, args, kwargs))
+            if not worker.conn.poll(max(0.0, stop - time.monotonic())):
+                outcome = "deadline"
+                raise EvaluationTimeout("evaluation overran the deadline")
+            outcome, value = worker.conn.recv()
+        except (EOFError, OSError) as exc:
+            raise EvaluationFailed(f"evaluation worker died ({type(exc).__name__})") from None
+        finally:
+            worker.jobs += 1
+            if outcome in ("ok", "error") and worker.jobs < self.max_jobs:
+                self._idle.put(worker)
+            else:
+                if outcome == "deadline":
+                    self.stats.killed_at_deadline += 1
+                else:
+                    self.stats.recycled += 1
+                self._replace(worker, outcome)
+        self.stats.done += 1
+        if outcome == "error":
+            raise value
+        if outcome == "fatal":
+            raise EvaluationFailed(str(value))
+        return value
+
+    # the async API --------------------------------------------------------------------------------
+    async def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        remaining = anyio.current_effective_deadline() - anyio.current_time()
+        if remaining == float("inf") or remaining != remaining:
+            remaining = self.default_timeout
+        if self.size <= 0:
+            if self._limiter is None:
+                self._limiter = anyio.CapacityLimiter(2)
+            job = _jobs()[name]
+            return await anyio.to_thread.run_sync(partial(job, *args, **kwargs), abandon_on_cancel=True,
+                                                  limiter=self._limiter)
+        # The thread sleeps on the pipe until the result or the deadline (plus a hair, so the
+        # caller's own deadline fires first and answers; the worker is killed 50 ms later).
+        stop = time.monotonic() + max(0.0, remaining) + 0.05
+        return await anyio.to_thread.run_sync(self.run, name, args, kwargs, stop, abandon_on_cancel=True)
+
+    async def evaluate_resources(self, bundle: dict[str, Any], **kwargs: Any) -> Any:
+        return await self.call("evaluate_resources", bundle, **kwargs)
+
+
+# --- one pool per process and configuration (apps made by tests share it) -------------------------
+_SHARED: dict[tuple[int, int, int], EvaluationPool] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_pool(size: int | None, *, memory_mb: int = 1024, max_jobs: int = 5000,
+                default_timeout: float = 1.5) -> EvaluationPool:
+    """The process's pool for this configuration (``size`` None: one worker per core)."""
+    n = (os.cpu_count() or 1) if size is None else size
+    key = (n, memory_mb, max_jobs)
+    with _SHARED_LOCK:
+        pool = _SHARED.get(key)
+        if pool is None or pool._closed:
+            pool = EvaluationPool(size=n, memory_mb=memory_mb, max_jobs=max_jobs, default_timeout=default_timeout)
+            _SHARED[key] = pool
+        return pool
+
+
+@atexit.register
+def _close_shared() -> None:
+    with _SHARED_LOCK:
+        pools = list(_SHARED.values())
+        _SHARED.clear()
+    for pool in pools:
+        pool.close()
+
+
+if __name__ == "__main__":  # a worker: python -m cds_hooks.evaluation_pool FD MEMORY_MB
+    worker_main(Connection(int(sys.argv[1])), int(sys.argv[2]))
