@@ -79,10 +79,28 @@ def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> l
                 pos = m.end()
             if pos < s_end:
                 pieces.append((pos, s_end))
+            refused_spans = _refusal_scopes(text, s_start, s_end, lex)
             for c_start, c_end, not_done in _checkbox_items(text, pieces):
-                refused = not_done or bool(lex.refusal.search(text, c_start, c_end))
+                refused = not_done or bool(lex.refusal.search(text, c_start, c_end)) or any(
+                    a <= c_start < b for a, b in refused_spans
+                )
                 out.append(Clause(c_start, c_end, (s_start, s_end), plan_from, purpose_from, refused, topic))
     return out
+
+
+_REFUSAL_STOP = re.compile(r";|\b(?:but|however|though|although|then|instead|after\s+which)\b", re.IGNORECASE)
+
+
+def _refusal_scopes(text: str, s_start: int, s_end: int, lex: Lexicon) -> list[Span]:
+    """What a refusal in a sentence covers: the whole sentence ("Planned therapeutic activities
+    (recliner transfers, sit to stand) were deferred"), cut at a contrast or a sequel ("declined
+    the carry but completed the lifts", "deferred lifting; instead ...")."""
+    scopes: list[Span] = []
+    for m in lex.refusal.finditer(text, s_start, s_end):
+        before = [t.end() for t in _REFUSAL_STOP.finditer(text, s_start, m.start())]
+        after = _REFUSAL_STOP.search(text, m.end(), s_end)
+        scopes.append((before[-1] if before else s_start, after.start() if after else s_end))
+    return scopes
 
 
 _TOPIC_END = re.compile(r";|\bthen\b|\bafter\s+which\b|\b(?:and\s+)?(?:practi[cs]ed|performed|completed|did)\b", re.IGNORECASE)

@@ -222,6 +222,8 @@ def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: st
                 continue
             if _is_frequency(text, m.end()):
                 continue
+            if _reason_for_not_doing(text, m.start(), lex):
+                continue  # "deferred: BP 178/102", "held d/t pain 8/10": why nothing was done, not a response
             out.append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id))
     return _dedupe(out)
 
@@ -230,6 +232,12 @@ def _goal_start(text: str, clause: Clause, lex: Lexicon) -> int | None:
     """Where a goal statement starts in the clause's sentence (its target numbers are not results)."""
     starts = [m.start() for r in lex.goal_fast for m in r.finditer(text, clause.sentence[0], clause.end)]
     return min(starts) if starts else None
+
+
+def _reason_for_not_doing(text: str, pos: int, lex: Lexicon) -> bool:
+    """A measure written after a refusal on the same line is the reason the task was not done."""
+    line_start = text.rfind("\n", 0, pos) + 1
+    return bool(lex.refusal.search(text, max(line_start, pos - 120), pos))
 
 
 _FREQUENCY = re.compile(r"\s*/\s*(?:wk|week|day|d|mo|month)\b|\s*(?:per|a|each)\s+(?:wk|week|day)\b", re.IGNORECASE)
