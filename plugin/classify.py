@@ -14,12 +14,15 @@ from plugin.model import DocumentedService, Evidence
 from plugin.reading import TA, Reading
 
 GROUP = "97150"
+CLOSE_MARGIN = 1
+"""A decision is close when the chosen service has at most this many more activity statements than
+the next one (e.g. 3 lifting clauses against 2 balance clauses): the card asks for review."""
 
 
 def documented_service(reading: Reading) -> DocumentedService | None:
     """The documented code with its evidence, or None when no activity is described at all."""
     if reading.group:
-        return DocumentedService(GROUP, 1.0, reading.group[:3], {GROUP: float(len(reading.group))})
+        return DocumentedService(GROUP, 1.0, reading.group[:3], {GROUP: float(len(reading.group))}, decided_by="group")
     counts = Counter(c.code for c in reading.activity_clauses)
     if not counts:
         return None
@@ -29,18 +32,27 @@ def documented_service(reading: Reading) -> DocumentedService | None:
         weights[clause.code] = weights.get(clause.code, 0.0) + clause.scores.get(clause.code, 0.0)
     others = {code: n for code, n in counts.items() if code != TA}
     chosen = TA
+    decided_by = "activities"
     if others:
         best = max(others, key=lambda c: (others[c], reading.purpose_scores.get(c, 0.0), weights.get(c, 0.0), c))
         if others[best] > counts.get(TA, 0):
             chosen = best
         elif counts.get(TA, 0) * 2 <= total and others[best] >= 1 and _stated_aim(reading, best):
             chosen = best  # mixed tasks, and the note says what they were for ("Aim: trunk postural control")
+            decided_by = "stated-aim"
+        elif others[best] == counts.get(TA, 0):
+            decided_by = "tie-kept-billed-code"
+    ranked = sorted(counts, key=lambda c: (-counts[c], c != TA))
+    runner_up = next((c for c in ranked if c != chosen), None)
+    margin = counts[chosen] - (counts[runner_up] if runner_up else 0)
+    close = decided_by != "activities" or (runner_up is not None and margin <= CLOSE_MARGIN)
     evidence: list[Evidence] = []
     for clause in reading.activity_clauses:
         if clause.code == chosen:
             evidence.extend(clause.evidence)
     scores = {code: round(n / total, 3) for code, n in counts.items()}
-    return DocumentedService(chosen, round(counts[chosen] / total, 3), tuple(evidence[:6]), scores)
+    return DocumentedService(chosen, round(counts[chosen] / total, 3), tuple(evidence[:6]), scores,
+                             decided_by=decided_by, runner_up=runner_up, margin=margin, close=close)
 
 
 def _stated_aim(reading: Reading, code: str) -> bool:

@@ -202,7 +202,7 @@ def _unbilled_service(layout: Layout, note: NoteText, visit: Visit) -> Documente
         return None
     code = codes.pop()
     quotes = tuple(Evidence(s.heading.span[0], s.heading.span[1], note.text[s.heading.span[0]:s.heading.span[1]], note.note_id) for s in found)
-    return DocumentedService(code, 1.0, quotes, {code: 1.0})
+    return DocumentedService(code, 1.0, quotes, {code: 1.0}, decided_by="unbilled-service")
 
 
 def _recode_fees(base: LineEvaluation, code: str, year: int | None) -> tuple[Any, Any]:

@@ -222,6 +222,8 @@ def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: st
                 continue
             if _is_frequency(text, m.end()):
                 continue
+            if _GRADED.search(text, max(clause.start, m.start() - 40), m.start()):
+                continue  # "raised barrier from 12 to 18 in": the clinician's grading, not the patient's result
             if _reason_for_not_doing(text, m.start(), lex):
                 continue  # "deferred: BP 178/102", "held d/t pain 8/10": why nothing was done, not a response
             out.append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id))
@@ -232,6 +234,15 @@ def _goal_start(text: str, clause: Clause, lex: Lexicon) -> int | None:
     """Where a goal statement starts in the clause's sentence (its target numbers are not results)."""
     starts = [m.start() for r in lex.goal_fast for m in r.finditer(text, clause.sentence[0], clause.end)]
     return min(starts) if starts else None
+
+
+_GRADED = re.compile(
+    r"\b(?:raised|lowered|increased|decreased|progressed|regressed|graded|upgraded|downgraded|moved|dropped|bumped|"
+    r"advanced|changed|switched|adjusted|shortened|lengthened|cut)\b(?:\s+\S+){0,4}\s*$",
+    re.IGNORECASE,
+)
+"""A change the clinician made ("raised the barrier from 12 to 18 in", "bumped from 30 to 40 lb")
+is grading, which counts as skilled input; the numbers in it are not the patient's response."""
 
 
 def _reason_for_not_doing(text: str, pos: int, lex: Lexicon) -> bool:
