@@ -139,7 +139,7 @@ def negated(text: str, start: int, end: int, clause: Clause, lex: Lexicon) -> bo
     window = " ".join(words)
     if window and lex.negation_before.search(window):
         # "no c/o pain; cues given" — a negation across a conjunction does not reach the match
-        tail = re.split(r"\b(?:but|however|though|although|yet)\b|;", window)[-1]
+        tail = lex.terminators.split(window)[-1]  # ConText terminators (lexicon.yaml context.terminators)
         if lex.negation_before.search(tail):
             return True
     after = text[end:min(clause.sentence[1], end + 40)]
