@@ -6,6 +6,7 @@ cannot be used (one line on stderr naming the file and the problem; the other fi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from dataclasses import asdict
@@ -16,12 +17,19 @@ MAX_INPUT_BYTES = 32 * 1024 * 1024
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from plugin import FhirInputError, PluginError, evaluate_note, evaluate_resources
+    from plugin import FhirInputError, PluginError, RuleSetError, evaluate_note, evaluate_resources, load_ruleset
     from plugin.billing import payer_ids
 
-    if args.payer is not None and args.payer not in payer_ids():
-        print(f"cds97530: unknown payer {args.payer!r} (known: {', '.join(payer_ids())})", file=sys.stderr)
+    try:
+        ruleset = load_ruleset(getattr(args, "rules", None))
+    except RuleSetError as exc:
+        print(f"cds97530: ruleset: {exc}", file=sys.stderr)
         return 2
+    if args.payer is not None and args.payer not in payer_ids(ruleset):
+        print(f"cds97530: unknown payer {args.payer!r} (known: {', '.join(payer_ids(ruleset))})", file=sys.stderr)
+        return 2
+    evaluate_note = functools.partial(evaluate_note, ruleset=ruleset)
+    evaluate_resources = functools.partial(evaluate_resources, ruleset=ruleset)
     worst = 0
     for name in args.files:
         try:
@@ -69,6 +77,7 @@ def _evaluate_file(path: Path, args: argparse.Namespace, evaluate_note: Any, eva
     return evaluate_note(
         text, code=args.code, units=args.units, minutes=args.minutes, payer=args.payer,
         modifiers=tuple(m.upper() for m in args.modifier), performer_role=args.role, note_id=path.name,
+        lines=getattr(args, "line", None) or None,
     )
 
 

@@ -27,6 +27,8 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--code", default="97530", help="billed code of a plain-text note (default 97530)")
     check.add_argument("--units", type=_count(999), default=None, help="billed units of a plain-text note")
     check.add_argument("--minutes", type=_count(24 * 60), default=None, help="minutes billed for the line of a plain-text note")
+    check.add_argument("--line", action="append", default=[], type=_line_spec, metavar="CODE:UNITS[:MINUTES]",
+                       help="a billed line of a plain-text note (repeatable: --line 97530:2:25 --line 97110:1:15); replaces --code/--units/--minutes")
     check.add_argument("--modifier", action="append", default=[], help="modifier of a plain-text note's line (repeatable)")
     check.add_argument("--role", choices=("PT", "PTA", "OT", "OTA"), default=None, help="who furnished a plain-text note's service")
     check.add_argument("--locality", default=None, metavar="MAC-LOC", help="Medicare locality for fee estimates, e.g. 01112-05 (plugin/data/gpci.yaml)")
@@ -51,6 +53,19 @@ def _build_parser() -> argparse.ArgumentParser:
     _register_audit(sub)
     _register_optional(sub)
     return parser
+
+
+def _line_spec(text: str) -> tuple[str, int | None, int | None]:
+    """argparse type: 'CODE:UNITS[:MINUTES]' ('97530:2:25'; units or minutes may be left empty)."""
+    parts = text.split(":")
+    if not 2 <= len(parts) <= 3 or not parts[0].strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not CODE:UNITS[:MINUTES] (e.g. 97530:2:25)")
+    code = parts[0].strip().upper()
+    if not (len(code) == 5 and code[:4].isalnum()):
+        raise argparse.ArgumentTypeError(f"{code!r} is not a CPT/HCPCS code")
+    units = _count(999)(parts[1]) if parts[1].strip() else None
+    minutes = _count(24 * 60)(parts[2]) if len(parts) == 3 and parts[2].strip() else None
+    return code, units, minutes
 
 
 def _count(limit: int):  # type: ignore[no-untyped-def]

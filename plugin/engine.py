@@ -10,6 +10,7 @@ beyond the packaged YAML read once per process.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -75,12 +76,21 @@ def evaluate_note(
     performer_role: str | None = None,
     note_id: str = "note",
     ruleset: Ruleset | None = None,
+    lines: Sequence[tuple[str, int | None, int | None]] | None = None,
 ) -> VisitEvaluation:
-    """Evaluate a plain-text note for one billed line (the CLI's text input)."""
-    units = units if units is not None and 0 <= units <= 999 else None  # out of range reads as "not stated"
-    minutes = minutes if minutes is not None and 0 < minutes <= 24 * 60 else None
-    line = BilledLine(code=code, system=_CPT, billed_units=units, modifiers=tuple(modifiers), source_ref=note_id, performed_minutes=minutes)
-    visit = Visit(lines=(line,), notes=(NoteText(note_id, text),), performer_role=performer_role, payer=payer or DEFAULT_PAYER)
+    """Evaluate a plain-text note (the CLI's text input) for one billed line, or for several:
+    ``lines=[("97530", 2, 25), ("97110", 1, 15)]`` (code, units, minutes billed; None = not stated),
+    so a multi-code visit is judged as its FHIR form is. ``modifiers`` apply to every line."""
+    specs = list(lines) if lines else [(code, units, minutes)]
+    billed = tuple(
+        BilledLine(
+            code=c, system=_CPT, billed_units=u if u is not None and 0 <= u <= 999 else None,  # out of range: not stated
+            modifiers=tuple(modifiers), source_ref=note_id,
+            performed_minutes=m if m is not None and 0 < m <= 24 * 60 else None,
+        )
+        for c, u, m in specs
+    )
+    visit = Visit(lines=billed, notes=(NoteText(note_id, text),), performer_role=performer_role, payer=payer or DEFAULT_PAYER)
     return evaluate_visit(visit, ruleset=ruleset)
 
 

@@ -75,6 +75,9 @@ def read_service(
     extra = [p for s in layout.assessment_spans if not _inside_any(s[0], context) for p in _minus(s, heading_spans)]
     totals = [span for span in (layout.total_timed_span, layout.total_treatment_span) if span] + list(time_spans)
     response = _response(text, scan, cls + clauses(text, extra, layout, lex), lex, note_id, blocked=totals)
+    # outcomes first ("10/10 with neutral spine"), then the task's own counts ("lifted 10# box x10")
+    task_starts = {a.span[0] for a in activity}
+    response = tuple(sorted(response, key=lambda ev: (ev.start in task_starts, ev.start)))
     goal = _goal(text, scan, lex, note_id)
     # a group session is often said in the note's title line, before the first service heading
     header = [(0, layout.segments[0].span[0])] if layout.segments and not _inside_any(0, context) else []
@@ -160,7 +163,7 @@ def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: 
                     continue
                 spans.append((m.start(), m.end()))
                 scores[code] = scores.get(code, 0.0) + pattern.weight
-                evidence.setdefault(code, []).append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id))
+                evidence.setdefault(code, []).append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id, (pattern.id,)))
     labelled: list[ActivityClause] = []
     for clause in index.clauses:
         if clause.start not in per_clause:
@@ -173,7 +176,8 @@ def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: 
             continue  # only weak words ("box", "shelf", "functional tasks"): not a named activity
         winners = [c for c, v in scores.items() if v == best]
         label = TA if TA in winners else sorted(winners)[0]
-        quotes = (_clause_quote(text, clause, note_id),)
+        rules = tuple(dict.fromkeys(r for ev in evidence.get(label, ()) for r in ev.rules if r))
+        quotes = (_clause_quote(text, clause, note_id, rules),)
         labelled.append(ActivityClause((clause.start, clause.end), label, scores, quotes))
     return tuple(labelled), aims
 
@@ -185,31 +189,43 @@ MIN_ACTIVITY_WEIGHT = 1.25
 (cases README: "functional activities" and "functional training (see attached)" name no task)."""
 
 
-def _clause_quote(text: str, clause: Clause, note_id: str) -> Evidence:
+def _clause_quote(text: str, clause: Clause, note_id: str, rules: tuple[str, ...] = ()) -> Evidence:
     """The clause itself, as a clinician would quote it ("STS from 17 in chair x10"), cut at MAX_QUOTE."""
     end = min(clause.end, clause.start + MAX_QUOTE)
-    return Evidence(clause.start, end, text[clause.start:end], note_id)
+    return Evidence(clause.start, end, text[clause.start:end], note_id, rules)
+
+
+def _clause_evidence(text: str, found: list[tuple[Clause, str]], note_id: str) -> tuple[Evidence, ...]:
+    """One quote per clause that holds a match (the clause carries the evidence, not the token:
+    "cued hip hinge on 4/10 reps", not "cued"), naming every rule that matched in it."""
+    by_clause: dict[int, tuple[Clause, list[str]]] = {}
+    for clause, rule in found:
+        by_clause.setdefault(clause.start, (clause, []))[1].append(rule)
+    return tuple(
+        _clause_quote(text, clause, note_id, tuple(dict.fromkeys(r for r in rules if r)))
+        for _, (clause, rules) in sorted(by_clause.items())
+    )
 
 
 def _skilled(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
     index = _ClauseIndex(cls)
     blocked = [m.span() for regex in lex.skilled_negated_fast for m, _ in index.matches(regex, scan)]
-    out: list[Evidence] = []
-    for regex in lex.skilled_fast:
+    found: list[tuple[Clause, str]] = []
+    for regex, rule in zip(lex.skilled_fast, lex.skilled_ids or ("",) * len(lex.skilled_fast)):
         for m, clause in index.matches(regex, scan):
             if _inside_any(m.start(), blocked) or not clause.is_current(m.start()):
                 continue
             if negated(text, m.start(), m.end(), clause, lex):
                 continue
-            out.append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id))
-    return _dedupe(out)
+            found.append((clause, rule))
+    return _clause_evidence(text, found, note_id)
 
 
 def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str, *, blocked: list[Span] = ()) -> tuple[Evidence, ...]:  # type: ignore[assignment]
     index = _ClauseIndex(cls)
     goal_from: dict[int, int | None] = {}
-    out: list[Evidence] = []
-    for regex in lex.response_fast:
+    found: list[tuple[Clause, str]] = []
+    for regex, rule in zip(lex.response_fast, lex.response_ids or ("",) * len(lex.response_fast)):
         for m, clause in index.matches(regex, scan):
             if not clause.is_activity(m.start()) or _inside_any(m.start(), blocked):
                 continue
@@ -226,8 +242,8 @@ def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: st
                 continue  # "raised barrier from 12 to 18 in": the clinician's grading, not the patient's result
             if _reason_for_not_doing(text, m.start(), lex):
                 continue  # "deferred: BP 178/102", "held d/t pain 8/10": why nothing was done, not a response
-            out.append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id))
-    return _dedupe(out)
+            found.append((clause, rule))
+    return _clause_evidence(text, found, note_id)
 
 
 def _goal_start(text: str, clause: Clause, lex: Lexicon) -> int | None:
@@ -261,7 +277,7 @@ def _is_frequency(text: str, end: int) -> bool:
 
 def _goal(text: str, scan: str, lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
     out: list[Evidence] = []
-    for regex in lex.goal_fast:
+    for regex, rule in zip(lex.goal_fast, lex.goal_ids or ("",) * len(lex.goal_fast)):
         for m in regex.finditer(scan):
             line_start = text.rfind("\n", max(0, m.start() - 60), m.start()) + 1
             line_end = text.find("\n", m.end(), m.end() + 60)
@@ -269,8 +285,20 @@ def _goal(text: str, scan: str, lex: Lexicon, note_id: str) -> tuple[Evidence, .
                 line = text[line_start:line_end].strip()
                 if any(r.search(line) for r in lex.not_a_goal):
                     continue
-            out.append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id))
+            end = _goal_statement_end(text, m.end())
+            out.append(Evidence(m.start(), end, text[m.start():end], note_id, (rule,) if rule else ()))
     return _dedupe(out)
+
+
+_STATEMENT_END = re.compile(r"[.;!?](?=\s|$)|\n")
+
+
+def _goal_statement_end(text: str, pos: int) -> int:
+    """A goal is quoted to the end of its statement ("LTG: carry groceries from car to kitchen"), not
+    as its label alone ("LTG:"), cut at MAX_QUOTE."""
+    stop = _STATEMENT_END.search(text, pos, min(len(text), pos + MAX_QUOTE))
+    end = stop.start() if stop else min(len(text), pos + MAX_QUOTE)
+    return max(pos, end)
 
 
 def _group(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
@@ -282,7 +310,7 @@ def _group(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str) 
     for pattern in category.patterns:
         for m, clause in index.matches(pattern.fast or pattern.regex, scan):
             if clause.is_current(m.start()) and not negated(text, m.start(), m.end(), clause, lex):
-                out.append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id))
+                out.append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id, (pattern.id,) if pattern.id else ()))
     return _dedupe(out)
 
 
