@@ -248,7 +248,7 @@ def _summary(line: LineEvaluation, evaluation: VisitEvaluation, *, recode: bool,
             s += f", {_units(line.supported_units)}"
         s += f": the note documents {_label(line.suggested_code)}"
     elif over and line.supported_units == 0 and "time-documented" in line.missing:
-        s = f"No minutes documented for {code}: add the actual minutes in a late-entry addendum, or remove the line"
+        s = f"{code} has no minutes documented: add them by late-entry addendum, or remove the line"
     elif over and line.supported_units == 0:
         s = f"Remove the {code} line: the documented minutes support no {code} units"
     elif over:
@@ -257,11 +257,11 @@ def _summary(line: LineEvaluation, evaluation: VisitEvaluation, *, recode: bool,
     elif denied:
         s = f"Review {code} before billing: the note says no skilled help was needed"
     elif billing_warn:
-        s = f"{code}: {_plain(billing_warn[0].fix or billing_warn[0].message).split('; ')[0].rstrip('.')}"
+        s = f"{code}: {_billing_fix(billing_warn[0]).rstrip('.')}"
     elif line.missing:
-        s = f"Document {join_words([_what(c) for c in line.missing])} for {code} if it happened (late-entry addendum)"
+        s = f"{code}: document {join_words([_what(c) for c in line.missing])} if done (late-entry addendum)"
         if len(s) > SUMMARY_MAX:
-            s = f"Document the {len(line.missing)} missing elements of {code} if they happened (late-entry addendum)"
+            s = f"{code}: document the {len(line.missing)} missing elements if done (late-entry addendum)"
     elif line.verdict is not Verdict.SUPPORTED:
         s = f"Review the {code} documentation before billing"
     else:
@@ -299,6 +299,16 @@ def _clip(s: str, limit: int) -> str:
 
 
 _PLAIN = ((re.compile(r"\bunit\(s\)"), "units"), (re.compile(r"\s*->\s*"), " to "), (re.compile(r"\s*\[[PSU](?:-\w+)?\]"), ""))
+
+
+def _billing_fix(issue: BillingIssue) -> str:
+    """What to do about a billing finding, in card words: cards.yaml's wording for the rule, else
+    the rule's own fix up to its first clause (the rest is on the review page)."""
+    own = card_text().get("billing_fixes", {}).get(issue.rule)
+    if own:
+        return str(own)
+    first = _plain(issue.fix or issue.message).split("; ")[0].rstrip(".")
+    return first + "."
 
 
 def _plain(text: str) -> str:
@@ -343,8 +353,8 @@ def _minutes_phrase(line: LineEvaluation) -> str:
             return f"The visit's {u.total_timed_minutes} timed minutes support {supported}; {billed}."
         return (f"{u.minutes} minutes of {line.code}, within {u.total_timed_minutes} timed minutes for the visit, "
                 f"support {supported}; {billed}.")
-    if u.minutes is None:
-        return f"No minutes are recorded for {line.code}, so no units are supported; {billed}."
+    if u.minutes is None:  # the status line already says "N billed, 0 supported"
+        return ""
     return f"{u.minutes} minutes support {supported}; {billed}."
 
 
@@ -415,21 +425,18 @@ def _detail(line: LineEvaluation, evaluation: VisitEvaluation, *, unread: bool) 
         for c in denied:  # the note says it did not happen: that comes first
             out.add("text", md(" ".join(str(text["denied"][c]).split())))
         if over:
-            out.add("text", md(_minutes_phrase(line)))
+            out.add("text", md(_minutes_phrase(line)))  # "25 minutes support 2 units; 3 are billed"
             if line.supported_units > 0:
-                out.add("bullet", f"Bill {_units(line.supported_units)}.")
-                out.add("bullet", md(str(text["more_minutes"])))
+                out.add("bullet", f"Bill {_units(line.supported_units)}, " + md(str(text["more_minutes"])))
             else:
                 out.add("bullet", md(str(text["minutes_elsewhere"])))
                 out.add("bullet", f"Otherwise remove the {md(line.code)} line.")
         if rest:
-            why = md(text["missing_why"].get(rest[0], "")) if len(rest) == 1 else md(
-                f"The note does not show {join_words([_what(c) for c in rest])}.")
-            out.add("text", why)
+            if len(rest) == 1:  # the status line names several; one gets its plain reason
+                out.add("text", md(text["missing_why"].get(rest[0], "")))
             out.add("bullet", md(" ".join(str(text["addendum"]).split())))
-            out.add("bullet", md(text["not_done"]))
         for b in issues:
-            out.add("bullet", md(_plain(b.fix or b.message)))
+            out.add("bullet", md(_billing_fix(b)))
     if evaluation.input_issues:
         out.add("text", md(f"Not checked: {plain_reason(evaluation.input_issues[0])}."))
     return out.render()

@@ -16,7 +16,7 @@ and billing, each in its own badge, green only when there is nothing to act on.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from plugin.billing.fees import LineFees, VisitFees, visit_fees
@@ -90,6 +90,7 @@ class LineView:
     fees: LineFees | None = None
     denied: tuple[str, ...] = ()
     rules: tuple[str, ...] = ()
+    print_note: bool = True  # print the note text under this line (once per visit: see line_views)
 
     @property
     def anchor(self) -> str:
@@ -204,7 +205,18 @@ def _note_views(line: LineEvaluation, notes: tuple[NoteText, ...]) -> tuple[Note
     return tuple(views)
 
 
-def _criteria(line: LineEvaluation) -> tuple[CriterionView, ...]:
+def _clause_quote(ev: Evidence, notes: tuple[NoteText, ...]) -> str:
+    """The quote as the reader should see it: the whole clause around a short quote."""
+    for index, note in enumerate(notes):
+        if ev.note_id == note.note_id or (ev.note_id is None and index == 0):
+            where = locate(note.text, ev)
+            if where is not None:
+                start, end = clause_of(note.text, *where)
+                return " ".join(note.text[start:end].split())
+    return ev.text
+
+
+def _criteria(line: LineEvaluation, notes: tuple[NoteText, ...] = ()) -> tuple[CriterionView, ...]:
     by_key = {f.criterion: f for f in line.findings}
     views = []
     for key in (*CRITERIA, *(k for k in by_key if k not in CRITERIA)):
@@ -216,7 +228,7 @@ def _criteria(line: LineEvaluation) -> tuple[CriterionView, ...]:
             label=CRITERION_LABELS.get(key, key),
             met=finding.status is Status.MET,
             message=finding.message,
-            quotes=tuple(ev.text for ev in finding.evidence),
+            quotes=tuple(dict.fromkeys(_clause_quote(ev, notes) for ev in finding.evidence)),
             fix_hint=finding.fix_hint,
             example=finding.example,
         ))
@@ -227,7 +239,7 @@ def line_views(evaluation: VisitEvaluation, fees: VisitFees | None = None) -> tu
     fees = fees if fees is not None else visit_fees(evaluation)
     views = []
     for number, line in enumerate(evaluation.lines, start=1):
-        criteria = _criteria(line)
+        criteria = _criteria(line, evaluation.notes)
         units = line.units
         denied = denied_criteria(line, evaluation.notes)
         # example wording is for the next visit, and only for what the note could have shown:
@@ -250,6 +262,11 @@ def line_views(evaluation: VisitEvaluation, fees: VisitFees | None = None) -> tu
             denied=denied,
             rules=rules,
         ))
+    # the note is the same for every line: a print shows it once, under the first line whose
+    # evidence it highlights (else the first line), so two lines fit on two pages
+    if views:
+        first = next((i for i, v in enumerate(views) if any(n.highlighted for n in v.notes)), 0)
+        views = [replace(v, print_note=(i == first)) for i, v in enumerate(views)]
     return tuple(views)
 
 
