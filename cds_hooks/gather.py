@@ -25,6 +25,7 @@ from cds_hooks.models import HookRequest
 from cds_hooks.prefetch import FHIR_ID, KeyData, read_value, render, token_values
 from cds_hooks.services import ServiceDef
 from cds_hooks.settings import CdsSettings
+from fhir_rest import Budget, FhirUrlError, check_base, under_base
 
 log = logging.getLogger("cds97530.gather")
 
@@ -54,13 +55,29 @@ def source_for(request: HookRequest, client: Client, http: httpx.AsyncClient, se
     """The client's FHIR server, or None if absent or not registered for this client (never contacted)."""
     if not request.fhirServer:
         return None
-    if not client.allows_fhir_server(request.fhirServer):
+    try:  # length, scheme, user info, dot segments (also percent-encoded twice): before anything is sent
+        base = check_base(request.fhirServer, max_length=settings.fhir_server_max_length)
+    except FhirUrlError as exc:
+        log.warning("fhirServer refused; not contacted", extra={"client": client.label, "reason": str(exc)})
+        raise PreconditionError(f"fhirServer is not a usable FHIR base URL: {exc}") from exc
+    if not client.allows_fhir_server(request.fhirServer) or not any(
+            under_base(base, allowed) for allowed in client.fhir_servers):
         log.warning("fhirServer not allowed for client; not contacted", extra={"client": client.label})
         return None
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
     return FhirSource(
-        http, request.fhirServer, token, timeout=settings.fhir_timeout_seconds, max_pages=settings.fhir_max_pages
+        http, base, token, timeout=settings.fhir_call_seconds or settings.fhir_timeout_seconds,
+        max_pages=settings.fhir_max_pages, max_bytes=settings.fhir_max_response_bytes,
+        budget=Budget(fhir_budget(settings)), max_base_length=settings.fhir_server_max_length,
     )
+
+
+def fhir_budget(settings: CdsSettings) -> float:
+    """Seconds all FHIR reads of one hook call may take: the setting, else the deadline less what
+    evaluating and answering need (a quarter of it, at least 0.2 s)."""
+    if settings.fhir_budget_seconds:
+        return settings.fhir_budget_seconds
+    return max(0.1, settings.deadline_seconds - max(0.2, settings.deadline_seconds / 4))
 
 
 def required_addressable(service: ServiceDef, request: HookRequest, extra_values: dict[str, str] | None = None) -> bool:

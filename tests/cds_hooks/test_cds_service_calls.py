@@ -137,7 +137,7 @@ def test_patient_view_without_encounter_and_no_visit_of_the_day_is_empty(harness
 
 @pytest.mark.parametrize("answer", ["info-card", "no-card"])
 def test_deadline_gives_200_a_not_checked_card_or_none_and_a_log_line(make_harness, schema, fx, caplog, answer):
-    h = make_harness(deadline_seconds=0.3, fhir_timeout_seconds=5.0, deadline_answer=answer)
+    h = make_harness(deadline_seconds=0.3, fhir_timeout_seconds=5.0, fhir_budget_seconds=5.0, deadline_answer=answer)
     h.ehr.delay = 3.0
     started = time.perf_counter()
     response = h.post(OS, fx.order_sign_request(full_prefetch=False))

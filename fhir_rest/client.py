@@ -1,0 +1,240 @@
+"""A FHIR R4 REST client with budgets: what a CDS service or a SMART page may read, and how much.
+
+Every GET goes only under the (checked, normalised) base, carries the bearer token, and is bounded
+three ways before a byte of the answer is kept:
+
+- **time**: the smaller of the per-call limit and what is left of the whole request's ``Budget``
+  (a slow drip cannot hold a call; ten slow calls cannot hold a hook past its deadline);
+- **size**: the body is streamed and counted; over ``max_bytes`` on the wire or once inflated
+  (gzip/deflate are inflated here in bounded steps, so a 1 MB gzip bomb never becomes 1 GiB) the
+  read stops with ``FhirTooLargeError``;
+- **CPU on the event loop**: JSON decoding and base64 of bodies over ``decode_in_thread_over``
+  bytes run in a worker thread.
+
+    client = FhirRestClient(http, "https://ehr.example.org/fhir", token="…", budget=Budget(1.2))
+    patient = await client.read("Patient", "123")              # dict, or None for 404/410
+    bundle = await client.search("Procedure", {"encounter": "9"})
+    async for page in client.pages(bundle, max_pages=5): ...    # ``next`` links on this server only
+    binary = await client.binary("Binary/abc", "application/pdf")  # a Binary resource (data base64)
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+import zlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urljoin
+
+import anyio
+import httpx
+
+from fhir_rest.errors import FhirRestError, FhirTimeoutError, FhirTooLargeError, FhirUrlError
+from fhir_rest.urls import check_base, under_base
+
+FHIR_JSON = "application/fhir+json"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    call_seconds: float = 1.0
+    """Whole time of one GET (connect, headers, every byte of the body)."""
+    max_bytes: int = 8_000_000
+    """Largest answer kept, counted on the wire and again once inflated."""
+    decode_in_thread_over: int = 64 * 1024
+    """Bodies larger than this are JSON-decoded / base64-encoded in a worker thread."""
+
+
+class Budget:
+    """The time left for all FHIR reads of one request (shared by its parallel calls)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    status: int
+    content_type: str
+    body: bytes
+
+
+class FhirRestClient:
+    """One FHIR server, one token, one budget (typically: one hook call or one page view)."""
+
+    def __init__(self, http: httpx.AsyncClient, base: str, *, token: str | None = None,
+                 limits: Limits | None = None, budget: Budget | None = None,
+                 max_base_length: int = 2048) -> None:
+        self.http = http
+        self.base = check_base(base, max_length=max_base_length)  # FhirUrlError before anything is sent
+        self.limits = limits or Limits()
+        self.budget = budget
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
+
+    # --- URLs ----------------------------------------------------------------------------------
+    def url_for(self, relative_or_absolute: str) -> str | None:
+        """Absolute URL under this server's base, or None if it points anywhere else."""
+        if not isinstance(relative_or_absolute, str) or len(relative_or_absolute) > 8192:
+            return None
+        url = urljoin(self.base + "/", relative_or_absolute)
+        return url if under_base(url, self.base) else None
+
+    # --- one GET -------------------------------------------------------------------------------
+    async def fetch(self, url: str, *, accept: str = FHIR_JSON) -> Fetched:
+        """GET ``url`` (which must be under the base) within the time and size limits."""
+        if not under_base(url, self.base):
+            raise FhirUrlError("URL outside the FHIR server")
+        timeout = self.limits.call_seconds
+        if self.budget is not None:
+            left = self.budget.remaining()
+            if left <= 0:
+                raise FhirTimeoutError("the request's FHIR time budget is spent")
+            timeout = min(timeout, left)
+        headers = {"Accept": accept, "Accept-Encoding": "gzip, deflate", **self._auth}
+        try:
+            with anyio.fail_after(timeout):  # total per call; httpx's own timeouts are per read
+                async with self.http.stream("GET", url, headers=headers, timeout=timeout,
+                                            follow_redirects=False) as response:
+                    body = await self._read_capped(response)
+                    ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                    return Fetched(response.status_code, ctype, body)
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise FhirTimeoutError("FHIR server timed out") from exc
+        except httpx.HTTPError as exc:
+            raise FhirRestError(f"FHIR server unreachable ({type(exc).__name__})") from exc
+
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        limit = self.limits.max_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise FhirTooLargeError(f"FHIR answer declares {int(declared)} bytes, over {limit}")
+        if response.is_stream_consumed:  # already in memory (a transport that reads eagerly, e.g. a mock)
+            if len(response.content) > limit:
+                raise FhirTooLargeError(f"FHIR answer over {limit} bytes")
+            return response.content
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding in ("", "identity"):
+            inflater = None
+        elif encoding in ("gzip", "x-gzip"):
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            inflater = zlib.decompressobj()
+        else:
+            raise FhirRestError(f"FHIR answer uses an unsupported content-encoding ({encoding[:20]})")
+        parts: list[bytes] = []
+        wire = kept = 0
+        try:
+            async for raw in response.aiter_raw():
+                wire += len(raw)
+                if wire > limit:
+                    raise FhirTooLargeError(f"FHIR answer over {limit} bytes")
+                if inflater is None:
+                    kept += len(raw)
+                    parts.append(raw)
+                    continue
+                data = raw
+                while data:  # inflate in steps no larger than what is left of the limit
+                    chunk = inflater.decompress(data, limit - kept + 1)
+                    kept += len(chunk)
+                    if kept > limit:
+                        raise FhirTooLargeError(f"FHIR answer inflates to over {limit} bytes")
+                    parts.append(chunk)
+                    data = inflater.unconsumed_tail
+            if inflater is not None:
+                tail = inflater.flush()
+                kept += len(tail)
+                if kept > limit:
+                    raise FhirTooLargeError(f"FHIR answer inflates to over {limit} bytes")
+                parts.append(tail)
+        except zlib.error as exc:
+            raise FhirRestError("FHIR answer is not valid gzip/deflate") from exc
+        return b"".join(parts)
+
+    async def _decode_json(self, body: bytes) -> Any:
+        try:
+            if len(body) > self.limits.decode_in_thread_over:
+                return await anyio.to_thread.run_sync(json.loads, body)
+            return json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise FhirRestError("FHIR server answered non-JSON") from exc
+
+    # --- FHIR reads ----------------------------------------------------------------------------
+    async def get_json(self, url: str) -> dict[str, Any] | None:
+        """The JSON object at ``url``; None for 404/410; FhirRestError for anything else."""
+        fetched = await self.fetch(url)
+        if fetched.status in (404, 410):
+            return None
+        if fetched.status != 200:
+            raise FhirRestError(f"FHIR server answered {fetched.status}", status=fetched.status)
+        body = await self._decode_json(fetched.body)
+        if not isinstance(body, dict):
+            raise FhirRestError("FHIR server answered a non-object")
+        return body
+
+    async def get(self, relative_or_absolute: str) -> dict[str, Any] | None:
+        url = self.url_for(relative_or_absolute)
+        if url is None:
+            raise FhirUrlError("URL outside the FHIR server")
+        return await self.get_json(url)
+
+    async def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        return await self.get(f"{resource_type}/{resource_id}")
+
+    async def search(self, resource_type: str, params: Mapping[str, Any] | str = "") -> dict[str, Any]:
+        query = params if isinstance(params, str) else urlencode(dict(params), doseq=True)
+        body = await self.get(f"{resource_type}?{query}" if query else resource_type)
+        if body is None:
+            raise FhirRestError("search endpoint not found", status=404)
+        return body
+
+    def next_url(self, bundle: Mapping[str, Any]) -> str | None:
+        """The Bundle's ``next`` link if it is under this server, else None (never followed)."""
+        for link in bundle.get("link") or []:
+            if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+                return link["url"] if under_base(link["url"], self.base) else None
+        return None
+
+    async def pages(self, bundle: Mapping[str, Any], *, max_pages: int = 5) -> AsyncIterator[dict[str, Any]]:
+        """The following pages of a searchset Bundle (not the first), at most ``max_pages - 1``."""
+        current: Mapping[str, Any] = bundle
+        for _ in range(max_pages - 1):
+            url = self.next_url(current)
+            if url is None:
+                return
+            page = await self.get_json(url)
+            if not isinstance(page, dict) or page.get("resourceType") != "Bundle":
+                return
+            yield page
+            current = page
+
+    async def binary(self, attachment_url: str, content_type: str | None = None) -> dict[str, Any] | None:
+        """The ``Binary`` an attachment URL names (under this server), as a FHIR Binary resource;
+        a server that answers raw bytes gets them wrapped (base64) as one. None if the URL is
+        not a Binary on this server."""
+        url = self.url_for(attachment_url)
+        if url is None or "/Binary/" not in url:
+            return None
+        accept = f"{FHIR_JSON}, {content_type}" if content_type else f"{FHIR_JSON}, */*;q=0.5"
+        fetched = await self.fetch(url, accept=accept)
+        if fetched.status != 200:
+            raise FhirRestError(f"Binary read answered {fetched.status}", status=fetched.status)
+        binary_id = url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        if fetched.content_type in (FHIR_JSON, "application/json"):
+            body = await self._decode_json(fetched.body)
+            if isinstance(body, dict) and body.get("resourceType") == "Binary":
+                body.setdefault("id", binary_id)
+                return body
+            if fetched.content_type == FHIR_JSON:
+                raise FhirRestError("Binary answer is not a Binary")
+        raw = fetched.body
+        if len(raw) > self.limits.decode_in_thread_over:
+            data = await anyio.to_thread.run_sync(lambda: base64.b64encode(raw).decode("ascii"))
+        else:
+            data = base64.b64encode(raw).decode("ascii")
+        return {"resourceType": "Binary", "id": binary_id,
+                "contentType": content_type or fetched.content_type or "application/octet-stream", "data": data}
