@@ -170,3 +170,156 @@ def test_patient_view_templates_need_the_encounter(fx, ehr, client_reg):
     body = fx.hook_request("patient-view", {"userId": "Practitioner/1", "patientId": "pat-1"})
     found = _run(PATIENT_VIEW, body, ehr, client_reg)
     assert found.sources["procedures"] == "skipped" and found.sources["documents"] == "skipped"
+
+
+# --- fhir_rest budgets: size, inflation, time, URLs (httpx.MockTransport with real streamed bodies) ---
+import gzip  # noqa: E402
+import zlib  # noqa: E402
+
+from fhir_rest import (  # noqa: E402
+    Budget,
+    FhirRestClient,
+    FhirTimeoutError,
+    FhirTooLargeError,
+    FhirUrlError,
+    Limits,
+    check_base,
+    under_base,
+)
+
+BASE = "https://ehr.test/fhir"
+
+
+class _Chunks(httpx.AsyncByteStream):
+    """A response body that arrives in chunks, optionally slowly (as from a socket: not read eagerly)."""
+
+    def __init__(self, chunks, delay: float = 0.0) -> None:
+        self.chunks, self.delay, self.sent = chunks, delay, 0
+
+    async def __aiter__(self):
+        for chunk in self.chunks:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            self.sent += len(chunk)
+            yield chunk
+
+
+def _rest(handler, **limits):
+    budget = limits.pop("budget", None)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return http, FhirRestClient(http, BASE, token="tok", limits=Limits(**limits), budget=budget)
+
+
+def _go(coro_fn):
+    async def main():
+        return await coro_fn()
+    return asyncio.run(main())
+
+
+def test_a_streamed_answer_over_the_size_cap_is_cut_without_reading_the_rest():
+    stream = _Chunks([b'{"resourceType":"Bundle","entry":[' + b" " * 65536] + [b" " * 65536] * 6000)  # ~400 MB
+
+    def handler(request):
+        return httpx.Response(200, stream=stream, headers={"content-type": "application/fhir+json"})
+
+    http, rest = _rest(handler, max_bytes=1_000_000)
+    with pytest.raises(FhirTooLargeError):
+        _go(lambda: rest.get_json(BASE + "/Procedure?encounter=1"))
+    assert stream.sent < 1_200_000  # stopped at the cap, not after 400 MB
+
+
+def test_a_gzip_bomb_is_never_inflated_past_the_cap():
+    bomb = gzip.compress(b"{" + b" " * (1024 * 1024 * 1024), 9)  # ~1 MB on the wire, 1 GiB inflated
+    assert len(bomb) < 1_100_000
+    chunks = [bomb[i:i + 65536] for i in range(0, len(bomb), 65536)]
+
+    def handler(request):
+        return httpx.Response(200, stream=_Chunks(chunks), headers={"content-type": "application/fhir+json",
+                                                                     "content-encoding": "gzip"})
+
+    import resource
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    http, rest = _rest(handler, max_bytes=4_000_000)
+    with pytest.raises(FhirTooLargeError):
+        _go(lambda: rest.get_json(BASE + "/Bundle/1"))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 64, f"inflating the bomb grew the peak RSS by {grown_mb:.0f} MB"
+
+
+def test_gzip_answers_under_the_cap_are_inflated_and_read():
+    body = gzip.compress(b'{"resourceType": "Patient", "id": "p1"}')
+
+    def handler(request):
+        assert request.headers["accept-encoding"] == "gzip, deflate"
+        return httpx.Response(200, stream=_Chunks([body]), headers={"content-type": "application/fhir+json",
+                                                                     "content-encoding": "gzip"})
+
+    http, rest = _rest(handler)
+    assert _go(lambda: rest.read("Patient", "p1")) == {"resourceType": "Patient", "id": "p1"}
+    deflated = zlib.compress(b'{"resourceType": "Patient", "id": "p2"}')
+    http, rest = _rest(lambda r: httpx.Response(200, stream=_Chunks([deflated]), headers={
+        "content-type": "application/fhir+json", "content-encoding": "deflate"}))
+    assert _go(lambda: rest.read("Patient", "p2"))["id"] == "p2"
+
+
+def test_a_declared_length_over_the_cap_is_refused_before_reading():
+    stream = _Chunks([b"x" * 10])
+    http, rest = _rest(lambda r: httpx.Response(200, stream=stream, headers={"content-length": "999999999"}),
+                       max_bytes=1000)
+    with pytest.raises(FhirTooLargeError):
+        _go(lambda: rest.get_json(BASE + "/Patient/1"))
+    assert stream.sent == 0
+
+
+def test_a_slow_drip_is_cut_at_the_per_call_time_and_the_budget_is_shared():
+    def handler(request):
+        return httpx.Response(200, stream=_Chunks([b"{"] + [b" "] * 100, delay=0.05))
+
+    http, rest = _rest(handler, call_seconds=0.3)
+    started = time.perf_counter()
+    with pytest.raises(FhirTimeoutError):
+        _go(lambda: rest.get_json(BASE + "/Patient/1"))
+    assert time.perf_counter() - started < 0.8
+
+    http, rest = _rest(handler, call_seconds=5.0, budget=Budget(0.4))
+
+    async def three_in_a_row():
+        for _ in range(3):
+            try:
+                await rest.get_json(BASE + "/Patient/1")
+            except FhirTimeoutError:
+                pass
+    started = time.perf_counter()
+    _go(three_in_a_row)
+    assert time.perf_counter() - started < 0.9  # the whole request's budget, not 3 x 5 s
+
+
+@pytest.mark.parametrize("url", [
+    "https://ehr.test/fhir/%2e%2e/admin", "https://ehr.test/fhir/%252e%252e/x", "https://ehr.test/fhir/%25252E%25252E/x",
+    "https://ehr.test/fhir/../x", "https://ehr.test/fhir/./x", "https://user:pw@ehr.test/fhir", "ftp://ehr.test/fhir",
+    "https://ehr.test/fhir\\..\\x", "https://ehr.test/fhir/a b", "https://ehr.test/fhir#x", "https://ehr.test/fhir?x=1",
+    "https://ehr.test/" + "a" * 3000, "https://éhr.test/fhir", "https:///fhir",
+])
+def test_unsafe_base_urls_are_refused_before_anything_is_sent(url):
+    with pytest.raises(FhirUrlError):
+        check_base(url)
+
+
+def test_bases_are_normalised_and_under_base_is_by_origin_and_path():
+    assert check_base("HTTPS://EHR.test:443/fhir/") == "https://ehr.test/fhir"
+    assert check_base("http://ehr.test:8080/r4") == "http://ehr.test:8080/r4"
+    assert under_base("https://ehr.test/fhir/Binary/1?x=%20", BASE)
+    assert not under_base("https://ehr.test/fhirx/Binary/1", BASE)
+    assert not under_base("https://ehr.test:444/fhir/Binary/1", BASE)
+    assert not under_base("https://ehr.test/fhir/Binary/%252e%252e/%252e%252e/admin", BASE)
+
+
+def test_a_huge_or_double_encoded_fhir_server_is_412_and_never_contacted(make_harness, fx):
+    h = make_harness()
+    for server in (fx.FHIR + "/" + "a" * 1_000_000, fx.FHIR + "/%252e%252e/x"):
+        body = fx.order_sign_request(full_prefetch=False)
+        body["fhirServer"] = server
+        h.ehr.requests.clear()
+        response = h.post("/cds-services/order-sign-97530", body)
+        assert response.status_code == 412, response.text
+        assert h.ehr.fhir_requests() == []
