@@ -295,6 +295,7 @@ def _line_input(line: BilledLine, layout: Layout | None) -> LineInput:
     return LineInput(
         code=line.code,
         billed_units=line.billed_units if line.billed_units is not None else 0,
+        units_stated=line.billed_units is not None,
         modifiers=line.modifiers,
         minutes=minutes,
         minutes_source=source,

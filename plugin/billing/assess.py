@@ -115,7 +115,13 @@ def _split(units: int, billed: list[int]) -> list[int]:
     return out
 
 
-def _cms_text(alloc: Allocation[str], code: str, billed: int) -> str:
+def _billed_text(line: LineInput, supported: int) -> str:
+    """How the arithmetic names the billed units. A line that states none (a Procedure) is
+    reported, like everywhere else, as billed at the supported units: one number on card and page."""
+    return f"{line.billed_units} billed" if line.units_stated else f"no units stated, {supported} taken as billed"
+
+
+def _cms_text(alloc: Allocation[str], code: str, billed: str) -> str:
     parts = " + ".join(f"{c} {alloc.full[c] * 15 + alloc.leftover[c]}" for c in alloc.full)
     full_total = sum(alloc.full.values())
     remaining = alloc.total_units - full_total
@@ -131,14 +137,14 @@ def _cms_text(alloc: Allocation[str], code: str, billed: int) -> str:
     units = alloc.full[code] + alloc.extra[code]
     return (
         f"{head}; {code}: {minutes} min = {alloc.full[code]} full unit(s) + remainder {alloc.leftover[code]}"
-        f"{won} = {units} supported; {billed} billed"
+        f"{won} = {units} supported; {billed}"
     )
 
 
-def _ama_text(code: str, minutes: int, billed: int) -> str:
+def _ama_text(code: str, minutes: int, billed: str) -> str:
     return (
         f"{code}: {minutes} min -> {units_for_minutes(minutes)} unit(s) "
-        f"({METHOD_NAMES[AMA_PER_CODE]}: 8-22 = 1, 23-37 = 2, ...); {billed} billed"
+        f"({METHOD_NAMES[AMA_PER_CODE]}: 8-22 = 1, 23-37 = 2, ...); {billed}"
     )
 
 
@@ -218,13 +224,13 @@ def assess_billing(inp: BillingInput) -> tuple[LineBilling, ...]:
             supported = line_units[method][i] if mins.minutes is not None else 0
             alternative = line_units[other_method][i] if mins.minutes is not None else 0
             if mins.minutes is None:
-                arithmetic = f"{code}: {mins.note} -> 0 supported; {billed} billed"
+                arithmetic = f"{code}: {mins.note} -> 0 supported; {_billed_text(line, 0)}"
             else:
                 prefix = f"{mins.note}; " if mins.note else ""
                 if method == CMS_TOTAL_TIME:
-                    body = _cms_text(alloc, code, billed)
+                    body = _cms_text(alloc, code, _billed_text(line, supported))
                 else:
-                    body = _ama_text(code, code_minutes[code], billed)
+                    body = _ama_text(code, code_minutes[code], _billed_text(line, supported))
                 if len(code_lines[code]) > 1:
                     body += f" (the code's units are shared over its {len(code_lines[code])} lines)"
                 arithmetic = prefix + body
@@ -265,7 +271,7 @@ def assess_billing(inp: BillingInput) -> tuple[LineBilling, ...]:
                 issues.append(mismatch)
         elif is_untimed(code):
             supported = 1
-            arithmetic = f"{code}: untimed (service-based) code, 1 unit per session regardless of minutes; {billed} billed"
+            arithmetic = f"{code}: untimed (service-based) code, 1 unit per session regardless of minutes; {_billed_text(line, 1)}"
             units = UnitsDetail(UNTIMED, line.minutes, line.minutes_source, visit_total, 1, arithmetic)
             if billed > supported:
                 issues.append(

@@ -21,6 +21,7 @@ class LineInput:
     shared_block_with: tuple[str, ...] = ()  # other codes documented inside the same undivided time block
     distinct_time_block: bool = False  # documented in its own clock-time block ("0814-0844 Ther act")
     assistant_minutes: int | None = None  # minutes furnished by a PTA/OTA when known
+    units_stated: bool = True  # False: the source states no units (a Procedure); billed_units is then 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,3 +110,18 @@ def test_other_patients_other_codes_errors_and_old_visits_are_ignored() -> None:
     procs = [_proc(pid="q"), _proc(code="97110"), _proc(status="entered-in-error"),
              _proc(when="2026-11-28T09:00:00Z"), _proc(when="next week"), _proc(when="2026-12-03T09:00:00Z")]
     assert choose_visit(procs, [], patient_id="p", now=ANCHOR, window=DAY) is None
+
+
+def test_a_procedure_line_names_one_billed_count_everywhere(fx):
+    """A Procedure states no units: the line is reported as billed at the supported units, and the
+    minutes-to-units arithmetic (shown on cards and on the SMART page) says the same, not "0 billed"."""
+    import plugin
+
+    note = ("O: Ther act 30 min: sit to stand transfers from low chair x10 with verbal cues for hand placement "
+            "to reach the goal of toileting alone; CGA.\nA: completed 8/10.\nBilled: 97530 x 2 units. Total timed 30 min.")
+    proc = fx.procedure("proc-1", minutes=30)
+    evaluation = plugin.evaluate_resources(fx.bundle(proc, fx.document("doc-1", note), kind="collection"), lines_from="Procedure")
+    (line,) = evaluation.lines
+    assert line.billed_units == line.supported_units == 2
+    assert "0 billed" not in line.units.arithmetic
+    assert f"{line.billed_units} taken as billed" in line.units.arithmetic
