@@ -387,8 +387,10 @@ def _segments(text: str, headings: list[Heading], boundaries: list[int]) -> list
             # the heading's trailing whitespace may have swallowed the newline before "Time: 25 min"
             from_ = max(head.span[0], text.rfind("\n", head.span[0], head.span[1]))
             found = _SEGMENT_TIME.search(text, from_, min(end, head.span[1] + 160))
-            if found:
-                head = Heading(head.codes, head.span, int(found.group(1)), head.time_block, head.starts_segment)
+            if found and found.group("n"):
+                head = replace(head, minutes=int(found.group("n")))
+            elif found and (clock := clock_minutes(found.group("t1"), found.group("t2"))) is not None:
+                head = replace(head, minutes=clock, time_block=True, clock=_clock_key((found.group("t1"), found.group("t2"))))
         out.append(Segment(head.codes, (head.span[0], end), head))
     return out
 
@@ -432,9 +434,12 @@ def _line_end(text: str, pos: int) -> int:
 
 
 _SEGMENT_TIME = re.compile(
-    r"(?:^|\n)[ \t\-*•]*(?:time|minutes|mins|duration|total\s+time|time\s+spent)\s*[:=]\s*(\d{1,3})\s*(?:minutes?|mins?|min\b)?",
+    r"(?:^|\n)[ \t\-*•]*(?:time|minutes|mins|duration|total\s+time|time\s+spent)(?:\s*\((?:min|mins|minutes)\))?\s*[:=]\s*"
+    r"(?:(?P<t1>\d{1,2}:?\d{2})(?:\s*[ap]\.?m\.?)?\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2})(?:\s*[ap]\.?m\.?)?"
+    r"|(?P<n>\d{1,3})(?![\d:])\s*(?:minutes?|mins?|min\b)?)",
     re.IGNORECASE,
 )
+"""A form's time field under a heading: "Time: 25 min", "Duration (min): 28", "Time: 8:05 AM - 8:30 AM"."""
 
 
 def _section_spans(
