@@ -123,7 +123,7 @@ def test_documentation_advice_is_info_and_asks_for_what_was_done(schema):
     card = built.card
     schema("response", {"cards": [card]})
     assert card["indicator"] == "info"
-    assert "functional goal" in card["summary"] and card["summary"].startswith("Document")
+    assert "document the functional goal" in card["summary"] and "late-entry addendum" in card["summary"]
     detail = card["detail"]
     assert "Documentation:** missing goal" in detail and "Billing:** 2 units billed, 2 supported" in detail
     assert 'addendum marked "late entry"' in detail and "actually done" in detail
