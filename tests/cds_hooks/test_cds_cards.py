@@ -126,7 +126,7 @@ def test_documentation_advice_is_info_and_asks_for_what_was_done(schema):
     assert "document the functional goal" in card["summary"] and "late-entry addendum" in card["summary"]
     detail = card["detail"]
     assert "Documentation:** missing goal" in detail and "Billing:** 2 units billed, 2 supported" in detail
-    assert 'addendum marked "late entry"' in detail and "actually done" in detail
+    assert 'addendum marked "late entry" saying what was done' in detail and "never add what was not" in detail
     assert "toilet transfers" not in detail  # example wording is for the next visit, on the review page
     assert "26 min total timed" not in detail  # arithmetic is on the review page
     assert built.rules == ("97530/criterion/functional-goal",)
