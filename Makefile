@@ -16,8 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
+PORT ?= 8530
 run: setup fhir-server-deps
-	$(BIN)/cds97530 serve --host 127.0.0.1 --port 8530 --demo
+	$(BIN)/cds97530 serve --host 127.0.0.1 --port $(PORT) --demo
 
 # PostgreSQL tests (replicas, shared jti cache) run against the machine's server when it answers.
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test

@@ -108,6 +108,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level.upper())
     from cds_hooks.http_limits import uvicorn_limits
 
+    print(startup_line(args.host, args.port, settings.public_url, demo=args.demo), flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, workers=1, access_log=False,
                 **uvicorn_limits(settings))
     return 0
@@ -129,6 +130,7 @@ def _serve_workers(args: argparse.Namespace, settings: Any) -> int:
     os.environ["CDS97530_LOG_LEVEL"] = args.log_level.upper()
     from cds_hooks.http_limits import uvicorn_limits
 
+    print(startup_line(args.host, args.port, settings.public_url), flush=True)
     uvicorn.run("cds_hooks.service_commands:create_worker_app", factory=True, host=args.host, port=args.port, log_config=None,
                 workers=args.workers, access_log=False, **uvicorn_limits(settings, workers=args.workers))
     return 0
@@ -255,6 +257,14 @@ def sandbox_service_factory(clients_file: Path, database_url: str) -> Any:
     def factory(public_url: str) -> Any:
         return build_app(_settings(public_url=public_url, clients_file=clients_file, database_url=database_url))
     return factory
+
+
+def startup_line(host: str, port: int, public_url: str, *, demo: bool = False) -> str:
+    """The one line ``serve`` prints before it listens: where, and what to open."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = public_url.rstrip("/")
+    line = f"cds97530: listening on http://{shown}:{port} (public URL {base}); CDS discovery {base}/cds-services"
+    return line + (f"; open the demo EHR at {base}/" if demo else "")
 
 
 def _cmd_feedback_report(args: argparse.Namespace) -> int:

@@ -220,6 +220,18 @@ class _Runs:
         self._lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
         self._notices: dict[str, str] = {}
+        self._dismissed: dict[str, set[str]] = {}  # encounter id -> summaries of dismissed cards
+
+    def dismiss(self, encounter_id: str, card: dict[str, Any]) -> None:
+        """Remember a dismissed card: an EHR does not show it again for this visit (the service
+        gives every call's cards new uuids, so the card is known by what it says)."""
+        with self._lock:
+            self._dismissed.setdefault(encounter_id, set()).add(str(card.get("summary", "")))
+
+    def shown(self, encounter_id: str, cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with self._lock:
+            gone = self._dismissed.get(encounter_id, set())
+        return [c for c in cards if str(c.get("summary", "")) not in gone]
 
     def add(self, run: _Run) -> str:
         run_id = secrets.token_urlsafe(16)
@@ -394,6 +406,7 @@ def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2
             service_id, hook, context = "patient-view-97530", HOOK_PATIENT_VIEW, {}
         context = {"userId": user or "Practitioner/demo", "patientId": patient_id, "encounterId": encounter_id, **context}
         result = await _call_service(env, http, service_id, hook, context, patient_id)
+        result.cards = runs.shown(encounter_id, result.cards)
         run_id = runs.add(_Run(service_id, patient_id, encounter_id, result.cards))
         return page(request, "demo/visit.html", {
             "patient_name": human_name(patient) or patient_id,
@@ -437,12 +450,18 @@ def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2
         card = _find_card(run, form.get("card"))
         if run is None or card is None:
             return page(request, "demo/message.html", {"message": "That card is no longer shown. Open the visit again."}, 404)
-        reason = next((r for r in card.get("overrideReasons") or () if r.get("code") == form.get("reason")), None)
+        reasons = card.get("overrideReasons") or ()
+        reason = next((r for r in reasons if r.get("code") == form.get("reason")), None)
+        if reasons and reason is None:  # a dismissal with a reason is what the service learns from
+            key = runs.notice("Choose a reason to dismiss the card.")
+            return RedirectResponse(f"visit/{run.encounter_id}?notice={key}", status_code=303)
         item: dict[str, Any] = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": _now()}
         if reason:
             item["overrideReason"] = {"reason": reason}
         status = await _send_feedback(env, http, run.service_id, item)
-        key = runs.notice(f"Card dismissed. Feedback sent (HTTP {status}).")
+        runs.dismiss(run.encounter_id, card)
+        why = f" ({reason.get('display')})" if reason else ""
+        key = runs.notice(f"Card dismissed{why}; it is not shown again for this visit. Feedback sent (HTTP {status}).")
         return RedirectResponse(f"visit/{run.encounter_id}?notice={key}", status_code=303)
 
     @router.get("/launch")
@@ -508,12 +527,39 @@ async def _call_service(env: DemoEnvironment, http: httpx.AsyncClient, service_i
     except httpx.HTTPError:
         return _CallResult([], None, "The CDS service did not answer.")
     if response.status_code != 200:
-        return _CallResult([], response.status_code, f"The CDS service answered HTTP {response.status_code}.")
+        return _CallResult([], response.status_code, _refusal(response))
     try:
         cards = response.json().get("cards") or []
     except ValueError:
         return _CallResult([], response.status_code, "The CDS service sent something that is not JSON.")
     return _CallResult([c for c in cards if isinstance(c, dict)], response.status_code)
+
+
+_STATUS_MEANING = {
+    400: "the request was not a valid CDS Hooks call",
+    401: "the service did not accept this EHR's credentials",
+    404: "the service is not registered under that id",
+    412: "the service could not get the records it needs (the note or the billed lines) from the EHR",
+    413: "the request was too large",
+}
+
+
+def _refusal(response: httpx.Response) -> str:
+    """A non-200 answer in plain words, with the service's own reason (its OperationOutcome), so a
+    412 says what was missing instead of only its number."""
+    why = ""
+    try:
+        body = response.json()
+        issues = body.get("issue") if isinstance(body, dict) else None
+        for issue in issues or ():
+            why = str(issue.get("diagnostics") or (issue.get("details") or {}).get("text") or "").strip()
+            if why:
+                break
+    except ValueError:
+        pass
+    meaning = _STATUS_MEANING.get(response.status_code, "the service could not check this visit")
+    text = f"The visit was not checked: {meaning} (HTTP {response.status_code})."
+    return f"{text} The service said: {why[:300]}" if why else text
 
 
 async def _send_feedback(env: DemoEnvironment, http: httpx.AsyncClient, service_id: str, item: dict[str, Any]) -> int | str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,48 @@ _PATIENTS: tuple[tuple[str, str, str, str], ...] = (
     ("Winifred", "Castellane", "female", "1951-06-09"),
 )
 _BASE_DAY = date(2026, 3, 2)
+# More fictional names, by gender, for patients whose notes need a chart of their own.
+_MORE_NAMES: Mapping[str, tuple[tuple[str, str], ...]] = {
+    "female": (("Philippa", "Garroway"), ("Imelda", "Strathmore"), ("Noor", "Halvardsen"), ("Sabine", "Meriwether"),
+               ("Tamsin", "Oakhurst"), ("Greta", "Lindqvale"), ("Juniper", "Ashcombe"), ("Ottilie", "Brannock")),
+    "male": (("Evander", "Pellicott"), ("Ruairi", "Stonebridge"), ("Matthias", "Corrievale"), ("Idris", "Fallowmere"),
+             ("Bartholomew", "Kestrel"), ("Anselm", "Dunmore"), ("Florian", "Hatherleigh"), ("Cosmo", "Wrenfield")),
+}
+
+# What a note says about its patient and its signer, so the chart agrees with the note (a
+# "4 y/o F" note must not sit on a man born in 1988; the header's clinician is the signer).
+_AGE = re.compile(r"\b(\d{1,3})\s*(?:y/?o|yo|y\.o\.?|yrs?(?:\s+old)?|-?\s?year-old)(?:,?\s+([MF])\b)?", re.IGNORECASE)
+_SEX_WORDS = {"female": "female", "woman": "female", "girl": "female", "she": "female", "her": "female",
+              "male": "male", "man": "male", "boy": "male", "he": "male", "his": "male", "him": "male"}
+_SEX = re.compile(r"\b(female|woman|girl|male|man|boy|she|her|he|his|him)\b")
+_SIGNER = re.compile(r"(?:^|[\s.:;])(?:--\s*|-\s+)?([A-Z])\.\s?([A-Z][A-Za-z'-]+),\s*((?:PTA|PT|COTA|OTA|OTR|OT)(?:/L)?)(?:,\s*[A-Z/]+)*\s*$")
+
+
+def note_demographics(text: str) -> tuple[int | None, str | None]:
+    """(age in years, "female"/"male") as the note states them, ``None`` where it does not."""
+    age = sex = None
+    found = _AGE.search(text)
+    if found:
+        age = int(found.group(1))
+        if found.group(2):
+            sex = "female" if found.group(2).upper() == "F" else "male"
+    if sex is None:
+        word = _SEX.search(text)
+        sex = _SEX_WORDS[word.group(1)] if word else None
+    return age, sex
+
+
+def note_signer(text: str) -> tuple[str, str, str] | None:
+    """(initial, family name, credential) of the signature line ("-- I. Sandoval, PT")."""
+    found = _SIGNER.search(text.strip())
+    return (found.group(1), found.group(2), found.group(3)) if found else None
+
+
+def _compatible(a: tuple[int | None, str | None], b: tuple[int | None, str | None]) -> bool:
+    (age_a, sex_a), (age_b, sex_b) = a, b
+    if age_a is not None and age_b is not None and abs(age_a - age_b) > 1:
+        return False
+    return sex_a is None or sex_b is None or sex_a == sex_b
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,16 +298,23 @@ def build_dataset(tag: str | None = None, *, formats_case: str = "dev-032") -> S
             "resourceType": "Organization", "id": f"{tag}-payer-{payer}", "active": True, "name": info["display"],
             "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "ins", "display": "Insurance Company"}]}],
         })
-    for role, (given, family) in _CLINICIANS.items():
+    clinicians: dict[tuple[str, str], tuple[str, str, str]] = {  # (role, slug) -> (given, family, credential)
+        (role, ""): (given, family, role) for role, (given, family) in _CLINICIANS.items()}
+    for case in cases:  # every note's signer is a clinician of the EHR, with the note's credential
+        signer = note_signer(case.text)
+        if signer and _CLINICIANS.get(case.performer, ("", ""))[1] != signer[1]:
+            clinicians[(case.performer, _slug(signer[1]))] = (f"{signer[0]}.", signer[1], signer[2])
+    for (role, slug), (given, family, credential) in clinicians.items():
         taxonomy, display = ROLE_TAXONOMY[role]
+        key = role.lower() + (f"-{slug}" if slug else "")
         put(shared_entries, {
-            "resourceType": "Practitioner", "id": f"{tag}-prac-{role.lower()}", "active": True,
-            "name": [{"family": family, "given": [given], "suffix": [role]}],
+            "resourceType": "Practitioner", "id": f"{tag}-prac-{key}", "active": True,
+            "name": [{"family": family, "given": [given], "suffix": [credential]}],
             "qualification": [{"code": {"coding": [{"system": NUCC_SYSTEM, "code": taxonomy, "display": display}]}}],
         })
         put(shared_entries, {
-            "resourceType": "PractitionerRole", "id": f"{tag}-role-{role.lower()}", "active": True,
-            "practitioner": {"reference": f"Practitioner/{tag}-prac-{role.lower()}"},
+            "resourceType": "PractitionerRole", "id": f"{tag}-role-{key}", "active": True,
+            "practitioner": {"reference": f"Practitioner/{tag}-prac-{key}"},
             "code": [{"coding": [{"system": NUCC_SYSTEM, "code": taxonomy, "display": display}]}],
         })
     shared_bundle = {"resourceType": "Bundle", "type": "transaction", "entry": shared_entries}
@@ -272,11 +322,16 @@ def build_dataset(tag: str | None = None, *, formats_case: str = "dev-032") -> S
     groups: list[tuple[str, str, list[tuple[NoteCase, str]]]] = []
     names = iter(_PATIENTS)
     for payer in PAYERS:
-        payer_cases = [c for c in cases if c.payer == payer]
-        for half in (0, 1):
-            chosen = payer_cases[half * 2: half * 2 + 2]
-            formats = CONTENT_TYPES[half * 2: half * 2 + 2]
-            groups.append((f"{payer}{half + 1}", payer, list(zip(chosen, formats, strict=True))))
+        payer_cases = [c for c in cases if c.payer == payer][:4]
+        # two visits per chart where the two notes can be the same person; otherwise a chart each
+        charts: list[list[tuple[NoteCase, str]]] = []
+        for case, ctype in zip(payer_cases, CONTENT_TYPES, strict=True):
+            last = charts[-1] if charts else None
+            if last and len(last) < 2 and all(_compatible(note_demographics(c.text), note_demographics(case.text)) for c, _ in last):
+                last.append((case, ctype))
+            else:
+                charts.append([(case, ctype)])
+        groups += [(f"{payer}{n}", payer, chart) for n, chart in enumerate(charts, start=1)]
     formats_note = next(c for c in cases if c.case_id == formats_case)
     groups.append(("formats", formats_note.payer, [(formats_note, ct) for ct in CONTENT_TYPES]))
 
@@ -284,7 +339,17 @@ def build_dataset(tag: str | None = None, *, formats_case: str = "dev-032") -> S
     patient_bundles: list[dict[str, Any]] = []
     day = 0
     for pn, (group, payer, visit_specs) in enumerate(groups, start=1):
-        given, family, gender, birth = next(names)
+        given, family, gender, birth = next(names, None) or ("", "", "", "")
+        age, sex = next((d for d in (note_demographics(c.text) for c, _ in visit_specs) if d[0] is not None),
+                        (None, None))
+        sex = sex or next((d[1] for d in (note_demographics(c.text) for c, _ in visit_specs) if d[1]), None)
+        if sex and sex != gender or not given:  # a name of the note's sex
+            gender = sex or gender or "female"
+            given, family = _MORE_NAMES[gender][pn % len(_MORE_NAMES[gender])]
+        if age is not None:  # born on 1 January, so the note's age holds on every visit of the year
+            birth = date((_BASE_DAY + timedelta(days=(day + 1) * 2)).year - age, 1, 1).isoformat()
+        elif not birth:
+            birth = date(1950 + (pn * 7) % 40, 1 + pn % 12, 1 + pn % 27).isoformat()
         entries: list[dict[str, Any]] = []
         pid = f"{tag}-pat-{pn}"
         cov_id = f"{tag}-cov-{pn}"
@@ -324,6 +389,9 @@ def _visit_ids(tag: str, pn: int, vn: int, group: str, case: NoteCase, payer: st
                pid: str, cov_id: str, service_date: str) -> SyntheticVisit:
     stem = f"{tag}-{pn}-{vn}"
     role = case.performer.lower()
+    signer = note_signer(case.text)
+    if signer and _CLINICIANS.get(case.performer, ("", ""))[1] != signer[1]:
+        role = f"{role}-{_slug(signer[1])}"
     return SyntheticVisit(
         key=f"{group}-{vn}", case=case, payer=payer, content_type=ctype, service_date=service_date,
         patient_id=pid, encounter_id=f"{stem}-enc", claim_id=f"{stem}-claim", document_id=f"{stem}-doc",
@@ -499,3 +567,6 @@ def visit_resources(data: SyntheticDataset, visit: SyntheticVisit) -> list[dict[
     )
     return [data.resources[r] for r in refs]
 
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")

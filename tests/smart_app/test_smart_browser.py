@@ -113,7 +113,6 @@ def browser(stack: dict[str, Any]) -> Iterator[Any]:
 @pytest.fixture
 def context(browser: Any, stack: dict[str, Any]) -> Iterator[Any]:
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack["url"])
     try:
         yield ctx
     finally:
@@ -214,17 +213,18 @@ def test_arithmetic_both_methods_side_by_side(context: Any, stack: dict[str, Any
     assert f"Would support: {line.units.alternative_units} unit" in other.inner_text()
 
 
-def test_copy_button_puts_the_example_wording_on_the_clipboard(context: Any, stack: dict[str, Any]) -> None:
+def test_example_wording_is_labelled_for_the_next_visit_and_has_no_copy_button(context: Any, stack: dict[str, Any]) -> None:
     env = stack["env"]
     visit = next(v for v in env.dataset.visits(verdict="needs-documentation", content_type="text/plain"))
     _, review = _open_review(context, stack, visit.encounter_id)
-    button = review.locator("button.copy-button").first
-    target = review.locator("#" + button.get_attribute("data-copy-target")).inner_text()
-    button.click()
-    review.locator(".copy-status", has_text="Copied to the clipboard.").first.wait_for(state="attached")
-    assert review.evaluate("navigator.clipboard.readText()") == target
+    assert review.locator("button.copy-button").count() == 0  # not wording to paste into a signed note
     line = next(li for li in _expected_evaluation(env, visit).lines if li.code == "97530")
-    assert target in [f.example for f in line.findings if f.example]
+    examples = review.locator("section.examples")
+    if any(f.example for f in line.findings if f.status.value == "missing"):
+        assert "for the next visit" in examples.locator("h3").inner_text()
+        assert "late entry" in examples.inner_text()
+        shown = examples.locator("blockquote").all_inner_texts()
+        assert all(any(f.example in text for f in line.findings if f.example) for text in shown)
 
 
 def test_note_markup_renders_as_text(context: Any, stack: dict[str, Any]) -> None:
@@ -258,9 +258,8 @@ def test_print_stylesheet_hides_controls(context: Any, stack: dict[str, Any]) ->
     env = stack["env"]
     visit = next(v for v in env.dataset.visits(verdict="needs-documentation", content_type="text/plain"))
     _, review = _open_review(context, stack, visit.encounter_id)
-    assert review.locator("button.copy-button").first.is_visible()
+    assert review.locator("button.print-button").is_visible()
     review.emulate_media(media="print")
-    assert not review.locator("button.copy-button").first.is_visible()
     assert not review.locator("button.print-button").is_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     review.pdf(path=str(ARTIFACTS / "smart-review-print.pdf"))
