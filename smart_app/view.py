@@ -91,6 +91,12 @@ class LineView:
     denied: tuple[str, ...] = ()
     rules: tuple[str, ...] = ()
     print_note: bool = True  # print the note text under this line (once per visit: see line_views)
+    hide_money: bool = False  # the payer has no fee schedule in data: no Medicare figure anywhere
+
+    def plain(self, text: str) -> str:
+        """A billing message or arithmetic as shown: without the engine's Medicare "$ at risk"
+        figure when the payer has no fee schedule (the engine prices every payer as Medicare)."""
+        return _MONEY.sub("", text) if self.hide_money else text
 
     @property
     def anchor(self) -> str:
@@ -138,6 +144,8 @@ def _evidence_spans(line: LineEvaluation) -> list[tuple[Evidence, str]]:
         out += [(ev, "documented-service") for ev in line.documented.evidence]
     return out
 
+
+_MONEY = re.compile(r"[;,]?\s*(?:about\s+)?\$[\d,]+(?:\.\d+)?\s+(?:at risk|more|less)?\s*(?:\((?:estimate\s+)?CY\d{4}\))?")
 
 CLAUSE_MIN_WORDS = 4
 CLAUSE_MAX_CHARS = 320
@@ -261,6 +269,7 @@ def line_views(evaluation: VisitEvaluation, fees: VisitFees | None = None) -> tu
             fees=fees.lines[number - 1] if number - 1 < len(fees.lines) else None,
             denied=denied,
             rules=rules,
+            hide_money=not fees.available,
         ))
     # the note is the same for every line: a print shows it once, under the first line whose
     # evidence it highlights (else the first line), so two lines fit on two pages

@@ -123,3 +123,13 @@ def test_short_quotes_are_widened_to_their_clause() -> None:
     g = text.index("Goal:")
     s, e = clause_of(text, g, g + 5)
     assert text[s:e] == "Goal: return to work lifting 30 lb boxes."
+
+
+def test_no_medicare_figure_for_a_payer_without_a_fee_schedule(smart_kit) -> None:
+    evaluation = replace(smart_kit.crafted_evaluation(), payer="wsi", payer_label="WSI")
+    (view,) = line_views(evaluation)
+    assert view.hide_money and view.fees.billed is None
+    text = "31 min -> 2 supported; 3 billed; about $25.05 at risk (estimate CY2026)"
+    assert view.plain(text) == "31 min -> 2 supported; 3 billed"
+    (medicare,) = line_views(smart_kit.crafted_evaluation())
+    assert medicare.plain(text) == text and medicare.fees.billed is not None
