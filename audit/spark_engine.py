@@ -42,7 +42,10 @@ def route_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
     for batch in batches:
         out: dict[str, list[Any]] = {name: [] for name in ROUTE_SCHEMA.names}
         for value, file in zip(batch.column("value").to_pylist(), batch.column("file").to_pylist()):
-            if value is None or not value.strip():
+            if value is None:
+                continue
+            value = value.decode("utf-8", errors="replace")  # as the local engine does: the same line in both
+            if not value.strip():
                 continue
             where = (file or "").rsplit("/", 1)[-1]
             resource = parse_line(value, where)
@@ -116,7 +119,8 @@ def run_spark(files: list[InputFile], out: Path, options: AuditOptions, *, maste
     own = session is None
     spark = session or build_session(master, progress=sys.stderr.isatty())
     try:
-        text = spark.read.text([f.path for f in files]).withColumn("file", F.input_file_name())
+        text = (spark.read.text([f.path for f in files])
+                .select(F.col("value").cast("binary").alias("value"), F.input_file_name().alias("file")))
         routed = text.mapInArrow(route_batches, spark_schema(ROUTE_SCHEMA)).persist(StorageLevel.MEMORY_AND_DISK)
         for row in routed.filter(F.col("kind") != "res").select("kind", "where", "reason").orderBy("where", "kind", "reason").toLocalIterator():
             on_skip(Skip(row["kind"], row["where"], row["reason"]))

@@ -43,6 +43,15 @@ def export_2k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_export(folder, 2000, compress=True, per_file=4000).manifest
 
 
+@pytest.fixture(scope="session")
+def local_2k(export_2k: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """The local engine's audit of the CI export (2 processes), shared by the local and Spark tests."""
+    from audit.run import run_audit
+
+    out = tmp_path_factory.mktemp("local-2k")
+    return run_audit([str(export_2k)], out, processes=2, progress=False), out
+
+
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
     """One Spark session per test module (local[2]); fails in CI when PySpark or Java 17 is missing."""

@@ -39,12 +39,6 @@ def test_dollars_at_risk(verdict, billed, supported, fee, suggested, supported_f
     assert dollars_at_risk(line, fee, supported_fee) == expected
 
 
-@pytest.fixture(scope="module")
-def local_2k(export_2k: Path, tmp_path_factory: pytest.TempPathFactory):
-    out = tmp_path_factory.mktemp("local-2k")
-    return run_audit([str(export_2k)], out, processes=2, progress=False), out
-
-
 def test_rows_match_the_labels_of_the_notes(local_2k, export_2k: Path) -> None:
     result, out = local_2k
     rows = read_lines(out).to_pylist()
