@@ -7,8 +7,10 @@ not timed), then each configuration runs in a fresh child process, one after ano
   local-1    the local engine, 1 process          local-2   the local engine, 2 worker processes
   spark-2    the spark engine, local[2] (JVM start-up included, as a user sees it)
 
-Printed per run: wall seconds, visits/s, visits/s per core, peak memory (the summed RSS of the child's whole
-process tree, JVM and workers included, sampled every 0.2 s) and the ratio of its time to the baseline's.
+Printed per run: wall seconds, visits/s, visits/s per core, CPU seconds of the child's whole process tree
+(user + system, JVM and workers included) and visits per CPU-second (the figure that least depends on what
+else the machine is running), peak memory (summed RSS of the tree, sampled every 0.2 s) and the ratio of
+its time to the baseline's.
 Results are also appended as JSON lines to ``--results`` so a long run can be read while it goes on.
 
     .venv/bin/python benchmarks/bench_audit.py [--sizes 10000,100000] [--configs baseline,local-1,local-2,spark-2]
@@ -49,10 +51,11 @@ print(json.dumps({"seconds": seconds, "visits": result.stats.get("visits") if co
 """
 
 
-def _tree_rss(pid: int) -> int:
-    """Summed RSS (bytes) of ``pid`` and every descendant, from /proc."""
+def _tree(pid: int) -> dict[int, tuple[int, float]]:
+    """(RSS bytes, user+system CPU seconds) of ``pid`` and every descendant, from /proc."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    stats: dict[int, tuple[int, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -60,27 +63,32 @@ def _tree_rss(pid: int) -> int:
             with open(f"/proc/{entry}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
             children.setdefault(int(fields[1]), []).append(int(entry))
-            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+            stats[int(entry)] = (int(fields[21]) * os.sysconf("SC_PAGE_SIZE"), (int(fields[11]) + int(fields[12])) / tick)
         except (OSError, IndexError, ValueError):
             continue
-    total, todo = 0, [pid]
+    out, todo = {}, [pid]
     while todo:
         p = todo.pop()
-        total += rss.get(p, 0)
+        if p in stats:
+            out[p] = stats[p]
         todo += children.get(p, [])
-    return total
+    return out
 
 
 def run_config(manifest: Path, out: Path, config: str) -> dict:
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(manifest), str(out), config], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
+    cpu: dict[int, float] = {}
     stop = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not stop.is_set():
-            peak = max(peak, _tree_rss(proc.pid))
+            tree = _tree(proc.pid)
+            peak = max(peak, sum(rss for rss, _ in tree.values()))
+            for p, (_, seconds) in tree.items():
+                cpu[p] = max(cpu.get(p, 0.0), seconds)
             stop.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -92,6 +100,7 @@ def run_config(manifest: Path, out: Path, config: str) -> dict:
         raise SystemExit(f"{config} failed:\n{stderr[-3000:]}")
     result = json.loads(stdout.strip().splitlines()[-1])
     result["peak_mb"] = round(peak / 1e6, 1)
+    result["cpu_seconds"] = round(sum(cpu.values()), 1)  # whole run incl. start-up; exits between samples lose <0.2 s each
     return result
 
 
@@ -109,7 +118,7 @@ def main() -> int:
     results.parent.mkdir(parents=True, exist_ok=True)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-audit-"))
     print(f"bench_audit: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; work in {work}", flush=True)
-    print(f"{'visits':>8} {'config':<9} {'seconds':>9} {'visits/s':>9} {'per core':>9} {'peak MB':>8} {'x baseline':>10}", flush=True)
+    print(f"{'visits':>8} {'config':<9} {'seconds':>9} {'visits/s':>9} {'per core':>9} {'CPU s':>8} {'visits/CPU-s':>12} {'peak MB':>8} {'x baseline':>10}", flush=True)
     for size in (int(s) for s in args.sizes.split(",")):
         export = work / f"export-{size}"
         t = time.perf_counter()
@@ -124,7 +133,8 @@ def main() -> int:
             baseline = seconds if config == "baseline" else baseline
             rate = size / seconds
             ratio = f"{seconds / baseline:.1f}x" if baseline else "-"
-            print(f"{size:>8} {config:<9} {seconds:>9.1f} {rate:>9.1f} {rate / CORES[config]:>9.1f} {got['peak_mb']:>8.0f} {ratio:>10}"
+            print(f"{size:>8} {config:<9} {seconds:>9.1f} {rate:>9.1f} {rate / CORES[config]:>9.1f} {got['cpu_seconds']:>8.0f} "
+                  f"{size / max(got['cpu_seconds'], 0.1):>12.1f} {got['peak_mb']:>8.0f} {ratio:>10}"
                   f"   (load before {load:.1f})", flush=True)
             with results.open("a") as handle:
                 handle.write(json.dumps({"visits": size, "config": config, "cores": CORES[config], "load_before": load,
