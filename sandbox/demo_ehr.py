@@ -45,6 +45,7 @@ from markupsafe import Markup
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
+from fhir_rest import FhirRestClient, Limits
 from sandbox.authserver import DemoClient, LaunchContext, SmartAuthServer, auth_router
 from sandbox.fhir_refs import human_name, parse_reference
 
@@ -313,19 +314,19 @@ def _headers(response: Response) -> Response:
     return response
 
 
+def _reader(http: httpx.AsyncClient, env: DemoEnvironment) -> FhirRestClient:
+    """The EHR's own reads go through the project's one FHIR REST client (``fhir_rest``); its
+    writes (applying a suggestion) are plain httpx: fhir_rest reads only."""
+    return FhirRestClient(http, env.fhir_base, token=env.ehr_token, limits=Limits(call_seconds=env.settings.hook_timeout_seconds))
+
+
 async def _fhir_search(http: httpx.AsyncClient, env: DemoEnvironment, rtype: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    response = await http.get(f"{env.fhir_base}/{rtype}", params=params, headers=_ehr_auth(env))
-    response.raise_for_status()
-    return [e["resource"] for e in response.json().get("entry") or () if isinstance(e.get("resource"), dict)]
+    bundle = await _reader(http, env).search(rtype, params)
+    return [e["resource"] for e in bundle.get("entry") or () if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
 
 
 async def _fhir_read(http: httpx.AsyncClient, env: DemoEnvironment, ref: str) -> dict[str, Any] | None:
-    response = await http.get(f"{env.fhir_base}/{ref}", headers=_ehr_auth(env))
-    if response.status_code == 404:
-        return None
-    response.raise_for_status()
-    doc: dict[str, Any] = response.json()
-    return doc
+    return await _reader(http, env).get(ref)
 
 
 def _ehr_auth(env: DemoEnvironment) -> dict[str, str]:

@@ -185,7 +185,8 @@ def create_app(
             return error_page(request, "no-session", 401)
         if isinstance(data.get("expires_at"), (int, float)) and data["expires_at"] < time.time():
             return error_page(request, "expired", 401)
-        reader = FhirReader(request.app.state.http, data["iss"], data["access_token"], max_pages=settings.max_search_pages)
+        reader = FhirReader(request.app.state.http, data["iss"], data["access_token"], max_pages=settings.max_search_pages,
+                            call_seconds=settings.fhir_timeout_seconds)
         app_context = parse_app_context(data.get("app_context"))
         chosen = parse_reference(encounter, expected="Encounter") if encounter else None
         if chosen:  # the user picked a visit: that overrides the card's context
