@@ -46,6 +46,7 @@ from plugin.errors import PluginError
 log = logging.getLogger("cds97530.pool")
 
 _READY = "ready"
+_WORKER_NICENESS = 5
 
 
 class EvaluationTimeout(TimeoutError):
@@ -103,6 +104,10 @@ def _limit_memory(memory_mb: int) -> None:
 def worker_main(conn: Connection, memory_mb: int) -> None:
     """Loop of one worker: receive (job, args, kwargs), answer ("ok", value) or ("error", exc)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on `serve` stops the parent, which kills us
+    try:  # on a busy machine the event loop (health checks, deadlines, small calls) goes first
+        os.nice(_WORKER_NICENESS)
+    except OSError:
+        pass
     try:
         evaluate_in_process(_WARM_UP_BUNDLE, lines_from="ServiceRequest")  # load rule data before the first call
     except Exception:  # noqa: BLE001 - a failed warm-up shows on the first real call instead

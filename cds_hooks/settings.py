@@ -58,8 +58,9 @@ class CdsSettings(BaseSettings):
     """Budget of one FHIR read (default: ``fhir_timeout_seconds``)."""
     fhir_budget_seconds: float | None = Field(default=None, gt=0)
     """Budget of all FHIR reads of one hook call (default: ``deadline_seconds`` minus a margin)."""
-    fhir_max_response_bytes: int = Field(default=16_000_000, ge=1024)
-    """A FHIR answer larger than this (after gzip inflation) is cut off and treated as unavailable."""
+    fhir_max_response_bytes: int = Field(default=12_000_000, ge=1024)
+    """A FHIR answer larger than this (on the wire or after gzip inflation) is cut off and treated as
+    unavailable (an 8 MB attachment is ~10.7 MB as a JSON Binary)."""
     fhir_server_max_length: int = Field(default=2048, ge=64)
 
     jwt_algorithms: list[str] = ["RS384", "ES384"]

@@ -29,12 +29,14 @@ from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import anyio
+import anyio.lowlevel
 import httpx
 
 from fhir_rest.errors import FhirRestError, FhirTimeoutError, FhirTooLargeError, FhirUrlError
 from fhir_rest.urls import check_base, under_base
 
 FHIR_JSON = "application/fhir+json"
+_INFLATE_STEP = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +140,15 @@ class FhirRestClient:
                     parts.append(raw)
                     continue
                 data = raw
-                while data:  # inflate in steps no larger than what is left of the limit
-                    chunk = inflater.decompress(data, limit - kept + 1)
+                while data:  # inflate in small steps (never past the limit), yielding to the loop between
+                    chunk = inflater.decompress(data, min(_INFLATE_STEP, limit - kept + 1))
                     kept += len(chunk)
                     if kept > limit:
                         raise FhirTooLargeError(f"FHIR answer inflates to over {limit} bytes")
                     parts.append(chunk)
                     data = inflater.unconsumed_tail
+                    if data:
+                        await anyio.lowlevel.checkpoint()
             if inflater is not None:
                 tail = inflater.flush()
                 kept += len(tail)
