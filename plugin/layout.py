@@ -59,7 +59,7 @@ _PLAN_NAMES = {"p", "plan", "hep", "home program"}
 _ASSESS_NAMES = {"a", "assessment", "assess", "response", "impression", "pain"}  # sections where responses are written
 _GOAL_NAMES = {"goal", "goals", "ltg", "ltgs", "stg", "stgs"}
 _SUBJECTIVE_NAMES = {"s", "subjective", "hpi"}
-_SIGNATURE = re.compile(r"(?:^|\n)\s*(?:--|—|-- )\s*[A-Z]", re.MULTILINE)
+_SIGNATURE = re.compile(r"(?:^|\n)[ \t]*+(?:--|—|-- )[ \t]*+[A-Z]", re.MULTILINE)
 
 _TOTAL_TIMED = re.compile(
     r"(?:(?:total\s+)?(?:timed|billable|billed)(?:\s+(?:code|treatment|tx|therapy|service))?|total\s+direct(?:\s+1:1)?)(?:\s+(?:minutes?|mins?|min|time))?\s*(?:[:=-]|was|of)?\s*(?P<n>\d{1,3})(?!\d|\s*(?:/\s*\d|x|lb|#|ft|units?\b|u\b|visits?\b))"
@@ -68,9 +68,9 @@ _TOTAL_TIMED = re.compile(
 )
 _TOTAL_TREATMENT = re.compile(
     r"(?:total\s+(?:tx|treatment|session|visit|therapy)(?:\s+time)?|total(?=\s*[:=]?\s*\d)|treatment\s+time|tx\s+time)"
-    r"\s*(?:minutes?|mins?|min)?\s*(?:[:=-]|was|of)?\s*(?P<n>\d{1,3})(?!\s*(?:/\s*\d|x|lb|#|ft|of\s))"
+    r"\s*+(?:minutes?|mins?|min)?\s*+(?:[:=-]|was|of)?\s*+(?P<n>\d{1,3})(?!\s*(?:/\s*\d|x|lb|#|ft|of\s))"
     r"|(?:session(?:\s+(?:time|length|duration))?|time\s+in\s+(?:circuit|session|group|clinic|class)|visit\s+(?:time|length))"
-    r"\s*(?:[:=-]|was|of)?\s*(?P<n2>\d{1,3})\s*(?:minutes?|mins?|min\b|')",
+    r"\s*+(?:[:=-]|was|of)?\s*+(?P<n2>\d{1,3})\s*(?:minutes?|mins?|min\b|')",
     re.IGNORECASE,
 )
 

@@ -9,6 +9,7 @@ or the one duration left when it is the only line left. Every value carries the 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 
 from plugin.billing import LineInput, is_timed
@@ -18,6 +19,9 @@ from plugin.lexicon import Lexicon, lowered
 from plugin.timing import Attribution, Duration, TimeGrammar, attribute, find_durations, other_work
 
 _LIST_ITEM = re.compile(r"[ \t]*(?:\d{1,2}[.)]|[-*•]|\(?[a-z]\))\s")
+LOOK_BACK = 200
+"""How far back in its sentence a duration looks for a goal or plan word (a bound, so a 60 K note
+that is one sentence cannot make each duration rescan it)."""
 MIN_DESCRIBED_WEIGHT = 1.5
 """An activity must score this much in the sentence (one clear activity word, e.g. 'transfers')
 before a duration is said to describe it; weak object words alone ('basket') do not."""
@@ -46,10 +50,12 @@ def read_prose_time(
     scan = lowered(text)
     spans = list(sentences(text, (0, len(text))))
 
+    starts = [a for a, _ in spans]
+
     def sentence_of(pos: int) -> Span:
-        for a, b in spans:
-            if a <= pos < b:
-                return a, b
+        i = bisect_right(starts, pos) - 1
+        if i >= 0 and spans[i][0] <= pos < spans[i][1]:
+            return spans[i]
         return pos, min(len(text), pos + 200)
 
     def in_goal_list(pos: int) -> bool:
@@ -63,11 +69,10 @@ def read_prose_time(
     def not_today(pos: int) -> bool:
         if layout.in_plan(pos) or in_goal_list(pos):
             return True
-        a, _ = sentence_of(pos)
-        before = scan[a:pos]
+        a = max(sentence_of(pos)[0], pos - LOOK_BACK)
         if lex.plan.search(text, a, pos):
             return True
-        return any(r.search(before) for r in lex.goal_fast)
+        return any(r.search(scan, a, pos) for r in lex.goal_fast)
 
     durations = find_durations(text, grammar, skip=skip, not_today=not_today)
     total = next((d for d in durations if d.kind == "total-timed"), None) if layout.total_timed is None else None
@@ -77,6 +82,7 @@ def read_prose_time(
 
     def describe(d: Duration) -> str | None:
         a, b = sentence_of(d.span[0])
+        a, b = max(a, d.span[0] - LOOK_BACK), min(b, d.span[1] + LOOK_BACK)
         after = (d.span[1], b)
         if len(text[after[0]:after[1]].split()) < 2:
             after = (a, d.span[0])

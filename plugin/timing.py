@@ -19,6 +19,7 @@ goal, or a plan for a later visit are not service time. Pure: no I/O beyond the 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -124,6 +125,13 @@ class Duration:
     rule: str
 
 
+def possessive_spaces(pattern: str) -> str:
+    """Every ``\\s*`` / ``\\s+`` made possessive (``\\s*+``): nothing in the grammar starts with a
+    space, so whitespace never has to be given back, and a run of 60,000 spaces or form feeds can no
+    longer be split between neighbouring ``\\s*`` in quadratically many ways."""
+    return re.sub(r"(?<!\\)(\\s[*+])(?![+?])", r"\1+", pattern)
+
+
 def _alternation(words: Iterable[str]) -> str:
     return "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(words, key=len, reverse=True))
 
@@ -151,7 +159,7 @@ def parse_time_grammar(raw: Any, *, file: str = TIME_FILE) -> TimeGrammar:
                 raise RuleSetError(f"source {entry.source!r} is not defined in sources", file=file, path=f"{group}.{entry.id}")
             if not entry.examples.fires or not entry.examples.quiet:
                 raise RuleSetError("needs examples that fire and examples that stay quiet", file=file, path=f"{group}.{entry.id}")
-            pattern = entry.p.replace("{N}", number).replace("{MIN}", minute).replace("{CLOCK}", _CLOCK)
+            pattern = possessive_spaces(entry.p.replace("{N}", number).replace("{MIN}", minute).replace("{CLOCK}", _CLOCK))
             try:
                 regex = re.compile(pattern, _FLAGS)
             except re.error as exc:
@@ -207,13 +215,16 @@ def find_durations(
 ) -> list[Duration]:
     """Every duration of the note, by kind, in text order; ``skip`` holds spans already read
     (headings, charge-table rows, totals) and ``not_today(pos)`` says a position is a goal or a plan."""
-    taken: list[Span] = list(skip)
+    taken = _Spans(skip)
     found: list[Duration] = []
+    windows = _windows(text, grammar)
     for kind, rules in (("total-timed", grammar.total_timed), ("session", grammar.session), ("service", grammar.service)):
         for rule in rules:
-            for m in rule.regex.finditer(text):
+            for m in (m for a, b in windows for m in rule.regex.finditer(text, a, b)):
+                if len(found) >= MAX_DURATIONS:
+                    return sorted(found, key=lambda d: d.span)
                 span = m.span()
-                if any(a < span[1] and span[0] < b for a, b in taken):
+                if taken.overlaps(span):
                     continue
                 minutes = _minutes_of(m.group(0), grammar)
                 if minutes is None or not 0 < minutes <= 240:
@@ -222,9 +233,51 @@ def find_durations(
                     continue
                 if kind != "service" and not_today(span[0]):
                     continue
-                taken.append(span)
+                taken.add(span)
                 found.append(Duration(span, minutes, kind, rule.id))
     return sorted(found, key=lambda d: d.span)
+
+
+_CUE = re.compile(r"(?i:min(?:ute)?s?|hour)(?![a-z])|\d{1,2}:?\d{2}(?:\s*[ap]\.?m\.?)?\s*(?:[-–—]|to\b|until\b|till\b|through\b)")
+WINDOW_BEFORE, WINDOW_AFTER = 120, 60
+"""Every duration names minutes or a clock range; the grammar runs only in windows around those
+cues (120 characters before, 60 after), so a note's length costs one cheap scan, not one per rule."""
+
+
+def _windows(text: str, grammar: TimeGrammar) -> list[Span]:
+    out: list[Span] = []
+    for m in _CUE.finditer(text):
+        a, b = max(0, m.start() - WINDOW_BEFORE), min(len(text), m.end() + WINDOW_AFTER)
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+        if len(out) > MAX_DURATIONS * 4:
+            break
+    return out
+
+
+MAX_DURATIONS = 200
+"""A treatment note states a handful of durations; past this many the rest are not read (a bound on
+work for a crafted note of 6,000 clock ranges)."""
+
+
+class _Spans:
+    """Disjoint spans kept sorted, for overlap tests in O(log n)."""
+
+    def __init__(self, spans: Iterable[Span]) -> None:
+        self.items: list[Span] = []
+        for span in sorted(spans):
+            self.add(span)
+
+    def overlaps(self, span: Span) -> bool:
+        i = bisect_left(self.items, (span[1], span[1]))
+        return i > 0 and self.items[i - 1][1] > span[0] or any(
+            a < span[1] and span[0] < b for a, b in self.items[max(0, i - 2):i + 1]
+        )
+
+    def add(self, span: Span) -> None:
+        insort(self.items, span)
 
 
 def _minutes_of(words: str, grammar: TimeGrammar) -> int | None:
