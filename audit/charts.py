@@ -23,7 +23,7 @@ def hbars(items: Sequence[tuple[str, float, str]], *, title: str, fmt: Callable[
     if not items:
         return f'<p class="empty">{escape(title)}: nothing to show.</p>'
     top = max((v for _, v, _ in items), default=0) or 1
-    plot = width - label_width - 120
+    plot = width - label_width - 190
     height = row * len(items) + 8
     parts = [f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']

@@ -38,7 +38,7 @@ def chart_set(data: dict[str, Any]) -> dict[str, Markup]:
     titles = criteria_titles()
 
     def rows(table: list[dict[str, Any]], limit: int = 15) -> list[tuple[str, float, str]]:
-        return [(d["name"], d["dollars"], f"{d['lines']:,} lines need attention") for d in table[:limit]]
+        return [(d["name"], d["dollars"], f"{d['lines']:,} lines flagged") for d in table[:limit]]
 
     verdict_order = ["supported", "needs-documentation", "recode"]
     verdicts = data["verdicts"]

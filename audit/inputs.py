@@ -137,7 +137,7 @@ def parse_line(raw: bytes | str, where: str) -> dict | Skip:
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError):
-        return Skip("unreadable-line", where, "not valid JSON (or not UTF-8)")
+        return Skip("unreadable-line", where, "not valid JSON")
     if not isinstance(value, dict):
         return Skip("not-a-resource", where, "a JSON value that is not an object")
     return value

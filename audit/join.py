@@ -53,7 +53,7 @@ class Skip:
 
 SKIP_KINDS = {
     "unreadable-file": "a file could not be opened or decompressed",
-    "unreadable-line": "a line is not valid JSON",
+    "unreadable-line": "a line is not valid JSON (bytes that are not UTF-8 are read as U+FFFD first)",
     "not-a-resource": "a line is JSON but has no resourceType",
     "unknown-type": "a resource type the audit does not read (ignored)",
     "missing-id": "a resource without an id cannot be joined",
