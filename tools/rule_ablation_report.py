@@ -84,7 +84,7 @@ def outcomes(ruleset: Any, dev: list[tuple[str, Any, str]], visits: list[tuple[s
     return out
 
 
-def report(paths: list[Path]) -> tuple[list[tuple[str, int]], int, int]:
+def report(paths: list[Path], only: list[str] | None = None) -> tuple[list[tuple[str, int]], int, int]:
     """[(entry id, outcomes changed)], number of cases, number of entries."""
     ruleset = load_ruleset()
     dev = dev_inputs(paths)
@@ -92,6 +92,8 @@ def report(paths: list[Path]) -> tuple[list[tuple[str, int]], int, int]:
     base = outcomes(ruleset, dev, visits)
     rows = []
     for rule in ruleset.lexicon.rules:
+        if only and rule.id not in only:
+            continue
         reduced = dataclasses.replace(ruleset, lexicon=without(ruleset.lexicon, rule.id))
         got = outcomes(reduced, dev, visits)
         rows.append((rule.id, sum(got[c] != base[c] for c in base)))
@@ -123,13 +125,17 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", type=Path, nargs="*", default=[SHARED / "cases" / "dev.jsonl", SHARED / "cases" / "dev2.jsonl"])
     ap.add_argument("--write-docs", action="store_true", help="replace the appendix of docs/rules.md")
+    ap.add_argument("--only", nargs="*", default=None, help="only these entry ids (no --write-docs)")
     args = ap.parse_args()
     missing = [p for p in args.cases if not p.is_file()]
     if missing:
         print(f"case files not found: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    rows, n_cases, n_entries = report(args.cases)
+    if args.only and args.write_docs:
+        print("--only and --write-docs do not mix", file=sys.stderr)
+        return 2
+    rows, n_cases, n_entries = report(args.cases, args.only)
     text = render(rows, n_cases, n_entries, args.cases)
     print(text)
     print(f"\n({time.perf_counter() - started:.1f} s)", file=sys.stderr)
