@@ -246,19 +246,25 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
         for m in regex.finditer(text):
             matches.append((m.start(), m.end(), code))
     matches.sort(key=lambda t: (t[0], -(t[1] - t[0])))
+    by_start: dict[int, list[tuple[int, int, str]]] = {}
+    for item in matches:
+        by_start.setdefault(item[0], []).append(item)
+    row_starts = [a for a, _ in table_rows]
     taken_until = -1
     last_end = 0  # end of the previous heading: "0800-0838 TA   0838-0850 TE" has two on one line
     i = 0
     while i < len(matches):
         start, end, code = matches[i]
         i += 1
-        if start < taken_until or any(a <= start < b for a, b in table_rows):
+        r = bisect_right(row_starts, start) - 1
+        if start < taken_until or (r >= 0 and table_rows[r][0] <= start < table_rows[r][1]):
             continue
         if _UNCHECKED_BEFORE.search(text, max(0, start - 8), start):
             continue  # "[ ] Manual therapy": an unchecked box names a service that was not given
         codes = [code]
         # "97530 Therapeutic Activities" / "Therapeutic Activities - 97530": one heading, not two
-        same = next((e for s2, e, c in matches if c == code and end <= s2 <= end + 3 and re.fullmatch(r"[\s:\-–(]*", text[end:s2])), None)
+        same = next((e for s2 in range(end, end + 4) for _, e, c in by_start.get(s2, ())
+                     if c == code and re.fullmatch(r"[\s:\-–(]*", text[end:s2])), None)
         if same is not None:
             end = same + (1 if text[same:same + 1] == ")" and "(" in text[start:same] else 0)
         # A combined heading: "Manual therapy/therapeutic activities 1015-1043 (28 min)".
@@ -266,7 +272,7 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
             join = _JOIN.match(text, end)
             if not join:
                 break
-            nxt = next(((s, e, c) for s, e, c in matches if s == join.end() and c not in codes), None)
+            nxt = next(((s, e, c) for s, e, c in by_start.get(join.end(), ()) if c not in codes), None)
             if nxt is None:
                 break
             codes.append(nxt[2])
