@@ -50,7 +50,7 @@ _POST = re.compile(
 _AFTER_OK = re.compile(r"\s*(?:[:,\-–—(\n|\t]|$|\d|x\s*\d)", re.IGNORECASE)
 
 _SECTION = re.compile(
-    r"(?:^|\n|(?<=[.;!?])\s)\s*+(?P<name>A|P|S|O|Assessment|Assess|Plan|Goals?|LTGs?|STGs?|Response|Impression|Subjective|Objective|HPI|"
+    r"(?:^|\n|(?<=[.;!?])\s)[^\S\n]*+(?P<name>A|P|S|O|Assessment|Assess|Plan|Goals?|LTGs?|STGs?|Response|Impression|Subjective|Objective|HPI|"
     r"HEP|Home\s+program|Pain|Total\s+(?:timed|treatment|tx)|Timed\s+min(?:utes)?|Timed|Signed|Electronically\s+signed)"
     r"\s*(?:\(|:|=|\b(?=\s+\d))",
     re.IGNORECASE,
