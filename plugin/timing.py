@@ -244,16 +244,21 @@ WINDOW_BEFORE, WINDOW_AFTER = 120, 60
 cues (120 characters before, 60 after), so a note's length costs one cheap scan, not one per rule."""
 
 
+MAX_CUES = 60
+"""A treatment note has a few dozen minute or clock cues at most; durations are read around the
+first 60 (a crafted note of 6,000 clock ranges costs as much as a long real one)."""
+
+
 def _windows(text: str, grammar: TimeGrammar) -> list[Span]:
     out: list[Span] = []
-    for m in _CUE.finditer(text):
+    for n, m in enumerate(_CUE.finditer(text)):
+        if n >= MAX_CUES:
+            break
         a, b = max(0, m.start() - WINDOW_BEFORE), min(len(text), m.end() + WINDOW_AFTER)
         if out and a <= out[-1][1]:
             out[-1] = (out[-1][0], b)
         else:
             out.append((a, b))
-        if len(out) > MAX_DURATIONS * 4:
-            break
     return out
 
 
