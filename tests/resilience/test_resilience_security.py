@@ -184,7 +184,8 @@ def test_a_valid_jwt_gets_in_once_and_is_refused_at_the_other_replica(cluster: A
     assert _post(b.base_url + PATH, rs, _body(cluster, load_harness)).status_code == 200
     fb = forge.sign(forge.claims(aud=cluster.endpoint(FB_PATH)))
     item = {"feedback": [{"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}]}
-    assert _post(b.base_url + FB_PATH, fb, item).status_code == 200
+    # the JWT gets in (not 401); the card was never issued, so nothing is stored (404)
+    assert _post(b.base_url + FB_PATH, fb, item).status_code == 404
     assert _post(a.base_url + FB_PATH, fb, item).status_code == 401
 
 
