@@ -147,7 +147,8 @@ def create_app(
         sid = await run_in_threadpool(store.create, {"fhir_state": launch_state, "iss": issuer, "ehr_launch": bool(launch)})
         response = RedirectResponse(authorize_url, status_code=302)
         response.headers.update(page_headers)
-        set_session_cookie(response, sid, secure=settings.secure_cookies, max_age=settings.session_ttl_seconds)
+        set_session_cookie(response, sid, secure=settings.secure_cookies, max_age=settings.session_ttl_seconds,
+                           framed=bool(settings.frame_ancestors))
         return response
 
     @app.get("/callback", response_class=HTMLResponse)

@@ -98,7 +98,17 @@ def session_id(request: Request) -> str | None:
     return request.cookies.get(COOKIE_NAME)
 
 
-def set_session_cookie(response: Response, sid: str, *, secure: bool, max_age: int) -> None:
+def set_session_cookie(response: Response, sid: str, *, secure: bool, max_age: int, framed: bool = False) -> None:
+    """HttpOnly, host-only. SameSite=Lax, unless the page is meant to sit in an EHR's iframe on
+    another site (``framed``, over https): then a Lax cookie would never come back from inside the
+    frame, so it is ``SameSite=None; Secure; Partitioned`` (CHIPS: kept per embedding site, so
+    the EHR's frame gets its own session and no other site can ride on it)."""
+    if framed and secure:
+        response.set_cookie(COOKIE_NAME, sid, max_age=max_age, httponly=True, samesite="none", secure=True, path="/")
+        # Python < 3.14's cookie writer has no Partitioned attribute: add it to the header just set
+        name, value = response.raw_headers[-1]
+        response.raw_headers[-1] = (name, value + b"; Partitioned")
+        return
     response.set_cookie(
         COOKIE_NAME, sid, max_age=max_age, httponly=True, samesite="lax", secure=secure, path="/"
     )

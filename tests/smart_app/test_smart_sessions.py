@@ -72,3 +72,20 @@ def test_sessions_on_postgresql() -> None:
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+@pytest.mark.parametrize(("secure", "framed", "expect", "absent"), [
+    (True, True, ["samesite=none", "secure", "partitioned", "httponly"], ["samesite=lax"]),
+    (True, False, ["samesite=lax", "secure", "httponly"], ["partitioned"]),
+    (False, True, ["samesite=lax", "httponly"], ["secure", "samesite=none"]),  # None needs Secure: loopback dev
+])
+def test_session_cookie_comes_back_from_inside_an_ehr_frame(secure: bool, framed: bool, expect: list[str],
+                                                             absent: list[str]) -> None:
+    from starlette.responses import Response
+
+    from smart_app.sessions import set_session_cookie
+
+    response = Response()
+    set_session_cookie(response, "sid", secure=secure, max_age=60, framed=framed)
+    cookie = response.headers["set-cookie"].lower()
+    assert all(part in cookie for part in expect) and not any(part in cookie for part in absent), cookie
