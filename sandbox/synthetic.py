@@ -23,7 +23,7 @@ import html
 import re
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -321,6 +321,7 @@ def build_dataset(tag: str | None = None, *, formats_case: str = "dev-032") -> S
 
     groups: list[tuple[str, str, list[tuple[NoteCase, str]]]] = []
     names = iter(_PATIENTS)
+    legacy_keys: dict[str, str] = {}
     for payer in PAYERS:
         payer_cases = [c for c in cases if c.payer == payer][:4]
         # two visits per chart where the two notes can be the same person; otherwise a chart each
@@ -332,6 +333,8 @@ def build_dataset(tag: str | None = None, *, formats_case: str = "dev-032") -> S
             else:
                 charts.append([(case, ctype)])
         groups += [(f"{payer}{n}", payer, chart) for n, chart in enumerate(charts, start=1)]
+        for i, case in enumerate(payer_cases):  # visit keys stay "<payer><1|2>-<1|2>" by note position
+            legacy_keys[case.case_id] = f"{payer}{i // 2 + 1}-{i % 2 + 1}"
     formats_note = next(c for c in cases if c.case_id == formats_case)
     groups.append(("formats", formats_note.payer, [(formats_note, ct) for ct in CONTENT_TYPES]))
 
@@ -370,6 +373,8 @@ def build_dataset(tag: str | None = None, *, formats_case: str = "dev-032") -> S
         for vn, (case, ctype) in enumerate(visit_specs, start=1):
             day += 1
             visit = _visit_ids(tag, pn, vn, group, case, payer, ctype, pid, cov_id, (_BASE_DAY + timedelta(days=day * 2)).isoformat())
+            if group != "formats" and case.case_id in legacy_keys:
+                visit = replace(visit, key=legacy_keys[case.case_id])
             for resource in _visit_resources(visit, tag):
                 put(entries, resource)
             visits.append(visit)

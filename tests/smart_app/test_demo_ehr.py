@@ -154,7 +154,7 @@ def test_demo_visit_fits_the_width_and_cards_stay_short(stack, browser, width) -
 def test_dismiss_needs_a_reason_and_removes_the_card(stack, browser) -> None:
     page = browser.new_page(viewport={"width": 400, "height": 900})
     _visit_with_cards(page, stack, "needs-documentation")
-    card = page.locator("article.card").first
+    card = page.locator("article.card:has(form.override)").first
     summary = card.locator(".card-summary").inner_text()
     select = card.locator("form.override select")
     assert select.input_value() == ""  # no reason is chosen for the clinician
