@@ -1,25 +1,35 @@
-"""Latency and throughput of the CDS service next to a bare FastAPI endpoint, in one run.
+"""Latency, throughput and server CPU of the CDS hook path next to a bare FastAPI endpoint, in one run,
+with ``wrk`` as the load generator (C, event-driven: not the bottleneck, unlike a Python client).
 
-Both run under uvicorn with ONE worker in their own process on 127.0.0.1; the load generator
-(httpx, one process) sends a full-prefetch order-sign request with a freshly signed ES384 JWT
-per call (real signature, aud, jti replay check in SQLite) at concurrency 1, 16 and 64. The bare
-endpoint only parses the same body (``await request.json()``) and answers ``{"cards": []}``.
+Three servers run on 127.0.0.1, each ONE uvicorn worker in its own process:
 
-    .venv/bin/python benchmarks/bench_cds.py [--seconds 8] [--concurrency 1 16 64]
+- ``cds``: ``cds97530 serve`` as a hospital runs it (httptools, request-head limits, evaluation
+  pool of one worker per core);
+- ``cds-thread``: the same with ``CDS97530_EVALUATION_PROCESSES=0`` (evaluation in a thread of
+  the service process, no hard deadline): the pool's overhead is the difference;
+- ``bare``: a FastAPI endpoint that only parses the same body (``await request.json()``) and
+  answers ``{"cards": []}``: the baseline.
 
-Prints a markdown table: p50/p95 latency (ms), throughput (req/s), and how many answers lost
-their card to the deadline (``empty``). The load generator shares the machine's cores with the
-server, so absolute numbers are a floor for the service, not a ceiling.
+Every call is a full-prefetch order-sign request (Patient, Encounter, Procedure, a DocumentReference
+with an inline note, Coverage, two draft ServiceRequests); a Lua script rotates 60 bodies over 20
+different notes (so no cache flatters the figure) and a pool of pre-signed ES384 JWTs, each with
+its own ``jti`` (every CDS call verifies a signature and inserts its jti into SQLite).
+
+    .venv/bin/python benchmarks/bench_cds.py [--seconds 10] [--concurrency 1 16 64] [--skip-thread]
+
+Prints a markdown table: p50/p90/p95/p99 latency (ms, wrk's), requests/s, non-2xx answers, answers
+without the expected card (sampled), server CPU per call (service process, and with its evaluation
+workers), and the throughput ratio to the bare endpoint at the same concurrency. ``wrk`` is the
+Debian package ``wrk`` (``apt-get install wrk``); without it the script says so and exits 2.
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
+import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,32 +50,71 @@ ISS = "https://bench-ehr.test"
 KID = "bench-1"
 PATH = "/cds-services/order-sign-97530"
 
-# Synthetic notes (no PHI). Each request gets one; the mix yields a card on every call.
+# 20 synthetic notes (no PHI): activities x cues x responses, each billed as 97530 with 3 units,
+# so every call yields a card (documentation or units advice).
+_ACTIVITIES = ["sit to stand transfers from a low chair", "tub bench transfers", "step-ups 4 in and 6 in",
+               "reaching to an upper shelf in standing", "floor to chair transfer practice"]
+_CUES = ["verbal cues for hand placement", "tactile cues for weight shift", "no cues", "demonstration"]
 NOTES = [
-    "PT note. Ther act 25 min: seated knee extension 3x10 with 3# ankle weights, straight leg raises 3x10, "
-    "hamstring curls 3x12, calf raises 2x15, bridges 2x10.\nTolerated well. Continue per plan.\nTotal timed 25 min.",
-    "OT note. Ther act 28 min: pt practiced tub bench transfers, 6 trials, with verbal cues for sequencing. "
-    "Dressing practice in sitting.\nTolerated fair.\nTotal timed 28 min.",
-    "PT note. LTG: ascend 12 steps to bedroom with rail, mod I.\nTher act 30 min: step-ups 4 in and 6 in, "
-    "3x10 each, lateral steps 3x10 with band.\nTotal timed 30 min.",
+    f"PT note. Ther act {20 + i} min: {_ACTIVITIES[i % 5]}, {6 + i % 4} trials, with {_CUES[i % 4]}. "
+    + ("LTG: independent transfers at home. " if i % 3 else "")
+    + (f"Pt completed {5 + i % 4}/10 with CGA. " if i % 2 else "Tolerated well. ")
+    + f"\nTotal timed {20 + i} min."
+    for i in range(20)
 ]
 
-SERVER = textwrap.dedent("""
+BARE = textwrap.dedent("""
     import sys, uvicorn
-    kind, port = sys.argv[1], int(sys.argv[2])
-    if kind == "cds":
-        from cds_hooks.app import create_app
-        from cds_hooks.settings import CdsSettings
-        app = create_app(CdsSettings(public_url=f"http://127.0.0.1:{port}", database_url=sys.argv[3],
-                                     clients_file=sys.argv[4], smart_launch_url="https://smart.test/launch"))
-    else:
-        from fastapi import FastAPI, Request
-        app = FastAPI()
-        @app.post("/cds-services/{service_id}")
-        async def bare(service_id: str, request: Request):
-            await request.json()
-            return {"cards": []}
-    uvicorn.run(app, host="127.0.0.1", port=port, workers=1, log_level="warning", access_log=False)
+    from fastapi import FastAPI, Request
+    app = FastAPI()
+    @app.post("/cds-services/{service_id}")
+    async def bare(service_id: str, request: Request):
+        await request.json()
+        return {"cards": []}
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok"}
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), workers=1, log_level="warning", access_log=False)
+""")
+
+LUA = textwrap.dedent("""
+    -- Rotates bodies and pre-signed JWTs; each wrk thread takes its own slice of the tokens.
+    local counter = 0
+    local threads = {}
+    function setup(thread)
+        thread:set("id", counter)
+        table.insert(threads, thread)
+        counter = counter + 1
+    end
+    local function lines(path)
+        local out = {}
+        for line in io.lines(path) do table.insert(out, line) end
+        return out
+    end
+    function init(args)
+        bodies = lines(args[1])
+        tokens = lines(args[2])
+        nthreads = tonumber(args[3])
+        i = 0
+        per = math.floor(#tokens / nthreads)
+        base = id * per
+    end
+    function request()
+        i = i + 1
+        local body = bodies[(i % #bodies) + 1]
+        local token = tokens[base + ((i - 1) % per) + 1]
+        return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json",
+                                              ["Authorization"] = "Bearer " .. token}, body)
+    end
+    function done(summary, latency, requests)
+        local non2xx = summary.errors.status
+        io.write(string.format('RESULT {"requests": %d, "seconds": %f, "non2xx": %d, "socket_errors": %d, ' ..
+            '"p50": %f, "p90": %f, "p95": %f, "p99": %f}\\n',
+            summary.requests, summary.duration / 1e6, non2xx,
+            summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+            latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(95) / 1000,
+            latency:percentile(99) / 1000))
+    end
 """)
 
 
@@ -104,16 +153,41 @@ def request_body(i: int) -> dict[str, Any]:
                                  "subject": ref, "context": {"encounter": [enc]},
                                  "content": [{"attachment": {"contentType": "text/plain", "data": _b64(note)}}]}),
             "coverage": bundle({"resourceType": "Coverage", "id": f"cov-{i}", "status": "active", "beneficiary": ref,
-                                "payor": [{"display": "Medicare"}],
-                                "type": {"text": "Medicare Part B"}}),
+                                "payor": [{"display": "Medicare"}], "type": {"text": "Medicare Part B"}}),
         },
     }
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), to report server CPU per request."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """(CPU of the process, CPU of the process and its children now alive and reaped)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / tick
+    reaped = (int(fields[13]) + int(fields[14])) / tick
+    alive = 0.0
+    for child in children(pid):
+        try:
+            alive += cpu_seconds(child)
+        except OSError:
+            continue
+    return own, own + reaped + alive
 
 
 def free_port() -> int:
@@ -122,61 +196,67 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(kind: str, port: int, *extra: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, kind, str(port), *extra], cwd=ROOT)
-    deadline = time.monotonic() + 30
+def wait_up(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server on {port} exited")
         try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz" if kind == "cds" else f"http://127.0.0.1:{port}/docs", timeout=0.5)
-            return proc
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
+            return
         except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{kind} server did not start")
+            time.sleep(0.2)
+    raise RuntimeError(f"server on {port} did not start")
 
 
-async def load(base: str, bodies: list[bytes], tokens: list[str], concurrency: int, seconds: float,
-               warmup: int = 30) -> dict[str, float]:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        counter = iter(range(10**9))
+def start_cds(port: int, tmp: Path, clients: Path, *, processes: int | None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    if processes is not None:
+        env["CDS97530_EVALUATION_PROCESSES"] = str(processes)
+    cli = str(Path(sys.executable).with_name("cds97530"))
+    return subprocess.Popen([cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--clients", str(clients),
+                             "--database-url", f"sqlite:///{tmp}/bench-{port}.sqlite3", "--log-level", "warning",
+                             "--smart-launch-url", "https://smart.test/launch"], cwd=ROOT, env=env)
 
-        async def one() -> tuple[float, int]:
-            i = next(counter)
-            headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}", "Content-Type": "application/json"}
-            t0 = time.perf_counter()
-            r = await client.post(PATH, content=bodies[i % len(bodies)], headers=headers)
-            dt = time.perf_counter() - t0
-            if r.status_code != 200:
-                raise RuntimeError(f"status {r.status_code}: {r.text[:200]}")
-            return dt, len(r.json()["cards"])
 
-        for _ in range(warmup):
-            await one()
-        latencies: list[float] = []
-        empty = 0
-        stop = time.perf_counter() + seconds
+def sign_tokens(key: Any, aud: str, n: int) -> list[str]:
+    now = int(time.time())
+    return [jwt.encode({"iss": ISS, "aud": aud, "iat": now, "exp": now + 1800, "jti": str(uuid.uuid4())}, key,
+                       algorithm="ES384", headers={"kid": KID, "typ": "JWT"}) for _ in range(n)]
 
-        async def worker() -> None:
-            nonlocal empty
-            while time.perf_counter() < stop:
-                dt, cards = await one()
-                latencies.append(dt)
-                empty += cards == 0
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    q = statistics.quantiles(latencies, n=100)
-    return {"n": len(latencies), "p50": q[49] * 1000, "p95": q[94] * 1000, "rps": len(latencies) / elapsed,
-            "empty": empty}
+def run_wrk(url: str, script: Path, bodies: Path, tokens: Path, *, connections: int, seconds: float) -> dict[str, Any]:
+    threads = min(2, connections)
+    done = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, int(seconds))}s", "--timeout", "10s",
+                           "--latency", "-s", str(script), url, "--", str(bodies), str(tokens), str(threads)],
+                          capture_output=True, text=True, timeout=seconds + 60, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"wrk printed no result: {done.stdout[-500:]} {done.stderr[-500:]}")
+
+
+def sample_cards(url: str, bodies: list[str], tokens: list[str]) -> int:
+    """How many of 20 sampled answers lack the expected card (deadline cuts, errors)."""
+    missing = 0
+    with httpx.Client(timeout=10) as client:
+        for i in range(20):
+            r = client.post(url, content=bodies[i % len(bodies)],
+                            headers={"Authorization": f"Bearer {tokens[i]}", "Content-Type": "application/json"})
+            missing += r.status_code != 200 or not r.json().get("cards")
+    return missing
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    ap.add_argument("--skip-thread", action="store_true", help="do not measure the in-thread evaluation variant")
     args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        print("bench_cds: `wrk` is not installed; it is the load generator (a Python client saturates first).\n"
+              "Install it with: apt-get install wrk   (Debian package `wrk`)", file=sys.stderr)
+        return 2
 
     key = ec.generate_private_key(ec.SECP384R1())
     jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
@@ -185,47 +265,73 @@ def main() -> int:
     clients = tmp / "clients.yaml"
     clients.write_text(yaml.safe_dump({"clients": [{"iss": ISS, "jwks": {"keys": [jwk]},
                                                      "fhir_servers": ["https://bench-ehr.test/fhir"]}]}))
-    bodies = [json.dumps(request_body(i)).encode() for i in range(60)]
-    results: list[tuple[str, int, dict[str, float]]] = []
-    ports = {"cds": free_port(), "bare": free_port()}
-    procs = {kind: start(kind, port, f"sqlite:///{tmp}/bench.sqlite3", str(clients)) for kind, port in ports.items()}
+    bodies = [json.dumps(request_body(i)) for i in range(60)]
+    bodies_file = tmp / "bodies.txt"
+    bodies_file.write_text("\n".join(bodies) + "\n")
+    script = tmp / "rotate.lua"
+    script.write_text(LUA)
+
+    kinds = ["bare", "cds"] + ([] if args.skip_thread else ["cds-thread"])
+    ports = {k: free_port() for k in kinds}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    results: list[tuple[str, int, dict[str, Any]]] = []
     load_before = os.getloadavg()
     try:
+        procs["bare"] = subprocess.Popen([sys.executable, "-c", BARE, str(ports["bare"])], cwd=ROOT)
+        procs["cds"] = start_cds(ports["cds"], tmp, clients, processes=None)
+        if "cds-thread" in kinds:
+            procs["cds-thread"] = start_cds(ports["cds-thread"], tmp, clients, processes=0)
+        for kind in kinds:
+            wait_up(ports[kind], procs[kind])
         for c in args.concurrency:
-            for kind in ("cds", "bare"):  # back to back, so both see the same machine load
-                base = f"http://127.0.0.1:{ports[kind]}"
-                n_tokens = int(250 * args.seconds) + 100 * c  # every CDS call needs an unused jti
-                now = int(time.time())
-                tokens = [jwt.encode({"iss": ISS, "aud": base + PATH, "iat": now, "exp": now + 600,
-                                      "jti": str(uuid.uuid4())}, key, algorithm="ES384",
-                                     headers={"kid": KID, "typ": "JWT"}) for _ in range(n_tokens)]
-                cpu0 = cpu_seconds(procs[kind].pid)
-                res = asyncio.run(load(base, bodies, tokens, c, args.seconds))
-                res["cpu_ms"] = (cpu_seconds(procs[kind].pid) - cpu0) * 1000 / (res["n"] + 30)
-                if res["n"] + 30 > len(tokens):
-                    print(f"warning: {kind} c={c} reused tokens; raise the token count", file=sys.stderr)
+            for kind in kinds:  # back to back, so all see the same machine load
+                if kind == "cds-thread" and c > 16:
+                    continue
+                url = f"http://127.0.0.1:{ports[kind]}{PATH}"
+                n_tokens = int(600 * args.seconds) + 200  # every CDS call needs an unused jti
+                tokens = sign_tokens(key, url, n_tokens + 40)
+                tokens_file = tmp / f"tokens-{kind}-{c}.txt"
+                tokens_file.write_text("\n".join(tokens[:n_tokens]) + "\n")
+                own0, all0 = tree_cpu(procs[kind].pid)
+                res = run_wrk(url, script, bodies_file, tokens_file, connections=c, seconds=args.seconds)
+                own1, all1 = tree_cpu(procs[kind].pid)
+                n = max(1, res["requests"])
+                res["rps"] = res["requests"] / res["seconds"]
+                res["cpu_ms"] = (own1 - own0) * 1000 / n
+                res["cpu_all_ms"] = (all1 - all0) * 1000 / n
+                res["tokens_ok"] = res["requests"] <= n_tokens
+                res["missing"] = sample_cards(url, bodies, tokens[n_tokens:]) if kind != "bare" else None
                 results.append((kind, c, res))
-                print(f"{kind:5} c={c:<3} n={res['n']:<6} p50={res['p50']:7.1f} ms  p95={res['p95']:7.1f} ms  "
-                      f"{res['rps']:7.1f} req/s  server CPU {res['cpu_ms']:.2f} ms/req  empty={res['empty']}",
-                      file=sys.stderr)
+                print(f"{kind:10} c={c:<3} n={res['requests']:<6} p50={res['p50']:7.1f} p90={res['p90']:7.1f} "
+                      f"p95={res['p95']:7.1f} ms {res['rps']:7.1f} req/s non-2xx={res['non2xx']} "
+                      f"CPU {res['cpu_ms']:.2f} ms/req ({res['cpu_all_ms']:.2f} with workers)", file=sys.stderr)
+                if kind != "bare" and not res["tokens_ok"]:
+                    print(f"warning: {kind} c={c} ran out of fresh JWTs (raise n_tokens): non-2xx are replays",
+                          file=sys.stderr)
     finally:
         for proc in procs.values():
             proc.terminate()
-            proc.wait(timeout=10)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     load_after = os.getloadavg()
 
-    print(f"\nbody size {len(bodies[0])} bytes, {os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
-          f"load average {load_before[0]:.1f} before / {load_after[0]:.1f} after, {args.seconds:g} s per cell\n")
-    print("| endpoint | concurrency | requests | p50 ms | p95 ms | req/s | server CPU ms/req | answers without the expected card |")
-    print("|---|---|---|---|---|---|---|---|")
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
+    print(f"\nbody {len(bodies[0])} bytes (60 bodies, 20 notes), {os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
+          f"{wrk_version.strip()}, load average {load_before[0]:.1f} before / {load_after[0]:.1f} after, "
+          f"{args.seconds:g} s per cell\n")
+    print("| endpoint | concurrency | requests | p50 ms | p90 ms | p95 ms | p99 ms | req/s | non-2xx | "
+          "server CPU ms/req (process) | with evaluation workers | sampled answers without a card | × bare |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     bare = {c: r for k, c, r in results if k == "bare"}
+    label = {"bare": "bare parse", "cds": "CDS order-sign (pool)", "cds-thread": "CDS order-sign (in-thread)"}
     for kind, c, r in results:
-        print(f"| {'CDS order-sign' if kind == 'cds' else 'bare parse'} | {c} | {r['n']} | {r['p50']:.1f} | "
-              f"{r['p95']:.1f} | {r['rps']:.0f} | {r['cpu_ms']:.2f} | {int(r['empty']) if kind == 'cds' else '-'} |")
-    print()
-    for kind, c, r in results:
-        if kind == "cds" and c in bare:
-            print(f"- concurrency {c}: CDS throughput = {r['rps'] / bare[c]['rps']:.2f} × bare endpoint")
+        ratio = f"{r['rps'] / bare[c]['rps']:.3f}" if kind != "bare" and c in bare else "-"
+        missing = "-" if r["missing"] is None else f"{r['missing']}/20"
+        print(f"| {label[kind]} | {c} | {r['requests']} | {r['p50']:.1f} | {r['p90']:.1f} | {r['p95']:.1f} | "
+              f"{r['p99']:.1f} | {r['rps']:.0f} | {r['non2xx']} | {r['cpu_ms']:.2f} | {r['cpu_all_ms']:.2f} | "
+              f"{missing} | {ratio} |")
     return 0
 
 
