@@ -13,6 +13,11 @@ database. The browser is a real HTTP client with a cookie jar, following the red
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -47,13 +52,38 @@ def private_key(tmp_path: Any) -> Any:
     return path
 
 
-def test_production_serve_launches_against_the_ehrs_authorization_server(tmp_path: Any, private_key: Any) -> None:
-    _need_node()
+@dataclass
+class Stack:
+    """Two replicas of production `serve`, the "EHR" (its authorization server and FHIR server),
+    and an EHR shell page on a registered origin that embeds the SMART page."""
+
+    replica_a: Any
+    replica_b: Any
+    ehr_auth: Any
+    ehr_shell: Any
+    auth: Any
+    visit: Any
+    db: Path
+
+    @property
+    def iss(self) -> str:
+        return str(self.auth.fhir_base)
+
+    def launch_url(self, replica: Any = None) -> str:
+        from sandbox.authserver import LaunchContext
+
+        launch_id = self.auth.register_launch(LaunchContext(patient=self.visit.patient_id, encounter=self.visit.encounter_id))
+        return f"{(replica or self.replica_a).url}/smart/launch?" + urlencode({"iss": self.iss, "launch": launch_id})
+
+
+@contextmanager
+def production_stack(tmp_path: Path, private_key: Path, *, frame_origin: bool = True) -> Iterator[Stack]:
     from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
 
     from cds_hooks.service_commands import build_app
     from cds_hooks.settings import CdsSettings
-    from sandbox.authserver import DemoClient, LaunchContext, SmartAuthServer, auth_router
+    from sandbox.authserver import DemoClient, SmartAuthServer, auth_router
     from sandbox.demo_ehr import SMART_APP_SCOPES
     from sandbox.fhir_server import FhirServer
     from sandbox.synthetic import build_dataset
@@ -61,10 +91,11 @@ def test_production_serve_launches_against_the_ehrs_authorization_server(tmp_pat
 
     from .conftest import LiveServer  # type: ignore[import-not-found]
 
-    replica_a, replica_b, ehr_auth = LiveServer(None), LiveServer(None), LiveServer(None)
+    replica_a, replica_b, ehr_auth, ehr_shell = LiveServer(None), LiveServer(None), LiveServer(None), LiveServer(None)
     public_url = replica_a.url  # the load balancer's URL; replica B answers under it too (see below)
     auth = SmartAuthServer(fhir_base="http://placeholder.invalid/fhir", public_base=f"{ehr_auth.url}/auth", clients=[])
     fhir = FhirServer(smart_configuration=auth.smart_configuration()).start()
+    started: list[Any] = []
     try:
         auth.fhir_base = fhir.base_url.rstrip("/")
         auth.set_token_sink(lambda token, expires_in, patient: fhir.issue_token(token=token, expires_in=expires_in, patient=patient),
@@ -78,59 +109,111 @@ def test_production_serve_launches_against_the_ehrs_authorization_server(tmp_pat
         clients = tmp_path / "clients.yaml"
         clients.write_text(yaml.safe_dump({"clients": [{
             "iss": "https://ehr.hospital.example", "jku": ["https://ehr.hospital.example/jwks"],
-            "fhir_servers": [auth.fhir_base], "cors_origins": [EHR_ORIGIN],
+            "fhir_servers": [auth.fhir_base], "cors_origins": [EHR_ORIGIN, *([ehr_shell.url] if frame_origin else [])],
         }]}), encoding="utf-8")
         db = tmp_path / "shared.sqlite3"
         settings = CdsSettings(public_url=public_url, database_url=f"sqlite:///{db}", clients_file=clients)
         smart = SmartSettings(private_key_file=private_key)  # confidential client: private_key_jwt
-        app_a = build_app(settings, smart=smart)
-        app_b = build_app(settings, smart=smart)
-
-        replica_a.start(app_a)
-        replica_b.start(app_b)
+        started += [replica_a.start(build_app(settings, smart=smart)), replica_b.start(build_app(settings, smart=smart))]
         # The EHR registers the app with the JWKS the app publishes (as an admin would copy it).
         published = httpx.get(f"{replica_a.url}/smart/.well-known/jwks.json", timeout=10).json()
-        auth.register_client(DemoClient(
-            "cds97530-smart", (f"{public_url}/smart/callback",), jwks=published, scopes=SMART_APP_SCOPES))
+        auth.register_client(DemoClient("cds97530-smart", (f"{public_url}/smart/callback",), jwks=published,
+                                        scopes=SMART_APP_SCOPES))
         auth_app = FastAPI()
         auth_app.include_router(auth_router(auth), prefix="/auth")
-        ehr_auth.start(auth_app)
-        try:
-            launch_id = auth.register_launch(LaunchContext(patient=visit.patient_id, encounter=visit.encounter_id))
-            with httpx.Client(timeout=30) as browser:
-                first = browser.get(f"{replica_a.url}/smart/launch?" + urlencode({"iss": auth.fhir_base, "launch": launch_id}))
-                assert first.status_code == 302, first.text[:300]
-                assert first.headers["location"].startswith(f"{ehr_auth.url}/auth/authorize?")
-                at_auth = browser.get(first.headers["location"])
-                assert at_auth.status_code == 302, at_auth.text[:300]
-                callback = httpx.URL(at_auth.headers["location"])
-                assert str(callback).startswith(f"{public_url}/smart/callback?")
-                # the callback lands on the other replica: the session is in the shared database
-                back = browser.get(f"{replica_b.url}/smart/callback?{callback.query.decode()}")
-                assert back.status_code == 303, back.text[:500]
-                page = browser.get(f"{replica_a.url}/smart/evaluation")
-            assert page.status_code == 200, page.text[:500]
-            assert "Visit review" in page.text and "Line 1: CPT" in page.text
-            csp = page.headers["content-security-policy"]
-            assert f"frame-ancestors {EHR_ORIGIN}" in csp and "'self'" not in csp.split("frame-ancestors")[1]
-            with sa.create_engine(f"sqlite:///{db}").connect() as conn:
-                rows = conn.execute(sa.text("select id, data from smart_sessions")).all()
-            assert len(rows) == 1
-            sid = browser.cookies.get("cds97530_smart_sid")
-            assert sid and rows[0][0] != sid and sid not in rows[0][1]  # keyed by a hash of the cookie
-            # the demo world is not there in production
-            assert httpx.get(f"{replica_a.url}/demo/ehr/", timeout=10).status_code == 404
-            # a launch id is good once: a second launch with it is refused by the EHR's server
-            with httpx.Client(timeout=30) as again:
-                first = again.get(f"{replica_a.url}/smart/launch?" + urlencode({"iss": auth.fhir_base, "launch": launch_id}))
-                refused = again.get(first.headers["location"])
-                assert refused.status_code == 302 and "error=" in refused.headers["location"]
-        finally:
-            ehr_auth.stop()
-            replica_a.stop()
-            replica_b.stop()
+        started.append(ehr_auth.start(auth_app))
+        shell = FastAPI()
+
+        @shell.get("/chart")
+        async def chart(src: str) -> HTMLResponse:  # the EHR's chart with the app in its iframe
+            from html import escape
+
+            return HTMLResponse(f'<!doctype html><title>EHR</title><iframe id="app" src="{escape(src)}" '
+                                'width="1000" height="800"></iframe>')
+
+        started.append(ehr_shell.start(shell))
+        yield Stack(replica_a, replica_b, ehr_auth, ehr_shell, auth, visit, db)
     finally:
+        for server in started:
+            server.stop()
         fhir.stop()
+
+
+def test_production_serve_launches_against_the_ehrs_authorization_server(tmp_path: Any, private_key: Any) -> None:
+    _need_node()
+    with production_stack(tmp_path, private_key) as stack:
+        replica_a, replica_b, ehr_auth, public_url = stack.replica_a, stack.replica_b, stack.ehr_auth, stack.replica_a.url
+        launch_url = stack.launch_url()
+        with httpx.Client(timeout=30) as browser:
+            first = browser.get(launch_url)
+            assert first.status_code == 302, first.text[:300]
+            assert first.headers["location"].startswith(f"{ehr_auth.url}/auth/authorize?")
+            at_auth = browser.get(first.headers["location"])
+            assert at_auth.status_code == 302, at_auth.text[:300]
+            callback = httpx.URL(at_auth.headers["location"])
+            assert str(callback).startswith(f"{public_url}/smart/callback?")
+            # the callback lands on the other replica: the session is in the shared database
+            back = browser.get(f"{replica_b.url}/smart/callback?{callback.query.decode()}")
+            assert back.status_code == 303, back.text[:500]
+            page = browser.get(f"{replica_a.url}/smart/evaluation")
+        assert page.status_code == 200, page.text[:500]
+        assert "Visit review" in page.text and "Line 1: CPT" in page.text
+        csp = page.headers["content-security-policy"]
+        ancestors = csp.split("frame-ancestors")[1].split(";")[0].split()
+        assert EHR_ORIGIN in ancestors and "'self'" not in ancestors
+        with sa.create_engine(f"sqlite:///{stack.db}").connect() as conn:
+            rows = conn.execute(sa.text("select id, data from smart_sessions")).all()
+        assert len(rows) == 1
+        sid = browser.cookies.get("cds97530_smart_sid")
+        assert sid and rows[0][0] != sid and sid not in rows[0][1]  # keyed by a hash of the cookie
+        # the demo world is not there in production
+        assert httpx.get(f"{replica_a.url}/demo/ehr/", timeout=10).status_code == 404
+        # a launch id is good once: a second launch with it is refused by the EHR's server
+        launch_id = dict(httpx.URL(launch_url).params)["launch"]
+        with httpx.Client(timeout=30) as again:
+            first = again.get(f"{replica_a.url}/smart/launch?" + urlencode({"iss": stack.iss, "launch": launch_id}))
+            refused = again.get(first.headers["location"])
+            assert refused.status_code == 302 and "error=" in refused.headers["location"]
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("registered", [True, False])
+def test_in_chromium_the_page_sits_in_the_registered_ehrs_frame_and_no_other(tmp_path: Any, private_key: Any,
+                                                                              registered: bool) -> None:
+    """Real browser: the EHR's chart page embeds the launch URL; the whole launch runs inside the
+    iframe. From a registered origin the review renders in the frame; from any other origin
+    Chromium refuses to show it (CSP frame-ancestors)."""
+    _need_node()
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is not installed (CI must run the browser tests)")
+        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with production_stack(tmp_path, private_key, frame_origin=registered) as stack, sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = chromium.new_page()
+            seen: list[str] = []
+            page.on("response", lambda r: seen.append(f"{r.status} {r.url.split('?')[0]}"))
+            page.goto(f"{stack.ehr_shell.url}/chart?" + urlencode({"src": stack.launch_url()}))
+            frame = page.frame_locator("#app")
+            if registered:
+                frame.locator("article.line").first.wait_for(timeout=60_000)
+                assert "Visit review" in frame.locator("body").inner_text()
+            else:
+                deadline = time.monotonic() + 60
+                while not any(s.startswith("200 ") and s.endswith("/smart/evaluation") for s in seen):
+                    assert time.monotonic() < deadline, seen
+                    page.wait_for_timeout(200)
+                page.wait_for_timeout(500)
+                child = page.frames[1]
+                assert "Visit review" not in child.content()  # served, but the browser would not frame it
+        finally:
+            chromium.close()
 
 
 def test_launch_from_an_iss_that_is_not_registered_contacts_nothing(tmp_path: Any) -> None:
