@@ -181,8 +181,9 @@ def _judge_97530(
         return replace(base, verdict=Verdict.NEEDS_DOCUMENTATION, findings=findings)
     time_spans = [d.span for d in prose.durations] if prose is not None else []
     other_services = prose.text_of_other_lines(TA) if prose is not None else []
+    own_prose = prose.described.get(TA, ()) if prose is not None else ()
     reading = read_service(note.text, layout, lex, code=TA, note_id=note.note_id, time_spans=time_spans,
-                           other_services=other_services)
+                           other_services=other_services, own_prose=own_prose)
     time = _time_evidence(line_input, layout, note, base, prose)
     findings = judge(reading, time, ruleset)
     documented = documented_service(reading) or _unbilled_service(layout, note, visit)

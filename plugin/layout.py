@@ -32,6 +32,10 @@ _LEAD = re.compile(
 """What may stand between a line start (or the previous heading on the same line) and a heading.
 The repetition is possessive (``*+``): a lead that does not fit fails at once instead of trying
 every way to split a run of clock times (a note of 15 clock blocks took 36 s before)."""
+_NUMBER_WORDS = (
+    r"(?:(?:twenty|thirty|forty|fifty|sixty)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?|ten|eleven|twelve|"
+    r"thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|one|two|three|four|five|six|seven|eight|nine)"
+)
 _SENTENCE_END = re.compile(r"[.;!?]\s*$")
 _UNCHECKED_BEFORE = re.compile(r"(?:\[\s?\]|[☐□])\s*$")
 _SUMMARY = re.compile(r"\btotal\b", re.IGNORECASE)
@@ -358,7 +362,8 @@ def _clock_blocks(text: str, headings: list[Heading]) -> list[Heading]:
 
 
 _ROW_MINUTES = re.compile(
-    r"(?:\b(?:minutes?|mins?|min|time|duration)(?:\s*\((?:min|mins|minutes)\))?\s*[:=]\s*(?P<a>\d{1,3})\b|\|\s*(?P<b>\d{1,3})\s*(?:minutes?|mins?|min)\b)",
+    r"(?:\b(?:minutes?|mins?|min|time|duration)(?:\s*\((?:min|mins|minutes)\))?\s*[:=]\s*(?P<a>\d{1,3}\b|" + _NUMBER_WORDS + r"(?=\s+min))"
+    r"|\|\s*(?P<b>\d{1,3})\s*(?:minutes?|mins?|min)\b)",
     re.IGNORECASE,
 )
 
@@ -373,7 +378,7 @@ def _row_minutes(text: str, pos: int) -> int | None:
     m = _ROW_MINUTES.search(text, pos, line_end)
     if not m:
         return None
-    return int(m.group("a") or m.group("b"))
+    return _number(m.group("a") or m.group("b"))
 
 
 def _segments(text: str, headings: list[Heading], boundaries: list[int]) -> list[Segment]:
@@ -394,7 +399,7 @@ def _segments(text: str, headings: list[Heading], boundaries: list[int]) -> list
             from_ = max(head.span[0], text.rfind("\n", head.span[0], head.span[1]))
             found = _SEGMENT_TIME.search(text, from_, min(end, head.span[1] + 160))
             if found and found.group("n"):
-                head = replace(head, minutes=int(found.group("n")))
+                head = replace(head, minutes=_number(found.group("n")))
             elif found and (clock := clock_minutes(found.group("t1"), found.group("t2"))) is not None:
                 head = replace(head, minutes=clock, time_block=True, clock=_clock_key((found.group("t1"), found.group("t2"))))
         out.append(Segment(head.codes, (head.span[0], end), head))
@@ -442,7 +447,7 @@ def _line_end(text: str, pos: int) -> int:
 _SEGMENT_TIME = re.compile(
     r"(?:^|\n)[ \t\-*•]*(?:time|minutes|mins|duration|total\s+time|time\s+spent)(?:\s*\((?:min|mins|minutes)\))?\s*[:=]\s*"
     r"(?:(?P<t1>\d{1,2}:?\d{2})(?:\s*[ap]\.?m\.?)?\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2})(?:\s*[ap]\.?m\.?)?"
-    r"|(?P<n>\d{1,3})(?![\d:])\s*(?:minutes?|mins?|min\b)?)",
+    r"|(?P<n>\d{1,3}(?![\d:])|" + _NUMBER_WORDS + r"(?=\s+min))\s*(?:minutes?|mins?|min\b)?)",
     re.IGNORECASE,
 )
 """A form's time field under a heading: "Time: 25 min", "Duration (min): 28", "Time: 8:05 AM - 8:30 AM"."""

@@ -232,6 +232,18 @@ class Lexicon:
     goal_ids: tuple[str, ...] = ()
     not_a_goal_ids: tuple[str, ...] = ()
 
+    prefilter: Any = None  # plugin.prefilter.Prefilter over the ``fast`` patterns of activities and criteria
+
+    def candidates(self, scan: str) -> frozenset[str]:
+        """Ids of the activity and criteria entries that can match ``scan`` (the ``lowered`` note).
+
+        One linear RE2 pass (``plugin.prefilter``); an entry outside the set provably has no match,
+        so a hot loop may skip it. Without google-re2 every entry is a candidate.
+        """
+        if self.prefilter is None:
+            return frozenset(r.id for r in self.rules)
+        return self.prefilter.candidates(scan)
+
     def rule(self, rule_id: str) -> Rule:
         """The entry with this id (``KeyError`` when none)."""
         for r in self.rules:
@@ -442,7 +454,16 @@ def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,
     def get(name: str, key: str, part: int) -> Any:
         return lists.get((name, key), ((), (), ()))[part]
 
+    from plugin.prefilter import build as build_prefilter
+
+    scanned = [(p.id, p.fast.pattern) for cat in activities.values() for p in cat.patterns if p.fast is not None]
+    for (_name, _key), (_plain, fast_list, ids) in lists.items():
+        if fast_list:
+            scanned += list(zip(ids, (f.pattern for f in fast_list)))
+    prefilter = build_prefilter(scanned)
+
     return Lexicon(
+        prefilter=prefilter,
         version=doc.version,
         sources=doc.sources,
         intervention_names={

@@ -45,14 +45,17 @@ class Reading:
 
 def read_service(
     text: str, layout: Layout, lex: Lexicon, *, code: str = TA, note_id: str = "", time_spans: Iterable[Span] = (),
-    other_services: Iterable[Span] = (),
+    other_services: Iterable[Span] = (), own_prose: Iterable[Span] = (),
 ) -> Reading:
     """``time_spans`` are durations already read as service time ("for 30 min"): not a response.
-    ``other_services`` is prose whose minutes went to another billed line: not this service's text."""
+    ``other_services`` is prose whose minutes went to another billed line: not this service's text;
+    ``own_prose`` is prose whose minutes went to this line ("Ther act was done for 27 minutes: ..."):
+    this service's text even where another code's heading block would otherwise run over it."""
     segments = layout.segments_for(code)
     heading_spans = [h.span for h in layout.headings]
     not_today = list(layout.goal_spans) + list(layout.subjective_spans)
-    others = [s.span for s in layout.segments if code not in s.codes] + list(other_services)
+    own_prose = Holes(own_prose)
+    others = [p for s in layout.segments if code not in s.codes for p in own_prose.cut(s.span)] + list(other_services)
     if segments:
         pieces: list[Span] = []
         not_this = Holes(heading_spans + list(layout.subjective_spans) + list(other_services))

@@ -82,7 +82,7 @@ def minutes_in_prose(note: str) -> str | None:
 
 def minutes_in_words(note: str) -> str | None:
     """Every 'N min' / 'N minutes' written in words ('twenty-four minutes')."""
-    changed = re.sub(r"(?<![\d:/.x])(\d{1,2})\s*(?:minutes|mins|min)\b\.?(?!\s*/)", lambda m: f"{in_words(int(m.group(1)))} minutes", note)
+    changed = re.sub(r"(?<![\d:/.x])(\d{1,2})\s*(?:minutes|mins|min)\b(?!\s*/)", lambda m: f"{in_words(int(m.group(1)))} minutes", note)
     return changed if changed != note else None
 
 
