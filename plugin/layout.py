@@ -372,8 +372,9 @@ def _row_minutes(text: str, pos: int) -> int | None:
     """Minutes in the rest of a short table row ("| Units: 2 | Minutes: 25")."""
     line_end = text.find("\n", pos)
     line_end = len(text) if line_end == -1 else line_end
+    line_end = min(line_end, pos + 120)  # a row, or the start of a one-paragraph export's fields
     row = text[pos:line_end]
-    if line_end - pos > 120 or "|" not in row and "\t" not in row and "   " not in row:
+    if "|" not in row and "\t" not in row and "   " not in row:
         return None  # a field of a form export is a column away: "|", a tab or a 3-space gap
     m = _ROW_MINUTES.search(text, pos, line_end)
     if not m:

@@ -18,6 +18,7 @@ from plugin.layout import Layout, Span
 from plugin.lexicon import Lexicon, lowered
 from plugin.timing import Attribution, Duration, TimeGrammar, attribute, find_durations, other_work
 
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _LIST_ITEM = re.compile(r"[ \t]*(?:\d{1,2}[.)]|[-*•]|\(?[a-z]\))\s")
 LOOK_BACK = 200
 """How far back in its sentence a duration looks for a goal or plan word (a bound, so a 60 K note
@@ -94,13 +95,21 @@ def read_prose_time(
     attributions = attribute(durations, pending, settled, describe)
     starts = sorted(d.span[0] for d in durations if d.kind == "service")
 
+    boundaries = sorted(
+        {h.span[0] for h in layout.headings if h.starts_segment}
+        | {a for spans in (layout.plan_spans, layout.assessment_spans, layout.goal_spans, layout.subjective_spans) for a, _ in spans}
+        | {span[0] for span in (layout.total_timed_span, layout.total_treatment_span) if span}
+        | {m.start() for m in _PARAGRAPH_BREAK.finditer(text)}
+    )
+
     def region(d: Duration) -> Span:
-        """What a named duration covers: its sentence, then on to the next duration or the line end
-        ("Ther ex for 15 minutes: wrist AROM 2x15. Wrist ext 55 deg." is all the exercise block)."""
+        """What a named duration covers: like a heading's block, from its sentence on to the next
+        duration, heading, section or paragraph break ("Then 25 minutes on the pantry task: ...
+        <next lines> ... Response: ..." is all the pantry task)."""
         a, b = spans_of.get(d, d.span)
         later = [s for s in starts if s > d.span[0]]
-        line_end = text.find("\n", b)
-        stop = min([*later[:1], len(text) if line_end == -1 else line_end])
+        i = bisect_right(boundaries, d.span[1])
+        stop = min([*later[:1], *boundaries[i:i + 1], len(text)])
         return a, max(b, stop)
 
     described = {
