@@ -43,7 +43,7 @@ _JOIN = re.compile(r"\s*(?:/|&|\+|and|,)\s*", re.IGNORECASE)
 _POST = re.compile(
     r"""\s*
     (?:\(\s*(?P<cpt>\d{5})\s*\))?\s*                       # (97530)
-    (?:[,;]?\s*(?:billed|provided|performed|only|today|total|1:1|one[\s-]on[\s-]one|x\s*\d{1,2}\s*units?|\d{1,2}\s*units?|for|lasting|totaling|totalling|x)\s*)*+[,;]?\s*   # filler words, "x 2 units", "for 25 minutes"
+    (?:[,;]?\s*(?:billed|provided|performed|only|today|total|1:1|one[\s-]on[\s-]one|x\s*\d{1,2}\s*units?|\d{1,2}\s*units?|for|lasting|totaling|totalling|x)(?![a-z])\s*)*+[,;]?\s*   # filler words, "x 2 units", "for 25 minutes"
     (?:[-–—:=]\s*)?
     (?:(?P<t1>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*)?      # 1015-1043
     (?:\(?\s*(?:x\s*)?(?P<min>\d{1,3}|(?:twenty|thirty|forty|fifty|sixty)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|one|two|three|four|five|six|seven|eight|nine)\s*(?:minutes?|mins?\.?|min\.?|m\b|')\s*\)?)?  # 24 min / (24 min) / twenty-four minutes
