@@ -71,7 +71,7 @@ def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> l
             topic_m = lex.topic.search(text, s_start, s_end)
             topic: Span | None = None
             if topic_m:
-                stop = _TOPIC_END.search(text, topic_m.end(), s_end)
+                stop = lex.scope_end.search(text, topic_m.end(), s_end)
                 topic = (topic_m.start(), stop.start() if stop else s_end)
             pos = s_start
             pieces: list[Span] = []
@@ -90,23 +90,18 @@ def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> l
     return out
 
 
-_REFUSAL_STOP = re.compile(r";|\b(?:but|however|though|although|then|instead|after\s+which)\b", re.IGNORECASE)
-
-
 def _refusal_scopes(text: str, s_start: int, s_end: int, lex: Lexicon) -> list[Span]:
     """What a refusal in a sentence covers: the whole sentence ("Planned therapeutic activities
-    (recliner transfers, sit to stand) were deferred"), cut at a contrast or a sequel ("declined
-    the carry but completed the lifts", "deferred lifting; instead ...")."""
+    (recliner transfers, sit to stand) were deferred"), cut at a terminator or a sequel from the
+    lexicon's context (``ctx.terminate.*``, ``ctx.sequel.*``: "declined the carry but completed the
+    lifts", "deferred lifting; instead ...")."""
     scopes: list[Span] = []
     for m in lex.refusal.finditer(text, s_start, s_end):
-        before = [t.end() for t in _REFUSAL_STOP.finditer(text, s_start, m.start())]
-        after = _REFUSAL_STOP.search(text, m.end(), s_end)
+        before = [t.end() for t in lex.scope_end.finditer(text, s_start, m.start())]
+        after = lex.scope_end.search(text, m.end(), s_end)
         scopes.append((before[-1] if before else s_start, after.start() if after else s_end))
     return scopes
 
-
-_TOPIC_END = re.compile(r";|\bthen\b|\bafter\s+which\b|\b(?:and\s+)?(?:practi[cs]ed|performed|completed|did)\b", re.IGNORECASE)
-"""Where an education topic's scope ends: "went over the hip hinge, then lifted the box x10"."""
 
 _BOX = re.compile(r"\[\s?\]|\[[xX✓✔]\]|[☐□☑☒]")
 _UNCHECKED = re.compile(r"\[\s?\]|[☐□]")

@@ -103,6 +103,7 @@ class _Context(_Strict):
     plan: _ContextCategory
     purpose: _ContextCategory
     topic: _ContextCategory | None = None  # what education covered ("went over hip hinge"): a subject, not a task done
+    sequel: _ContextCategory | None = None  # a new action in the same sentence ("then", "instead"): ends a refusal or topic
 
 
 class _Criterion(_Strict):
@@ -216,6 +217,7 @@ class Lexicon:
     goal: tuple[re.Pattern[str], ...]
     not_a_goal: tuple[re.Pattern[str], ...]
     topic: re.Pattern[str] = re.compile(r"(?!x)x")  # education topics: matches after it are subjects, not tasks
+    scope_end: re.Pattern[str] = re.compile(r"(?!x)x")  # terminators + sequels: where a refusal's or a topic's scope ends
     skilled_fast: tuple[re.Pattern[str], ...] = ()
     skilled_negated_fast: tuple[re.Pattern[str], ...] = ()
     response_fast: tuple[re.Pattern[str], ...] = ()
@@ -417,7 +419,7 @@ def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,
 
     context: dict[str, ContextCategory] = {}
     ctx_patterns: dict[str, list[tuple[str, str]]] = {}  # category -> (pattern, direction)
-    for name in ("negation", "terminators", "refusal", "plan", "purpose", "topic"):
+    for name in ("negation", "terminators", "refusal", "plan", "purpose", "topic", "sequel"):
         cat: _ContextCategory | None = getattr(doc.context, name)
         if cat is None:
             ctx_patterns[name] = []
@@ -476,6 +478,8 @@ def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,
         plan=alt("plan"),
         purpose=alt("purpose"),
         topic=alt("topic"),
+        scope_end=alt("terminators") if not ctx_patterns.get("sequel") else c.alternation(
+            [p for p, _ in ctx_patterns["terminators"] + ctx_patterns["sequel"]], "context.sequel"),
         skilled=get("skilled-intervention", "patterns", 0),
         skilled_negated=get("skilled-intervention", "negated_patterns", 0),
         response=get("patient-response", "patterns", 0),

@@ -151,6 +151,9 @@ def _context_without(lexicon: Lexicon, rule: Rule) -> Lexicon:
         changes["negation_after"] = _alternation(t for t in kept if t.direction in ("backward", "both"))
     elif name in _LEXICON_FIELDS:
         changes[name] = _alternation(kept)
+    if name in ("terminators", "sequel"):  # a refusal's or topic's scope ends at either kind
+        other = "sequel" if name == "terminators" else "terminators"
+        changes["scope_end"] = _alternation([*kept, *(lexicon.context[other].triggers if other in lexicon.context else ())])
     return replace(lexicon, **changes)  # type: ignore[arg-type]
 
 
