@@ -132,6 +132,7 @@ class FhirRestClient:
         wire = kept = 0
         try:
             async for raw in response.aiter_raw():
+                await anyio.lowlevel.checkpoint()  # a fast sender must not starve the other tasks of the loop
                 wire += len(raw)
                 if wire > limit:
                     raise FhirTooLargeError(f"FHIR answer over {limit} bytes")

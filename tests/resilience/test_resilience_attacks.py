@@ -434,6 +434,7 @@ def test_an_evaluation_that_overruns_the_deadline_is_cut_and_its_worker_killed(
 @pytest.mark.parametrize("kind", ["big", "bomb", "drip"])
 def test_a_hostile_fhir_server_cannot_take_memory_or_time(svc: Service, kind: str) -> None:
     content = json.dumps(order_sign(prefetch=False, fhir_server=f"{svc.fhir_base}/{kind}")).encode()
+    settle(svc)
     memory = svc.memory_mb()
     with HealthProbe(svc.base) as probe:
         response, elapsed = svc.post(content)
@@ -470,6 +471,7 @@ def test_forty_mb_authorization_headers_are_refused_in_bounded_memory(svc: Servi
     head = (f"POST {SERVICE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer ").encode()
     blob = head + b"A" * (40 * 1024 * 1024) + b"\r\nContent-Length: 2\r\n\r\n{}"
     answers: list[bytes] = []
+    settle(svc)
     with HealthProbe(svc.base) as probe:
         threads = [threading.Thread(target=lambda: answers.append(_raw(svc.base, blob))) for _ in range(8)]
         for t in threads:
@@ -486,6 +488,7 @@ def test_slow_headers_and_slow_bodies_are_timed_out(svc: Service) -> None:
     timeout 2 s, body timeout 3 s here) must have closed every one within 5 s."""
     host, port = svc.base.removeprefix("http://").split(":")
     socks: list[socket.socket] = []
+    settle(svc)
     for i in range(200):
         s = socket.create_connection((host, int(port)), timeout=5)
         if i % 2:
@@ -522,6 +525,7 @@ def test_a_body_near_the_limit_does_not_block_the_event_loop(svc: Service) -> No
     body = order_sign((NOTE * 30000).encode()[:5_700_000])  # ~7.8 MB of JSON once base64-encoded
     content = json.dumps(body).encode()
     assert 7_000_000 < len(content) < 8_000_000
+    settle(svc)
     with HealthProbe(svc.base) as probe:
         response, elapsed = svc.post(content)
     assert_answered(response, elapsed, svc)
