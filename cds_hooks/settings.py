@@ -38,7 +38,8 @@ class CdsSettings(BaseSettings):
     evaluation_processes: int | None = Field(default=None, ge=0, le=64)
     """Worker processes that evaluate notes (None: one per core). An evaluation still running at
     the deadline is abandoned and its worker killed and replaced. 0 evaluates in a thread of the
-    service process instead: no hard cut (embedding only)."""
+    service process instead: no hard cut (embedding only). With ``serve --workers N`` every uvicorn
+    worker has its own pool: set this to about cores / N."""
     evaluation_memory_mb: int = Field(default=1024, ge=0)
     """Address space each evaluation worker may add after loading (0: no limit)."""
     evaluation_max_jobs: int = Field(default=5000, ge=1)
