@@ -17,9 +17,11 @@ path inside it and the entry id, before any note is read.
 """
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 MAX_RULE_FILE_BYTES = 4_000_000  # a rules file larger than this is not a hand-edited ruleset
 
 
+@cache
 def packaged_dir() -> Path:
     """The packaged ``plugin/data`` directory (the default ruleset)."""
     return Path(__file__).resolve().parent / "data"
@@ -66,6 +69,8 @@ class Ruleset:
     lexicon: Lexicon
     criteria: CriteriaText
     payers: Mapping[str, PayerProfile]
+    payer_matchers: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = ()
+    """(payer id, its ``match`` patterns) by priority then id, compiled once at load (``match_payer``)."""
 
     @property
     def version(self) -> str:
@@ -92,6 +97,7 @@ class Ruleset:
 
 _LOCK = threading.Lock()
 _CACHE: dict[Path, Ruleset] = {}
+_BY_ARGUMENT: dict[object, Ruleset] = {}  # absolute paths as given: no filesystem call on the hot path
 
 
 def load_ruleset(path: str | Path | None = None) -> Ruleset:
@@ -100,14 +106,18 @@ def load_ruleset(path: str | Path | None = None) -> Ruleset:
     The directory holds ``lexicon.yaml`` (+ ``lexicon.examples.yaml``), ``criteria.yaml`` and
     ``payers/*.yaml``; copy ``plugin/data`` to start a new one.
     """
+    fast = _BY_ARGUMENT.get(path)
+    if fast is not None:
+        return fast
     directory = packaged_dir() if path is None else Path(path).expanduser().resolve()
     cached = _CACHE.get(directory)
-    if cached is not None:
-        return cached
-    with _LOCK:
-        cached = _CACHE.get(directory)
-        if cached is None:
-            cached = _CACHE[directory] = _read(directory)
+    if cached is None:
+        with _LOCK:
+            cached = _CACHE.get(directory)
+            if cached is None:
+                cached = _CACHE[directory] = _read(directory)
+    if path is None or Path(path).is_absolute():
+        _BY_ARGUMENT[path] = cached  # a relative path is resolved again each time (the cwd may change)
     return cached
 
 
@@ -117,6 +127,8 @@ def reload_ruleset(path: str | Path | None = None) -> Ruleset:
     fresh = _read(directory)
     with _LOCK:
         _CACHE[directory] = fresh
+        for key in [k for k, v in _BY_ARGUMENT.items() if v.directory == directory]:
+            _BY_ARGUMENT[key] = fresh
     return fresh
 
 
@@ -130,4 +142,7 @@ def _read(directory: Path) -> Ruleset:
     lexicon = read_lexicon_dir(directory)
     criteria = read_criteria(directory, lexicon.sources)
     payers = read_payers(directory)
-    return Ruleset(directory=directory, lexicon=lexicon, criteria=criteria, payers=MappingProxyType(payers))
+    ordered = sorted(payers.values(), key=lambda p: (p.priority, p.id))
+    matchers = tuple((p.id, tuple(re.compile(m, re.IGNORECASE) for m in p.match)) for p in ordered)
+    return Ruleset(directory=directory, lexicon=lexicon, criteria=criteria, payers=MappingProxyType(payers),
+                   payer_matchers=matchers)

@@ -6,10 +6,8 @@ profiles when several match (lower first).
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,20 +86,13 @@ def load_payer(payer_id: str, ruleset: Ruleset | None = None) -> PayerProfile:
     return _ruleset(ruleset).payer(payer_id)
 
 
-@cache
-def _matchers(profiles: tuple[PayerProfile, ...]) -> tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]:
-    ordered = sorted(profiles, key=lambda p: (p.priority, p.id))
-    return tuple((p.id, tuple(re.compile(m, re.IGNORECASE) for m in p.match)) for p in ordered)
-
-
 def match_payer(texts: Iterable[str], ruleset: Ruleset | None = None) -> str | None:
     """The id of the first profile (by priority, then id) whose pattern is found in any text.
 
     ``None`` when nothing matches: the caller picks its default (usually ``commercial``).
     """
     items = [t for t in texts if t]
-    profiles = _ruleset(ruleset).payers
-    for pid, patterns in _matchers(tuple(profiles[k] for k in sorted(profiles))):
+    for pid, patterns in _ruleset(ruleset).payer_matchers:
         if any(p.search(t) for p in patterns for t in items):
             return pid
     return None
