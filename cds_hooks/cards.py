@@ -242,7 +242,9 @@ def _summary(line: LineEvaluation, evaluation: VisitEvaluation, *, recode: bool,
     """One sentence that names the fix (what to bill, or what to document)."""
     code = line.code
     denied = _denied(line, evaluation)
-    if recode:
+    if recode and close_call(line):
+        s = f"Review {code}: the note may document {_label(line.suggested_code)} more than {_label(code)}"
+    elif recode:
         s = f"Bill {line.suggested_code} instead of {code}"
         if over and line.supported_units > 0:
             s += f", {_units(line.supported_units)}"
@@ -412,6 +414,13 @@ def _detail(line: LineEvaluation, evaluation: VisitEvaluation, *, unread: bool) 
         # what the note documents, and that code; nothing about 97530's criteria
         label = _label(line.suggested_code)
         doc = line.documented
+        if close_call(line):
+            # a close decision is put to the clinician, not asserted
+            out.add("text", f"The note describes both {md(label)} and {md(_label(line.code))} for this time; "
+                            "which one it mainly documents is a close call.")
+            out.add("bullet", f"If the time was mainly {md(label)}, bill {md(line.suggested_code)}; "
+                              f"if it was mainly {md(_label(line.code))}, keep {md(line.code)}.")
+            return out.render()
         quoted = f"The note describes {md(label)} for this time: {_quote(doc.evidence[0])}." if doc and doc.evidence else ""
         if not out.add("text", quoted):
             out.add("text", f"The note describes {md(label)} for this time.")
@@ -464,10 +473,16 @@ def _suggestions(
         out.append(_suggestion(label, new_uuid(), _actions(line, target, options, line.code, line.supported_units)))
         kinds[out[-1]["uuid"]] = "units"
     if out:
-        out[0]["isRecommended"] = True
+        out[0]["isRecommended"] = not (recode and close_call(line))  # a close call recommends nothing
         for s in out[1:]:
             s["isRecommended"] = False
     return out, kinds
+
+
+def close_call(line: LineEvaluation) -> bool:
+    """The engine's documented-code decision was close (``DocumentedService.close``): few more
+    statements for one service than for the next, or decided by a stated aim or a tie."""
+    return bool(line.documented is not None and getattr(line.documented, "close", False))
 
 
 def _suggestion(label: str, sid: str, actions: list[dict[str, Any]]) -> dict[str, Any]:

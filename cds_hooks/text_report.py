@@ -23,12 +23,15 @@ def render(name: str, evaluation: Any, *, locality: str | None = None) -> str:
         status = line_status(line)
         head = f"{line.code} x{line.billed_units}: {status.text}"
         if line.suggested_code:
-            head += f" -> bill {line.suggested_code}"
+            close = line.documented is not None and getattr(line.documented, "close", False)
+            head += f" -> review: {line.suggested_code} or {line.code} (a close call)" if close else f" -> bill {line.suggested_code}"
         out.append("")
         out.append(head)
         if line.documented is not None and line.suggested_code:
             quotes = "; ".join(f'"{e.text}"' for e in line.documented.evidence[:3])
-            out.append(f"   documents {line.documented.code}: {quotes}")
+            doc = line.documented
+            how = f" (decided by {doc.decided_by.replace('-', ' ')}; next: {doc.runner_up}, margin {doc.margin})" if getattr(doc, "runner_up", None) else ""
+            out.append(f"   documents {doc.code}{how}: {quotes}")
         for f in line.findings if not line.suggested_code else ():
             quote = f' — "{f.evidence[0].text}"' if f.evidence else ""
             out.append(f"   {_MARK.get(f.status.value, '[?]')} {f.criterion}: {f.message}{quote}")
