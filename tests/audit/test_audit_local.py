@@ -188,18 +188,20 @@ def test_audit_package_imports_only_plugin() -> None:
 
 
 def test_memory_is_bounded_by_streaming(tmp_path: Path) -> None:
-    """The reader never holds more than one insert batch: a 10x larger export does not need 10x memory."""
+    """Reading, spilling and joining hold one insert batch and one visit batch at a time: a 10x larger
+    export does not need 10x memory. (Evaluation is per visit and returns only rows, so the read-and-join
+    side is where growth would show; the benchmark records the whole run's peak.)"""
     code = (
         "import resource, sys\n"
         "from audit.synthetic import write_export\n"
         "from audit.run import run_audit\n"
         "info = write_export(sys.argv[1], int(sys.argv[2]))\n"
-        "run_audit([str(info.manifest)], sys.argv[1] + '-out', processes=1, progress=False, report=False)\n"
+        "run_audit([str(info.manifest)], sys.argv[1] + '-out', processes=1, progress=False, report=False, join_only=True)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
     peaks = []
-    for n in (200, 2000):
+    for n in (500, 5000):
         run = subprocess.run([sys.executable, "-c", code, str(tmp_path / f"e{n}"), str(n)], capture_output=True, text=True, timeout=600, cwd=ROOT)
         assert run.returncode == 0, run.stderr
         peaks.append(int(run.stdout.split()[-1]))
-    assert peaks[1] < peaks[0] * 1.5, f"peak RSS {peaks[0]} KB at 200 visits, {peaks[1]} KB at 2000"
+    assert peaks[1] < peaks[0] * 1.3, f"peak RSS {peaks[0]} KB at 500 visits, {peaks[1]} KB at 5000"
