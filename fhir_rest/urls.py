@@ -14,6 +14,7 @@ and a URL is "under" a base only if it names the same origin and a path inside t
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from fhir_rest.errors import FhirUrlError
@@ -71,6 +72,14 @@ def check_url(url: str, *, max_length: int = MAX_URL_LENGTH, allow_query: bool =
 
 def check_base(url: str, *, max_length: int = MAX_BASE_LENGTH) -> str:
     """The normalised FHIR base URL, or FhirUrlError (nothing has been sent yet)."""
+    if not isinstance(url, str) or len(url) > max_length:  # before the cache: a huge value is never kept
+        raise FhirUrlError(f"URL is over {max_length} characters")
+    return _check_base(url, max_length)
+
+
+@lru_cache(maxsize=256)
+def _check_base(url: str, max_length: int) -> str:
+    """(Cached: an EHR sends the same few bases on every call.)"""
     scheme, host, port, path, _ = check_url(url, max_length=max_length, allow_query=False)
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
