@@ -72,7 +72,9 @@ def check_url(url: str, *, max_length: int = MAX_URL_LENGTH, allow_query: bool =
 
 def check_base(url: str, *, max_length: int = MAX_BASE_LENGTH) -> str:
     """The normalised FHIR base URL, or FhirUrlError (nothing has been sent yet)."""
-    if not isinstance(url, str) or len(url) > max_length:  # before the cache: a huge value is never kept
+    if not isinstance(url, str):
+        raise FhirUrlError("URL is not a string")
+    if len(url) > max_length:  # before the cache: a huge value is never kept
         raise FhirUrlError(f"URL is over {max_length} characters")
     return _check_base(url, max_length)
 
