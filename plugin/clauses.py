@@ -77,10 +77,10 @@ def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> l
             pieces: list[Span] = []
             for m in _CLAUSE_SPLIT.finditer(text, s_start, s_end):
                 if m.start() > pos:
-                    pieces.append((pos, m.start()))
+                    pieces.extend(_at_scope_ends(text, pos, m.start(), lex))
                 pos = m.end()
             if pos < s_end:
-                pieces.append((pos, s_end))
+                pieces.extend(_at_scope_ends(text, pos, s_end, lex))
             refused_spans = _refusal_scopes(text, s_start, s_end, lex)
             for c_start, c_end, not_done in _checkbox_items(text, pieces):
                 refused = not_done or bool(lex.refusal.search(text, c_start, c_end)) or any(
@@ -88,6 +88,14 @@ def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> l
                 )
                 out.append(Clause(c_start, c_end, (s_start, s_end), plan_from, purpose_from, refused, topic))
     return out
+
+
+def _at_scope_ends(text: str, start: int, end: int, lex: Lexicon) -> list[Span]:
+    """A clause also breaks where a contrast or a sequel starts a new action ("declined the floor
+    transfer | but completed 10 sit-to-stands"), so a refusal before it does not cover what follows."""
+    cuts = [m.start() for m in lex.scope_end.finditer(text, start, end) if m.start() > start]
+    bounds = [start, *cuts, end]
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
 def _refusal_scopes(text: str, s_start: int, s_end: int, lex: Lexicon) -> list[Span]:

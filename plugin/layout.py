@@ -143,9 +143,15 @@ def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
     lex = lexicon or load_lexicon()
     headings = _headings(text, lex)
     sections = list(_SECTION.finditer(text))
-    boundaries = sorted({m.start("name") for m in sections} | {m.start() for m in _SIGNATURE.finditer(text)})
-    segments = _segments(text, headings, boundaries)
     plan, assess, goals, subjective = _section_spans(text, sections, headings)
+    # an inline goal ("... Goal: RTW. Pt verbalized 3/3 key points.") does not end the block around
+    # it (the reader cuts the goal itself out); a section of any other kind does
+    inline_goals = {
+        m.start("name") for m in sections
+        if re.sub(r"\s+", " ", m.group("name").lower()) in _GOAL_NAMES and _inline_end(text, m.end()) < len(text)
+    }
+    boundaries = sorted(({m.start("name") for m in sections} - inline_goals) | {m.start() for m in _SIGNATURE.finditer(text)})
+    segments = _segments(text, headings, boundaries)
     timed, timed_span = _first_number(_TOTAL_TIMED, text, lambda m: True)
     treat, treat_span = _first_number(
         _TOTAL_TREATMENT, text, lambda m: not re.match(r"total\s+timed", text[m.start():m.start() + 12], re.IGNORECASE)

@@ -19,6 +19,10 @@ from plugin.lexicon import Lexicon, lowered
 from plugin.model import Evidence
 
 TA = "97530"
+SELF_CARE = "97535"
+"""Education about ADLs, adaptive equipment or home safety is itself self-care training (cases
+README: "adaptive-equipment and safety instruction: 97535"), so its topic still counts for 97535;
+for every other service an education topic is a subject, not a task done."""
 _TIMED_LIKE = {"97010", "97014", "97018", "97035", "97033", "97161", "97750"}
 
 
@@ -58,7 +62,7 @@ def read_service(
     others = [p for s in layout.segments if code not in s.codes for p in own_prose.cut(s.span)] + list(other_services)
     if segments:
         pieces: list[Span] = []
-        not_this = Holes(heading_spans + list(layout.subjective_spans) + list(other_services))
+        not_this = Holes(heading_spans + not_today + list(other_services))
         row_holes = Holes(list(layout.subjective_spans) + list(other_services))
         for s in segments:
             # a charge-table row is all heading; its cells are the only text about the service
@@ -152,7 +156,7 @@ def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: 
             for m, clause in index.matches(pattern.fast or pattern.regex, scan):
                 if not clause.is_current(m.start()):
                     continue
-                if clause.in_topic(m.start()):
+                if clause.in_topic(m.start()) and code != SELF_CARE:
                     continue  # "went over the golfer's lift": the subject of education, not a task done
                 in_purpose = clause.purpose_from is not None and m.start() >= clause.purpose_from
                 if pattern.aim or in_purpose:

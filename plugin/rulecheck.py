@@ -171,3 +171,24 @@ def ablation_failures(lexicon: Lexicon, rules: Iterable[Rule] | None = None) -> 
                 "(another entry already covers them: add a `fires` text only this entry reads, or merge it)",
             ))
     return out
+
+
+# --- ReDoS ---------------------------------------------------------------------------------------
+
+
+def redos_findings(pattern: str) -> list[str]:
+    """regexploit's findings for one pattern: super-linear backtracking within one match attempt
+    (``starriness`` 2+ is polynomial of that degree, 11 exponential). Needs the ``regexploit``
+    package (the ``dev`` extra); ``ImportError`` without it."""
+    from regexploit.ast.sre import SreOpParser
+    from regexploit.redos import find
+
+    return [f"starriness {r.starriness}, e.g. {r.example()}" for r in find(SreOpParser().parse_sre(pattern))
+            if r.starriness >= 2]
+
+
+def redos_failures(lexicon: Lexicon) -> list[ExampleFailure]:
+    """Every entry (and heading-name list) whose compiled pattern backtracks super-linearly."""
+    patterns = [(r.id, r.regex.pattern) for r in lexicon.rules]
+    patterns += [(f"interventions.{code}", regex.pattern) for code, regex in lexicon.intervention_names.items()]
+    return [ExampleFailure(rule_id, "redos", "", finding) for rule_id, pattern in patterns for finding in redos_findings(pattern)]
