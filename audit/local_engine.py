@@ -80,7 +80,7 @@ CREATE TABLE visit_res AS
   UNION SELECT v.vid, r.ref FROM visit v JOIN res r ON r.patient = v.patient AND r.rtype IN ({_SQL_LIST(PATIENT_TYPES)});
 CREATE INDEX visit_res_i ON visit_res (vid);
 """
-DANGLING_SQL = f"""
+DANGLING_SQL = """
 SELECT l.src, l.dst FROM link l LEFT JOIN res r ON r.ref = l.dst WHERE r.ref IS NULL
 UNION ALL
 SELECT r.ref, r.enc FROM res r LEFT JOIN res e ON e.ref = r.enc
