@@ -41,6 +41,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rtest = rsub.add_parser("test", help="run every entry's fires/quiet examples; exit 1 on a failure")
     rtest.add_argument("dir", nargs="?", default=None, metavar="DIR", help="ruleset directory (default the packaged rules)")
     rtest.add_argument("--verbose", "-v", action="store_true", help="list every entry, not only failures")
+    rtest.add_argument("--redos", action="store_true", help="also check every pattern for super-linear backtracking (needs regexploit)")
     rtest.set_defaults(run=_cmd_rules)
     rexplain = rsub.add_parser("explain", help="which rules fired where, and how each criterion and the code were decided")
     rexplain.add_argument("file", metavar="FILE", help="FHIR Bundle JSON or a plain-text note")

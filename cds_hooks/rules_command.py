@@ -23,15 +23,26 @@ def run_rules(args: argparse.Namespace) -> int:
         print(f"cds97530: ruleset: {exc}", file=sys.stderr)
         return 2
     if args.rules_command == "test":
-        return _test(ruleset, verbose=args.verbose)
+        return _test(ruleset, verbose=args.verbose, redos=getattr(args, "redos", False))
     return _explain(ruleset, Path(args.file), payer=args.payer, code=args.code)
 
 
-def _test(ruleset: object, *, verbose: bool) -> int:
-    from plugin.rulecheck import ablation_failures, check_entry
+def _test(ruleset: object, *, verbose: bool, redos: bool = False) -> int:
+    from plugin.rulecheck import ablation_failures, check_entry, redos_failures
 
     lexicon = ruleset.lexicon  # type: ignore[attr-defined]
     failures = []
+    if redos:  # first: an exponential pattern would hang the examples below
+        try:
+            failures = redos_failures(lexicon)
+        except ImportError:
+            print("cds97530: --redos needs the regexploit package (pip install regexploit)", file=sys.stderr)
+            return 2
+        if failures:
+            for failure in failures:
+                print(f"FAIL {failure}")
+            print(f"{len(failures)} patterns backtrack super-linearly: fix them before the examples can run")
+            return 1
     for rule in lexicon.rules:
         found = check_entry(rule)
         failures.extend(found)

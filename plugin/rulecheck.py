@@ -179,12 +179,72 @@ def ablation_failures(lexicon: Lexicon, rules: Iterable[Rule] | None = None) -> 
 def redos_findings(pattern: str) -> list[str]:
     """regexploit's findings for one pattern: super-linear backtracking within one match attempt
     (``starriness`` 2+ is polynomial of that degree, 11 exponential). Needs the ``regexploit``
-    package (the ``dev`` extra); ``ImportError`` without it."""
+    package (the ``dev`` extra); ``ImportError`` without it.
+
+    regexploit does not look inside the branches of an alternation, and a lexicon entry is usually
+    one, so every alternative of every group is analysed on its own as well."""
     from regexploit.ast.sre import SreOpParser
     from regexploit.redos import find
 
-    return [f"starriness {r.starriness}, e.g. {r.example()}" for r in find(SreOpParser().parse_sre(pattern))
-            if r.starriness >= 2]
+    out: list[str] = []
+    for part in dict.fromkeys([pattern, *_alternatives(pattern)]):
+        if part is not pattern and not _REPEATS.search(part):
+            continue  # no repeat, no backtracking to analyse
+        try:
+            parsed = SreOpParser().parse_sre(part)
+        except Exception:  # noqa: BLE001 - a fragment regexploit cannot parse alone: the whole is analysed too
+            continue
+        out += [f"starriness {r.starriness} in {part[:60]!r}, e.g. {r.example()}" for r in find(parsed) if r.starriness >= 2]
+    return out
+
+
+_REPEATS = re.compile(r"(?<!\\)[*+]|(?<!\\)\{\d*,")  # a repeat that can take more than a fixed count
+
+
+def _alternatives(pattern: str) -> list[str]:
+    """Each ``|`` branch of the pattern and of every group in it, as a pattern of its own."""
+    out: list[str] = []
+    stack: list[tuple[int, list[int]]] = [(-1, [])]  # (content start, positions of | at this depth)
+    i, in_class = 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            if pattern[i + 1:i + 2] == "]":
+                i += 1
+        elif ch == "(":
+            start = i + 1
+            if pattern.startswith("?", start):  # (?:  (?=  (?!  (?<=  (?<!  (?P<name>
+                close = pattern.find(":", start) if pattern.startswith("?:", start) else -1
+                if close == start + 1:
+                    start = close + 1
+                elif pattern.startswith(("?=", "?!"), start):
+                    start += 2
+                elif pattern.startswith(("?<=", "?<!"), start):
+                    start += 3
+            stack.append((start, []))
+        elif ch == "|":
+            stack[-1][1].append(i)
+        elif ch == ")" and len(stack) > 1:
+            start, bars = stack.pop()
+            out += _split(pattern, start, i, bars)
+        i += 1
+    start, bars = stack[0]
+    out += _split(pattern, 0, len(pattern), bars)
+    return [p for p in out if p]
+
+
+def _split(pattern: str, start: int, end: int, bars: list[int]) -> list[str]:
+    if not bars:
+        return []
+    cuts = [start, *[b + 1 for b in bars]]
+    ends = [*bars, end]
+    return [pattern[a:b] for a, b in zip(cuts, ends)]
 
 
 def redos_failures(lexicon: Lexicon) -> list[ExampleFailure]:

@@ -192,3 +192,13 @@ def test_rules_explain_prints_rules_and_decisions(tmp_path) -> None:
 def test_public_api_exports_the_ruleset_and_code_systems() -> None:
     for name in ("Ruleset", "load_ruleset", "CPT_SYSTEM", "CPT_SYSTEMS", "HCPCS_SYSTEMS", "is_procedure_code"):
         assert name in plugin.__all__
+
+
+def test_rules_test_redos_fails_on_an_exponential_pattern(tmp_path) -> None:
+    directory = _copy(tmp_path)
+    lex = directory / "lexicon.yaml"
+    lex.write_text(lex.read_text(encoding="utf-8").replace("{id: ta.carry, p: '", "{id: ta.carry, p: '(?:\\w+\\s?)+shelf|"),
+                   encoding="utf-8")
+    out = _cli("rules", "test", "--redos", str(directory))
+    assert out.returncode == 1
+    assert "FAIL ta.carry: redos" in out.stdout
