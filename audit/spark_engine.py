@@ -93,6 +93,8 @@ def build_session(master: str | None = None, *, progress: bool = False, partitio
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     master = master or "local[*]"
+    if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # every Spark socket on loopback, not the machine's address
     builder = (SparkSession.builder.master(master).appName("cds97530-audit")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.sql.files.ignoreCorruptFiles", "true")
