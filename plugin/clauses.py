@@ -9,6 +9,7 @@ criteria and classification ask it before they count a match.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -82,9 +83,11 @@ def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> l
             if pos < s_end:
                 pieces.extend(_at_scope_ends(text, pos, s_end, lex))
             refused_spans = _refusal_scopes(text, s_start, s_end, lex)
+            refused_starts = [a for a, _ in refused_spans]
             for c_start, c_end, not_done in _checkbox_items(text, pieces):
-                refused = not_done or bool(lex.refusal.search(text, c_start, c_end)) or any(
-                    a <= c_start < b for a, b in refused_spans
+                k = bisect_right(refused_starts, c_start) - 1
+                refused = not_done or bool(lex.refusal.search(text, c_start, c_end)) or (
+                    k >= 0 and refused_spans[k][0] <= c_start < refused_spans[k][1]
                 )
                 out.append(Clause(c_start, c_end, (s_start, s_end), plan_from, purpose_from, refused, topic))
     return out
@@ -103,12 +106,28 @@ def _refusal_scopes(text: str, s_start: int, s_end: int, lex: Lexicon) -> list[S
     (recliner transfers, sit to stand) were deferred"), cut at a terminator or a sequel from the
     lexicon's context (``ctx.terminate.*``, ``ctx.sequel.*``: "declined the carry but completed the
     lifts", "deferred lifting; instead ...")."""
+    refusals = list(lex.refusal.finditer(text, s_start, s_end))
+    if not refusals:
+        return []
+    ends = [(t.start(), t.end()) for t in lex.scope_end.finditer(text, s_start, s_end)]
+    starts = [a for a, _ in ends]
     scopes: list[Span] = []
-    for m in lex.refusal.finditer(text, s_start, s_end):
-        before = [t.end() for t in lex.scope_end.finditer(text, s_start, m.start())]
-        after = lex.scope_end.search(text, m.end(), s_end)
-        scopes.append((before[-1] if before else s_start, after.start() if after else s_end))
-    return scopes
+    for m in refusals:  # one pass over the stops, then a bisection per refusal (linear in the sentence)
+        i = bisect_left(starts, m.start())
+        j = bisect_left(starts, m.end())
+        begin = max((b for _, b in ends[max(0, i - 1):i] if b <= m.start()), default=s_start)
+        scopes.append((begin, starts[j] if j < len(starts) else s_end))
+    return _merged(scopes)
+
+
+def _merged(spans: list[Span]) -> list[Span]:
+    out: list[Span] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(b, out[-1][1]))
+        else:
+            out.append((a, b))
+    return out
 
 
 _BOX = re.compile(r"\[\s?\]|\[[xX✓✔]\]|[☐□☑☒]")

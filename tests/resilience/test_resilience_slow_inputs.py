@@ -76,10 +76,8 @@ def test_no_rtf_input_found_that_makes_extraction_superlinear(pattern: str, size
     _check_linear("rtf", lambda s: plugin.extract_text(("{\\rtf1 " + s).encode(), "text/rtf"), pattern, size)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "found by this search (2026-12-01): the engine is superlinear on runs of refused activity clauses, "
-    "e.g. 'Ther act refused Ther act' repeated: 4x the text costs ~11x the CPU (about 1.8 s at the 60 K "
-    "analysis cap). The service's hard deadline cuts it; the fix belongs to the engine (plugin/clauses.py)"))
+# Found by this search on 2026-12-01: runs of refused activity clauses ('Ther act refused Ther act'
+# repeated) were superlinear (4x the text cost ~11x the CPU); refusal scopes are now found by bisection.
 @settings(max_examples=25, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @example("Ther act refused Ther act", 5_000)
