@@ -60,16 +60,25 @@ def sentences(text: str, span: Span) -> Iterator[Span]:
 def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> list[Clause]:
     """Clauses of ``spans`` with their plan/purpose/refusal scopes resolved."""
     out: list[Clause] = []
+    spans = [sp for sp in spans if sp[1] > sp[0]]
+    if not spans:
+        return out
+    # one search per trigger kind over the whole text first: most notes have no refusal, topic or
+    # purpose at all, and then no sentence needs to be searched for one
+    lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+    has_plan, has_purpose, has_topic, has_refusal, has_stop = (
+        regex.search(text, lo, hi) is not None for regex in (lex.plan, lex.purpose, lex.topic, lex.refusal, lex.scope_end)
+    )
     for span in spans:
         for s_start, s_end in sentences(text, span):
             if s_end <= s_start:
                 continue
             in_plan_section = layout.in_plan(s_start)
-            plan_m = lex.plan.search(text, s_start, s_end)
-            purpose_m = lex.purpose.search(text, s_start, s_end)
+            plan_m = lex.plan.search(text, s_start, s_end) if has_plan else None
+            purpose_m = lex.purpose.search(text, s_start, s_end) if has_purpose else None
             plan_from = s_start if in_plan_section else (plan_m.start() if plan_m else None)
             purpose_from = purpose_m.start() if purpose_m else None
-            topic_m = lex.topic.search(text, s_start, s_end)
+            topic_m = lex.topic.search(text, s_start, s_end) if has_topic else None
             topic: Span | None = None
             if topic_m:
                 stop = lex.scope_end.search(text, topic_m.end(), s_end)
@@ -78,15 +87,15 @@ def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> l
             pieces: list[Span] = []
             for m in _CLAUSE_SPLIT.finditer(text, s_start, s_end):
                 if m.start() > pos:
-                    pieces.extend(_at_scope_ends(text, pos, m.start(), lex))
+                    pieces.extend(_at_scope_ends(text, pos, m.start(), lex) if has_stop else [(pos, m.start())])
                 pos = m.end()
             if pos < s_end:
-                pieces.extend(_at_scope_ends(text, pos, s_end, lex))
-            refused_spans = _refusal_scopes(text, s_start, s_end, lex)
+                pieces.extend(_at_scope_ends(text, pos, s_end, lex) if has_stop else [(pos, s_end)])
+            refused_spans = _refusal_scopes(text, s_start, s_end, lex) if has_refusal else []
             refused_starts = [a for a, _ in refused_spans]
             for c_start, c_end, not_done in _checkbox_items(text, pieces):
                 k = bisect_right(refused_starts, c_start) - 1
-                refused = not_done or bool(lex.refusal.search(text, c_start, c_end)) or (
+                refused = not_done or (has_refusal and bool(lex.refusal.search(text, c_start, c_end))) or (
                     k >= 0 and refused_spans[k][0] <= c_start < refused_spans[k][1]
                 )
                 out.append(Clause(c_start, c_end, (s_start, s_end), plan_from, purpose_from, refused, topic))

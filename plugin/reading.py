@@ -77,19 +77,20 @@ def read_service(
         found = False
     cls = clauses(text, context, layout, lex)
     scan = lowered(text)  # the lexicon's hot loops match lowercase patterns on this; quotes come from text
-    activity, aims = _activities(text, scan, cls, lex, note_id)
-    skilled = _skilled(text, scan, cls, lex, note_id)
+    possible = lex.candidates(scan)  # one linear RE2 pass: entries outside it cannot match this note
+    activity, aims = _activities(text, scan, cls, lex, note_id, possible)
+    skilled = _skilled(text, scan, cls, lex, note_id, possible)
     # responses are also read in the Assessment/Response sections; totals ("Total timed 25") are not one
     extra = [p for s in layout.assessment_spans if not _inside_any(s[0], context) for p in _minus(s, heading_spans)]
     totals = [span for span in (layout.total_timed_span, layout.total_treatment_span) if span] + list(time_spans)
-    response = _response(text, scan, cls + clauses(text, extra, layout, lex), lex, note_id, blocked=totals)
+    response = _response(text, scan, cls + clauses(text, extra, layout, lex), lex, note_id, blocked=totals, possible=possible)
     # outcomes first ("10/10 with neutral spine"), then the task's own counts ("lifted 10# box x10")
     task_starts = {a.span[0] for a in activity}
     response = tuple(sorted(response, key=lambda ev: (ev.start in task_starts, ev.start)))
-    goal = _goal(text, scan, lex, note_id)
+    goal = _goal(text, scan, lex, note_id, possible)
     # a group session is often said in the note's title line, before the first service heading
     header = [(0, layout.segments[0].span[0])] if layout.segments and not _inside_any(0, context) else []
-    group = _group(text, scan, cls + clauses(text, header, layout, lex), lex, note_id)
+    group = _group(text, scan, cls + clauses(text, header, layout, lex), lex, note_id, possible)
     return Reading(
         note_id=note_id,
         context=context,
@@ -140,7 +141,8 @@ def _merge_spans(spans: list[Span], gap: int = 0) -> list[Span]:
 
 
 
-def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[tuple[ActivityClause, ...], dict[str, float]]:
+def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str,
+                possible: frozenset[str] | None = None) -> tuple[tuple[ActivityClause, ...], dict[str, float]]:
     """One pass of every activity pattern: clauses labelled by service, and the stated aims' scores.
 
     Aims ("for quad strengthening", anything after "to improve") never count as an activity; they
@@ -153,6 +155,8 @@ def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: 
         if code == "97150":
             continue  # group is a property of the session, judged separately
         for pattern in category.patterns:
+            if possible is not None and pattern.id and pattern.id not in possible:
+                continue
             for m, clause in index.matches(pattern.fast or pattern.regex, scan):
                 if not clause.is_current(m.start()):
                     continue
@@ -215,11 +219,14 @@ def _clause_evidence(text: str, found: list[tuple[Clause, str]], note_id: str) -
     )
 
 
-def _skilled(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
+def _skilled(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str,
+            possible: frozenset[str] | None = None) -> tuple[Evidence, ...]:
     index = _ClauseIndex(cls)
     blocked = [m.span() for regex in lex.skilled_negated_fast for m, _ in index.matches(regex, scan)]
     found: list[tuple[Clause, str]] = []
     for regex, rule in zip(lex.skilled_fast, lex.skilled_ids or ("",) * len(lex.skilled_fast)):
+        if possible is not None and rule and rule not in possible:
+            continue
         for m, clause in index.matches(regex, scan):
             if _inside_any(m.start(), blocked) or not clause.is_current(m.start()):
                 continue
@@ -229,11 +236,14 @@ def _skilled(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str
     return _clause_evidence(text, found, note_id)
 
 
-def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str, *, blocked: list[Span] = ()) -> tuple[Evidence, ...]:  # type: ignore[assignment]
+def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str, *, blocked: list[Span] = (),  # type: ignore[assignment]
+              possible: frozenset[str] | None = None) -> tuple[Evidence, ...]:
     index = _ClauseIndex(cls)
     goal_from: dict[int, int | None] = {}
     found: list[tuple[Clause, str]] = []
     for regex, rule in zip(lex.response_fast, lex.response_ids or ("",) * len(lex.response_fast)):
+        if possible is not None and rule and rule not in possible:
+            continue
         for m, clause in index.matches(regex, scan):
             if not clause.is_activity(m.start()) or _inside_any(m.start(), blocked):
                 continue
@@ -283,9 +293,11 @@ def _is_frequency(text: str, end: int) -> bool:
     return bool(_FREQUENCY.match(text, end))
 
 
-def _goal(text: str, scan: str, lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
+def _goal(text: str, scan: str, lex: Lexicon, note_id: str, possible: frozenset[str] | None = None) -> tuple[Evidence, ...]:
     out: list[Evidence] = []
     for regex, rule in zip(lex.goal_fast, lex.goal_ids or ("",) * len(lex.goal_fast)):
+        if possible is not None and rule and rule not in possible:
+            continue
         for m in regex.finditer(scan):
             line_start = text.rfind("\n", max(0, m.start() - 60), m.start()) + 1
             line_end = text.find("\n", m.end(), m.end() + 60)
@@ -309,13 +321,16 @@ def _goal_statement_end(text: str, pos: int) -> int:
     return max(pos, end)
 
 
-def _group(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str) -> tuple[Evidence, ...]:
+def _group(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str,
+           possible: frozenset[str] | None = None) -> tuple[Evidence, ...]:
     category = lex.activities.get("97150")
     if category is None:
         return ()
     index = _ClauseIndex(cls)
     out: list[Evidence] = []
     for pattern in category.patterns:
+        if possible is not None and pattern.id and pattern.id not in possible:
+            continue
         for m, clause in index.matches(pattern.fast or pattern.regex, scan):
             if clause.is_current(m.start()) and not negated(text, m.start(), m.end(), clause, lex):
                 out.append(Evidence(m.start(), m.end(), text[m.start():m.end()], note_id, (pattern.id,) if pattern.id else ()))

@@ -50,6 +50,7 @@ class _Entry(BaseModel):
     source: str
     p: str
     where: str | None = None
+    needs: list[str] = Field(default_factory=list)
     examples: _Examples
 
 
@@ -82,6 +83,7 @@ class TimeRule:
     fires: tuple[str, ...]
     quiet: tuple[str, ...]
     where: str | None = None
+    needs: tuple[str, ...] = ()  # lowercase words one of which every match contains ("timed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,8 @@ def parse_time_grammar(raw: Any, *, file: str = TIME_FILE) -> TimeGrammar:
                 regex = re.compile(pattern, _FLAGS)
             except re.error as exc:
                 raise RuleSetError(f"invalid regex ({exc})", file=file, path=f"{group}.{entry.id}") from exc
-            out.append(TimeRule(entry.id, entry.source, regex, tuple(entry.examples.fires), tuple(entry.examples.quiet), entry.where))
+            out.append(TimeRule(entry.id, entry.source, regex, tuple(entry.examples.fires), tuple(entry.examples.quiet),
+                                entry.where, tuple(n.lower() for n in entry.needs)))
         return tuple(out)
 
     not_service = compile_entries(doc.not_service, "not_service")
@@ -218,9 +221,11 @@ def find_durations(
     taken = _Spans(skip)
     found: list[Duration] = []
     windows = _windows(text, grammar)
+    lowered_windows = [text[a:b].lower() for a, b in windows]
     for kind, rules in (("total-timed", grammar.total_timed), ("session", grammar.session), ("service", grammar.service)):
         for rule in rules:
-            for m in (m for a, b in windows for m in rule.regex.finditer(text, a, b)):
+            spans = [w for w, low in zip(windows, lowered_windows) if not rule.needs or any(n in low for n in rule.needs)]
+            for m in (m for a, b in spans for m in rule.regex.finditer(text, a, b)):
                 if len(found) >= MAX_DURATIONS:
                     return sorted(found, key=lambda d: d.span)
                 span = m.span()

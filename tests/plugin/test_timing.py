@@ -22,6 +22,9 @@ def test_entry_fires_on_its_examples_and_stays_quiet_on_its_near_misses(rule) ->
         assert rule.regex.search(text), f"{rule.id} should fire on {text!r}"
     for text in rule.quiet:
         assert not rule.regex.search(text), f"{rule.id} should stay quiet on {text!r}"
+    for text in rule.fires if rule.needs else ():
+        match = rule.regex.search(text)
+        assert any(n in match.group(0).lower() for n in rule.needs), f"{rule.id}: `needs` would hide {text!r}"
 
 
 @pytest.mark.parametrize("words,value", [("28", 28), ("twenty-eight", 28), ("thirty eight", 38), ("Fourteen", 14),
