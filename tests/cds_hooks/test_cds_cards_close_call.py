@@ -14,7 +14,7 @@ SR = {"resourceType": "ServiceRequest", "id": "sr-1", "status": "draft", "intent
       "code": {"coding": [{"system": CPT, "code": "97530"}]}, "subject": {"reference": "Patient/p"},
       "quantityQuantity": {"value": 2}}
 CLOSE = ("Ther act 25 min: single leg stance on foam 3 x 30 s; tandem walking 4 lengths with CGA; lifted a 5# box "
-         "from the floor to a shelf x10, PT cued hip hinge. Goal: garden without falls. 10/10 lifts.")
+         "from the floor to a shelf x10, PT cued hip hinge. Goal: garden without falls.")
 CLEAR = ("Ther act 25 min: single leg stance on foam 3 x 30 s; tandem walking 4 lengths with CGA; rocker board "
          "weight shifts x20; Romberg on foam 3 x 30 s, PT cued ankle strategy. Goal: garden without falls. 2 LOB.")
 

@@ -37,7 +37,9 @@ def _hook_body(cluster: Any, harness: Any, i: int = 0) -> dict[str, Any]:
 
 def test_db_upgrade_builds_the_schema_on_postgres_and_is_idempotent(pg_base_url: str, load_harness: Any) -> None:
     from cds_hooks.store import Base
+    from smart_app.sessions import SMART_SESSIONS
 
+    tables = dict(Base.metadata.tables) | {SMART_SESSIONS.name: SMART_SESSIONS}  # migrations 0001 + 0002
     with load_harness.isolated_schema(pg_base_url, purpose="migrate") as url:
         for _ in range(2):  # a second upgrade (every replica's deploy step) changes nothing
             done = subprocess.run([load_harness.cli_bin(), "db", "upgrade", "--database-url", url],
@@ -46,11 +48,11 @@ def test_db_upgrade_builds_the_schema_on_postgres_and_is_idempotent(pg_base_url:
         engine = create_engine(url)
         try:
             insp = inspect(engine)
-            assert set(insp.get_table_names()) == set(Base.metadata.tables) | {"alembic_version"}
-            for name, table in Base.metadata.tables.items():
+            assert set(insp.get_table_names()) == set(tables) | {"alembic_version"}
+            for name, table in tables.items():
                 assert {c["name"] for c in insp.get_columns(name)} == set(table.columns.keys()), name
             with engine.connect() as conn:
-                assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+                assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
                 schema = conn.execute(text("SELECT current_schema()")).scalar()
             assert schema.startswith("cds97530_migrate_"), "the run must not touch the public schema"
         finally:
