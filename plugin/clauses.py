@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from plugin.layout import Layout, Span
-from plugin.lexicon import Lexicon
+from plugin.lexicon import Lexicon, lowered
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.;!?])(?=\s)|\n+|(?<=\S)\s+-\s+(?=[A-Z])|:\s+(?=[A-Z])")
 _CLAUSE_SPLIT = re.compile(r",\s++(?:and\s+|then\s+)?|(?<!\s)\s++(?:and\s+)?then\s+|\(|\)")
@@ -66,8 +66,9 @@ def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> l
     # one search per trigger kind over the whole text first: most notes have no refusal, topic or
     # purpose at all, and then no sentence needs to be searched for one
     lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+    kinds = lex.context_kinds(lowered(text[lo:hi]))  # one linear RE2 pass (a superset: never hides a trigger)
     has_plan, has_purpose, has_topic, has_refusal, has_stop = (
-        regex.search(text, lo, hi) is not None for regex in (lex.plan, lex.purpose, lex.topic, lex.refusal, lex.scope_end)
+        name in kinds for name in ("plan", "purpose", "topic", "refusal", "scope_end")
     )
     for span in spans:
         for s_start, s_end in sentences(text, span):

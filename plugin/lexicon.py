@@ -235,6 +235,13 @@ class Lexicon:
     not_a_goal_ids: tuple[str, ...] = ()
 
     prefilter: Any = None  # plugin.prefilter.Prefilter over the ``fast`` patterns of activities and criteria
+    context_prefilter: Any = None  # the same over the ConText kinds (plan, purpose, topic, refusal, scope_end)
+
+    def context_kinds(self, scan: str) -> frozenset[str]:
+        """The ConText kinds that can occur in ``scan`` (the ``lowered`` text); all when unknown."""
+        if self.context_prefilter is None:
+            return frozenset(("plan", "purpose", "topic", "refusal", "scope_end"))
+        return self.context_prefilter.candidates(scan)
 
     def candidates(self, scan: str) -> frozenset[str]:
         """Ids of the activity and criteria entries that can match ``scan`` (the ``lowered`` note).
@@ -463,9 +470,17 @@ def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,
         if fast_list:
             scanned += list(zip(ids, (f.pattern for f in fast_list)))
     prefilter = build_prefilter(scanned)
+    # which ConText kinds can occur in a note at all, in one RE2 pass (most notes have no refusal,
+    # topic or purpose, and then no sentence is searched for one)
+    context_prefilter = build_prefilter(
+        [(name, lower_pattern(alt(name).pattern)) for name in ("plan", "purpose", "topic", "refusal") if ctx_patterns.get(name)]
+        + [("scope_end", lower_pattern(c.alternation([p for p, _ in ctx_patterns["terminators"] + ctx_patterns.get("sequel", [])],
+                                                       "context.sequel").pattern))]
+    )
 
     return Lexicon(
         prefilter=prefilter,
+        context_prefilter=context_prefilter,
         version=doc.version,
         sources=doc.sources,
         intervention_names={
