@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     report = fsub.add_parser("report", help="print accept/override rates per rule")
     report.add_argument("--database-url", default=None)
     report.add_argument("--format", choices=("text", "json"), default="text")
+    report.add_argument("--by", choices=("rule", "visit"), default="rule",
+                        help="rates per rule (default), or one row per visit, line and rule with its answer")
     report.set_defaults(run=_cmd_feedback_report)
 
     db = sub.add_parser("db", help="database maintenance")
@@ -272,11 +274,15 @@ def _cmd_feedback_report(args: argparse.Namespace) -> int:
 
     from cds_hooks.store import Store
 
+    by_visit = getattr(args, "by", "rule") == "visit"
     try:
         store = Store(_settings(database_url=args.database_url).database_url)
-        rates = store.feedback_rates()
+        rates = store.feedback_by_visit() if by_visit else store.feedback_rates()
     except (SQLAlchemyError, ValueError) as exc:
         return _fail(f"cannot read the store ({type(exc).__name__}); run `cds97530 db upgrade` first?")
+    if by_visit:
+        print(json.dumps(rates, indent=2) if args.format == "json" else format_visit_report(rates))
+        return 0
     if args.format == "json":
         print(json.dumps([
             {"rule": r.rule, "cards": r.cards, "accepted": r.accepted, "overridden": r.overridden,
@@ -304,6 +310,20 @@ def format_report(rates: list[Any]) -> str:
     lines.append("A card counts once per visit and line, however often the hook fired, and under every rule it "
                  "carries; rates are over cards with feedback.")
     return "\n".join(lines)
+
+
+def format_visit_report(rows: list[dict[str, Any]]) -> str:
+    """One line per visit, line and rule: how often the card was shown and the answer given."""
+    if not rows:
+        return "No cards recorded yet."
+    out = [f"{'visit':<28}  {'line':<22}  {'rule':<34}  {'shown':>5}  answer"]
+    out.append("-" * len(out[0]))
+    for r in rows:
+        answer = r["outcome"] or "no answer"
+        if r.get("reason"):
+            answer += f" ({r['reason']})"
+        out.append(f"{str(r['visit'])[:28]:<28}  {str(r['line'] or '-')[:22]:<22}  {r['rule'][:34]:<34}  {r['shown']:>5}  {answer}")
+    return "\n".join(out)
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:

@@ -123,6 +123,23 @@ def test_feedback_report_cli(harness, fx, capsys):
     assert data["97530/recode"]["overrideReasons"] == [{"reason": "no reason given", "count": 1}]
 
 
+def test_feedback_report_by_visit_cli(harness, fx, capsys):
+    """Each visit's card once, with how often it was shown and the latest answer (issue 14)."""
+    for outcome in ("accepted", "overridden"):
+        card = _card(harness, fx)
+        item = {"card": card["uuid"], "outcome": outcome, "outcomeTimestamp": f"2026-11-20T10:0{5 if outcome == 'accepted' else 6}:00Z"}
+        if outcome == "accepted":
+            item["acceptedSuggestions"] = [{"id": card["suggestions"][0]["uuid"]}]
+        harness.post(FB, {"feedback": [item]})
+    assert main(["feedback", "report", "--by", "visit", "--format", "json", "--database-url", harness.settings.database_url]) == 0
+    rows = [r for r in json.loads(capsys.readouterr().out) if r["rule"] == "97530/recode"]
+    assert len(rows) == 1  # two firings for one visit and line are one card
+    assert rows[0]["shown"] == 2 and rows[0]["outcome"] == "overridden"
+    assert main(["feedback", "report", "--by", "visit", "--database-url", harness.settings.database_url]) == 0
+    text = capsys.readouterr().out
+    assert "97530/recode" in text and "overridden" in text
+
+
 def test_latest_feedback_wins_for_a_card(tmp_path):
     store = Store(f"sqlite:///{tmp_path}/s.sqlite3")
     store.create_tables()
