@@ -13,7 +13,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from plugin.layout import Layout, Span
+from plugin.layout import Layout, Span, merge_spans
 from plugin.lexicon import Lexicon, lowered
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.;!?])(?=\s)|\n+|(?<=\S)\s+-\s+(?=[A-Z])|:\s+(?=[A-Z])")
@@ -127,17 +127,7 @@ def _refusal_scopes(text: str, s_start: int, s_end: int, lex: Lexicon) -> list[S
         j = bisect_left(starts, m.end())
         begin = max((b for _, b in ends[max(0, i - 1):i] if b <= m.start()), default=s_start)
         scopes.append((begin, starts[j] if j < len(starts) else s_end))
-    return _merged(scopes)
-
-
-def _merged(spans: list[Span]) -> list[Span]:
-    out: list[Span] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(b, out[-1][1]))
-        else:
-            out.append((a, b))
-    return out
+    return merge_spans(scopes)
 
 
 _BOX = re.compile(r"\[\s?\]|\[[xX✓✔]\]|[☐□☑☒]")

@@ -18,7 +18,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 
 from plugin.lexicon import Lexicon, load_lexicon
-from plugin.timing import load_time_grammar
+from plugin.timing import clock_span_minutes, load_time_grammar
 
 Span = tuple[int, int]
 
@@ -176,6 +176,10 @@ def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
     )
 
 
+MAX_HEADINGS = 200
+"""A treatment note names a few dozen services at most; past this many headings the rest are read as
+text (a bound on work for a crafted note that repeats one heading a thousand times)."""
+
 _SENTENCE_BREAK = re.compile(r"[.;!?]\s+(?=\S)")
 
 
@@ -195,19 +199,8 @@ def _number(token: str) -> int | None:
 
 
 def clock_minutes(t1: str, t2: str) -> int | None:
-    """Minutes between two clock times written 0814, 814 or 8:14 (same day)."""
-    def parse(value: str) -> int | None:
-        digits = value.replace(":", "")
-        if not digits.isdigit() or len(digits) not in (3, 4):
-            return None
-        hours, minutes = int(digits[:-2]), int(digits[-2:])
-        return hours * 60 + minutes if hours < 24 and minutes < 60 else None
-
-    a, b = parse(t1), parse(t2)
-    if a is None or b is None:
-        return None
-    diff = b - a if b >= a else b + 12 * 60 - a  # 1245-115 written on a 12-hour clock
-    return diff if 0 < diff <= 240 else None
+    """Minutes between two clock times written 0814, 814 or 8:14 (same day, at most 4 hours)."""
+    return clock_span_minutes(t1, t2)
 
 
 # --- internals ---------------------------------------------------------------------------------
@@ -263,7 +256,7 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
     taken_until = -1
     last_end = 0  # end of the previous heading: "0800-0838 TA   0838-0850 TE" has two on one line
     i = 0
-    while i < len(matches):
+    while i < len(matches) and len(found) < MAX_HEADINGS:
         start, end, code = matches[i]
         i += 1
         r = bisect_right(row_starts, start) - 1
@@ -485,7 +478,7 @@ def _section_spans(
         elif name in _SUBJECTIVE_NAMES:
             end = min(end, _inline_end(text, m.end()))  # "S: roommate says ..."; the session follows
             subjective.append((begin, end))
-    return _merge(plan), assess, goals, subjective
+    return merge_spans(plan), assess, goals, subjective
 
 
 def _inline_end(text: str, label_end: int) -> int:
@@ -499,7 +492,8 @@ def _inline_end(text: str, label_end: int) -> int:
     return stop.start() + 1 if stop and text[stop.start()] in ".!?" else line_end
 
 
-def _merge(spans: list[Span]) -> list[Span]:
+def merge_spans(spans: list[Span]) -> list[Span]:
+    """Sorted union of spans (touching spans join)."""
     out: list[Span] = []
     for a, b in sorted(spans):
         if out and a <= out[-1][1]:
