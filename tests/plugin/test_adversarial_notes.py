@@ -56,10 +56,10 @@ from plugin import evaluate_note
 text = sys.stdin.read()
 evaluate_note(text)  # warm-up: lexicon compiled, caches filled
 times = []
-for _ in range(3):
-    started = time.perf_counter()
+for _ in range(3):  # CPU time of this process: what the engine does, not what other processes on the box do
+    started = time.process_time()
     evaluation = evaluate_note(text)
-    times.append(time.perf_counter() - started)
+    times.append(time.process_time() - started)
 print(json.dumps({{"times": times, "lines": len(evaluation.lines)}}))
 """
 HARD_LIMIT = 60.0  # a regression answers "too slow" instead of stalling the suite
