@@ -17,7 +17,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 
 import pytest
 
