@@ -243,7 +243,12 @@ class EvaluationPool:
         while not self._closed:
             with self._lock:
                 starting = list(self._starting.values())
-            ready = wait([w.conn for w in starting] + [self._wake_r], timeout=1.0)
+            try:
+                ready = wait([w.conn for w in starting] + [self._wake_r], timeout=1.0)
+            except (OSError, ValueError):
+                # a pipe closed under us (a worker killed at its deadline, or the pool shutting down):
+                # look again at what is still starting, or stop when closed
+                continue
             for conn in ready:
                 if conn is self._wake_r:
                     try:
@@ -251,8 +256,11 @@ class EvaluationPool:
                     except OSError:
                         pass
                     continue
-                with self._lock:
-                    worker = self._starting.pop(conn.fileno(), None)
+                try:
+                    with self._lock:
+                        worker = self._starting.pop(conn.fileno(), None)
+                except (OSError, ValueError):
+                    continue  # closed meanwhile
                 if worker is None:
                     continue
                 try:

@@ -17,7 +17,7 @@ import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 
-from plugin.lexicon import Lexicon, load_lexicon
+from plugin.lexicon import Lexicon, load_lexicon, lowered
 from plugin.timing import clock_span_minutes, load_time_grammar
 
 Span = tuple[int, int]
@@ -245,8 +245,13 @@ def _headings(text: str, lex: Lexicon) -> list[Heading]:
     table = _table_headings(text, lex) if "|" in text or "\t" in text else []
     table_rows = [h.span for h in table]
     matches: list[tuple[int, int, str]] = []
+    present = lex.name_codes(lowered(text))  # one RE2 pass: codes none of whose names occur are not scanned
     for code, regex in lex.intervention_names.items():
-        for m in regex.finditer(text):
+        if code not in present:
+            continue
+        for n, m in enumerate(regex.finditer(text)):
+            if n >= MAX_HEADINGS * 2:
+                break  # a name repeated a thousand times: the first ones are all that can be headings
             matches.append((m.start(), m.end(), code))
     matches.sort(key=lambda t: (t[0], -(t[1] - t[0])))
     by_start: dict[int, list[tuple[int, int, str]]] = {}

@@ -236,6 +236,13 @@ class Lexicon:
 
     prefilter: Any = None  # plugin.prefilter.Prefilter over the ``fast`` patterns of activities and criteria
     context_prefilter: Any = None  # the same over the ConText kinds (plan, purpose, topic, refusal, scope_end)
+    names_prefilter: Any = None  # the same over the intervention names, by code
+
+    def name_codes(self, scan: str) -> frozenset[str]:
+        """The codes whose intervention names can occur in ``scan`` (the ``lowered`` text)."""
+        if self.names_prefilter is None:
+            return frozenset(self.intervention_names)
+        return self.names_prefilter.candidates(scan)
 
     def context_kinds(self, scan: str) -> frozenset[str]:
         """The ConText kinds that can occur in ``scan`` (the ``lowered`` text); all when unknown."""
@@ -478,14 +485,16 @@ def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,
                                                        "context.sequel").pattern))]
     )
 
+    names = {code: _names(c, n, f"interventions.codes.{code}") for code, n in doc.interventions.codes.items()}
+    names_prefilter = build_prefilter([(code, lower_pattern(regex.pattern)) for code, regex in names.items()])
+
     return Lexicon(
         prefilter=prefilter,
         context_prefilter=context_prefilter,
+        names_prefilter=names_prefilter,
         version=doc.version,
         sources=doc.sources,
-        intervention_names={
-            code: _names(c, names, f"interventions.codes.{code}") for code, names in doc.interventions.codes.items()
-        },
+        intervention_names=names,
         activities=activities,
         negation_before=alt("negation", "forward", "both"),
         negation_after=alt("negation", "backward", "both"),

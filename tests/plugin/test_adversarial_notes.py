@@ -4,7 +4,7 @@ pattern that backtracks super-linearly.
 The notes are the shapes an attack or a broken export produces (runs of clock times before a
 heading, a heading followed by a thousand form feeds, every Unicode whitespace kind in runs,
 one heading repeated, one very long token, long runs of em spaces). Each is evaluated
-in-process in under 0.2 s (median of 3 after a warm-up), and ``cds97530 check`` answers on it
+in-process in under 0.2 s of CPU (best of 3 after a warm-up), and ``cds97530 check`` answers on it
 in under 2 s including interpreter start-up. These are bars, not benchmarks: the engine's
 throughput is measured in ``benchmarks/bench_engine.py``.
 
@@ -14,7 +14,6 @@ engines): a billing lead's new pattern with nested or adjacent overlapping repea
 from __future__ import annotations
 
 import resource
-import statistics
 import subprocess
 import sys
 
@@ -82,8 +81,8 @@ def test_adversarial_note_is_evaluated_in_bounded_time(name: str) -> None:
     assert out.returncode == 0, out.stderr[-1000:]
     result = json.loads(out.stdout)
     assert result["lines"] == 1  # an answer, not a crash
-    median = statistics.median(result["times"])
-    assert median < BUDGET_IN_PROCESS, f"{name}: median {median:.3f} s over {BUDGET_IN_PROCESS} s ({[round(t, 3) for t in result['times']]})"
+    best = min(result["times"])  # the least-disturbed of three runs, as timeit reports
+    assert best < BUDGET_IN_PROCESS, f"{name}: best of 3 {best:.3f} s over {BUDGET_IN_PROCESS} s ({[round(t, 3) for t in result['times']]})"
 
 
 @pytest.mark.parametrize("name", ["clock-times-before-heading", "treatment-time-form-feeds", "em-space-runs"])
