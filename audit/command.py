@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _spark_errors() -> tuple[type[BaseException], ...]:
     try:
-        from pyspark.errors import PySparkException
         from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
 
         return (PySparkException, Py4JError)
     except ImportError:

@@ -19,11 +19,10 @@ from functools import lru_cache
 from typing import Any
 
 import plugin
-from plugin import FhirInputError, LineEvaluation, PluginError, Verdict, VisitEvaluation, evaluate_resources
-from plugin.billing import fee_estimate
-
 from audit.join import Skip, VisitInput
 from audit.payer_map import mapped_payer
+from plugin import FhirInputError, LineEvaluation, PluginError, Verdict, VisitEvaluation, evaluate_resources
+from plugin.billing import fee_estimate
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("visit_key", "string"), ("line_no", "int"), ("encounter_ref", "string"), ("claim_ref", "string"),

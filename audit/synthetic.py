@@ -104,7 +104,7 @@ def render_note(text: str, content_type: str, title: str = "Daily note") -> byte
     if content_type == "text/html":
         body = "\n".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n") if line.strip())
         return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>"
-                f"<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>").encode("utf-8")
+                f"<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>").encode()
     if content_type == "text/rtf":
         def esc(line: str) -> str:
             return "".join("\\" + c if c in "\\{}" else (f"\\u{ord(c) if ord(c) < 32768 else ord(c) - 65536}?" if ord(c) > 127 else c) for c in line)

@@ -179,7 +179,7 @@ def start_replica(name: str, *, database_url: str, clients_file: Path, log_dir: 
         if workers > 1:
             args += ["--workers", str(workers)]
         log = log_path.open("ab")
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=log_dir)  # noqa: S603
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=log_dir)
         log.close()
         replica = Replica(name, port, proc, log_path)
         started = time.monotonic()

@@ -24,19 +24,19 @@ from typing import Any, Literal
 
 import yaml
 
-from plugin.status import denied_criteria, join_words, line_status
-from plugin.status import units as units_text
+from plugin.codes import CPT_SYSTEM  # one source of truth (http/https, HCPCS)
+from plugin.codes import PROCEDURE_CODE_SYSTEMS as _CPT_SYSTEMS
 from plugin.model import (
     BillingIssue,
     Evidence,
     LineEvaluation,
     Severity,
-    Status,
     Verdict,
     VisitEvaluation,
 )
+from plugin.status import denied_criteria, join_words, line_status
+from plugin.status import units as units_text
 
-from plugin.codes import CPT_SYSTEM, PROCEDURE_CODE_SYSTEMS as _CPT_SYSTEMS  # one source of truth (http/https, HCPCS)
 SUMMARY_MAX = 139
 _QUOTE_MAX = 220
 _MAX_QUOTES = 3

@@ -18,7 +18,6 @@ import anyio
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-import plugin
 from cds_hooks.cards import BuiltCard, CardOptions, CardTarget, build_cards
 from cds_hooks.clients import Client
 from cds_hooks.errors import BadRequestError

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlaTimeoutError
 
 from cds_hooks.auth import JwtVerifier, dev_client
+from cds_hooks.cards import not_checked_card
 from cds_hooks.clients import Client, ClientRegistry
 from cds_hooks.errors import (
     AuthError,
@@ -33,7 +34,6 @@ from cds_hooks.errors import (
     UnknownServiceError,
 )
 from cds_hooks.evaluation_pool import EvaluationPool
-from cds_hooks.cards import not_checked_card
 from cds_hooks.guard import new_error_id
 from cds_hooks.hooks import HookDeps, card_options, run_hook
 from cds_hooks.models import FeedbackRequest, HookRequest

@@ -22,11 +22,11 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    bindparam,
     DateTime,
     ForeignKey,
     Integer,
     String,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -37,8 +37,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import StaticPool
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 
 class Base(DeclarativeBase):
@@ -160,7 +160,7 @@ def unstorable_field(table: Any, record: dict[str, Any]) -> str | None:
         length = getattr(getattr(column, "type", None), "length", None)
         if length is not None and len(value) > length:
             return name
-        if not value.isascii() and _BAD_CHARS.search(value) or "\x00" in value:
+        if (not value.isascii() and _BAD_CHARS.search(value)) or "\x00" in value:
             return name
     return None
 

@@ -140,7 +140,7 @@ def _decode(data: bytes, charset: str | None) -> str:
 _BLOCK_TAGS = frozenset({
     "p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "section",
     "article", "header", "footer", "ul", "ol", "dt", "dd", "pre", "blockquote", "paragraph", "item",
-    "hr", "caption", "thead", "tbody", "title", "component", "text", "list", "tbody", "body",
+    "hr", "caption", "thead", "tbody", "title", "component", "text", "list", "body",
 })
 _CELL_TAGS = frozenset({"td", "th"})
 _RAW_TEXT_TAGS = frozenset({"script", "style", "template", "noscript", "textarea", "xmp", "iframe", "noembed"})

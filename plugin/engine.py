@@ -16,11 +16,12 @@ from typing import Any
 
 from plugin.billing import BillingInput, LineInput, assess_billing, fee_estimate, fee_years, is_timed, is_untimed, match_payer
 from plugin.classify import documented_service
-from plugin.criteria import TimeEvidence, judge
 from plugin.codes import CPT_SYSTEM
+from plugin.criteria import TimeEvidence, judge
 from plugin.fhir_input import coverage_texts, visit_from_resources
 from plugin.layout import Layout, read_layout
 from plugin.lexicon import Lexicon, load_lexicon
+from plugin.minutes import ProseTime, apply_prose_time, read_prose_time
 from plugin.model import (
     BilledLine,
     DocumentedService,
@@ -32,7 +33,6 @@ from plugin.model import (
     Visit,
     VisitEvaluation,
 )
-from plugin.minutes import ProseTime, apply_prose_time, read_prose_time
 from plugin.reading import TA, read_service
 from plugin.ruleset import Ruleset, load_ruleset
 from plugin.timing import load_time_grammar

@@ -16,7 +16,7 @@ import binascii
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from plugin.attachments import extract, media_type
@@ -176,7 +176,7 @@ def ref_of(resource: Mapping[str, Any]) -> str:
     return f"{resource.get('resourceType')}/{rid}" if rid else str(resource.get("resourceType"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _model_class(rtype: str) -> Any:
     from fhir.resources.R4B import get_fhir_model_class
 

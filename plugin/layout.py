@@ -508,7 +508,7 @@ def merge_spans(spans: list[Span]) -> list[Span]:
     return out
 
 
-def _first_number(regex: re.Pattern[str], text: str, keep: "callable[[re.Match[str]], bool]") -> tuple[int | None, Span | None]:  # type: ignore[valid-type]
+def _first_number(regex: re.Pattern[str], text: str, keep: callable[[re.Match[str]], bool]) -> tuple[int | None, Span | None]:  # type: ignore[valid-type]
     for m in regex.finditer(text):
         if not keep(m):
             continue

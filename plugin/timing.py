@@ -282,7 +282,7 @@ class _Spans:
 
     def overlaps(self, span: Span) -> bool:
         i = bisect_left(self.items, (span[1], span[1]))
-        return i > 0 and self.items[i - 1][1] > span[0] or any(
+        return (i > 0 and self.items[i - 1][1] > span[0]) or any(
             a < span[1] and span[0] < b for a, b in self.items[max(0, i - 2):i + 1]
         )
 

@@ -90,7 +90,7 @@ class JwksServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            def do_GET(self) -> None:
                 if self.path.split("?")[0] not in ("/.well-known/jwks.json", "/jwks.json"):
                     self.send_error(404)
                     return

@@ -167,7 +167,7 @@ class FhirServer:
         env = dict(os.environ)
         env["FHIR_ADMIN_TOKEN"] = self._admin_token  # env, not argv: not visible in `ps`
         env["FHIR_TOKENS"] = ",".join(self._tokens)
-        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        self._process = subprocess.Popen(
             args, cwd=directory, env=env, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )

@@ -346,7 +346,7 @@ def build_dataset(tag: str | None = None, *, formats_case: str = "dev-032") -> S
         age, sex = next((d for d in (note_demographics(c.text) for c, _ in visit_specs) if d[0] is not None),
                         (None, None))
         sex = sex or next((d[1] for d in (note_demographics(c.text) for c, _ in visit_specs) if d[1]), None)
-        if sex and sex != gender or not given:  # a name of the note's sex
+        if (sex and sex != gender) or not given:  # a name of the note's sex
             gender = sex or gender or "female"
             given, family = _MORE_NAMES[gender][pn % len(_MORE_NAMES[gender])]
         if age is not None:  # born on 1 January, so the note's age holds on every visit of the year

@@ -11,9 +11,9 @@ reaches a response header, URL or log.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-import time
 from importlib import resources
 from typing import Any
 

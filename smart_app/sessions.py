@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-
 from starlette.requests import Request
 from starlette.responses import Response
 

@@ -17,8 +17,8 @@ import jsonschema
 import jwt
 import pytest
 import yaml
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from cds_hooks.app import create_app
 from cds_hooks.settings import CdsSettings

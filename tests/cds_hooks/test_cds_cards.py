@@ -74,8 +74,7 @@ MET_DYNAMIC = Finding("dynamic-activity", Status.MET, "Dynamic activity document
 def test_supported_line_gets_no_card_unless_info_cards(schema):
     ev = _visit(_line())
     assert _build(ev) == []
-    built = _build(ev, options=CardOptions(**{**OPTIONS.__dict__, "info_cards": True}) if False else
-                   CardOptions("97530 check", "https://policy.test/ch15", info_cards=True))
+    built = _build(ev, options=dataclasses.replace(OPTIONS, info_cards=True))
     assert len(built) == 1
     card = built[0].card
     assert card["indicator"] == "info" and "suggestions" not in card and "overrideReasons" not in card

@@ -11,10 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.synthetic import CONTENT_TYPES, render_note
 from plugin.attachments import extract_text
-
-
+from sandbox.synthetic import CONTENT_TYPES, render_note
 
 
 def _get(env: Any, path: str, token: str | None, **kwargs: object) -> httpx.Response:

@@ -89,7 +89,7 @@ class _Serving:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = inst.work / f"serve-{self.port}.log"
         self._out = self.log.open("w")
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv
+        self.proc = subprocess.Popen(
             [inst.cli, "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--database-url", f"sqlite:///{inst.work / f'db-{self.port}.sqlite3'}", *args],
             cwd=inst.work, env=inst.env, stdout=self._out, stderr=subprocess.STDOUT, text=True)

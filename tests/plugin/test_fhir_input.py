@@ -1,9 +1,7 @@
 """FHIR in: bundle shapes, codings, roles, notes in every content type, and bad input."""
 from __future__ import annotations
 
-import base64
 import copy
-import io
 
 import pytest
 

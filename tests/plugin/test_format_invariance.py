@@ -10,14 +10,13 @@ case labels, never the engine's own output.
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from renderings import RENDERINGS, clock_blocks, line_breaks_removed, pipe_table  # noqa: E402
+from renderings import RENDERINGS, clock_blocks, line_breaks_removed, pipe_table
 
 BAR = 0.95
 PER_RENDERING_BAR = 0.90

@@ -1,10 +1,10 @@
 """The rule data loads, bad data is refused with its location, and the public API is curated."""
 from __future__ import annotations
 
-import yaml
 from importlib import resources
 
 import pytest
+import yaml
 
 import plugin
 from plugin import RuleSetError

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import plugin
-from plugin import RuleSetError, Ruleset, evaluate_note, evaluate_resources, load_ruleset
+from plugin import Ruleset, RuleSetError, evaluate_note, evaluate_resources, load_ruleset
 from plugin.billing import UnknownPayerError
 from plugin.ruleset import packaged_dir
 

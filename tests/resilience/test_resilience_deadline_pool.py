@@ -14,7 +14,7 @@ import anyio
 import httpx
 import pytest
 
-from cds_hooks.evaluation_pool import EvaluationFailed, EvaluationPool, EvaluationTimeout
+from cds_hooks.evaluation_pool import EvaluationFailed, EvaluationPool
 from cds_hooks.guard import GuardMiddleware
 from cds_hooks.logs import JsonFormatter
 

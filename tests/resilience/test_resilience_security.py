@@ -228,7 +228,7 @@ class Canary:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            do_GET = do_POST = do_CONNECT = do_HEAD = do_PUT = do_DELETE = _any  # noqa: N815
+            do_GET = do_POST = do_CONNECT = do_HEAD = do_PUT = do_DELETE = _any
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return

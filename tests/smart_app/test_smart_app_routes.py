@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +14,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from smart_app.app import create_app
 from sandbox.authserver import DemoClient, LaunchContext, SmartAuthServer, auth_router
+from smart_app.app import create_app
 from smart_app.sessions import COOKIE_NAME, SessionStore
 from smart_app.settings import SmartSettings
 

@@ -170,7 +170,7 @@ def test_card_opens_the_review_with_evidence_where_it_stands(context: Any, stack
 
     expected = _expected_evaluation(env, visit)
     line = next(li for li in expected.lines if li.code == "97530")
-    article = review.locator(f"article.line[data-code='97530']")
+    article = review.locator("article.line[data-code='97530']")
     # every criterion with met/missing as the library says
     for finding in line.findings:
         status = article.locator(f"tr[data-criterion='{finding.criterion}'] td.status").inner_text()
