@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from plugin import Verdict, evaluate_note
+from plugin import CRITERIA, Status, Verdict, evaluate_note
 from plugin.engine import MAX_ANALYSED_CHARS
 
 
@@ -32,9 +32,24 @@ def test_real_notes_by_others_never_crash_and_are_never_supported(shared_dir) ->
     assert len(rows) >= 100
     supported = []
     for row in rows:
-        evaluation = evaluate_note(row["text"], units=2, payer="medicare", note_id=row["id"])
-        line = evaluation.lines[0]
-        assert line.verdict in set(Verdict)
+        text = row["text"]
+        evaluation = evaluate_note(text, units=2, payer="medicare", note_id=row["id"])
+        (line,) = evaluation.lines
+        assert line.code == "97530" and line.billed_units == 2, row["id"]
+        # Every criterion is judged once, and what the card would say follows from the findings.
+        assert sorted(f.criterion for f in line.findings) == sorted(CRITERIA), row["id"]
+        if line.verdict is Verdict.RECODE:
+            assert line.suggested_code not in (None, "97530"), row["id"]
+        else:
+            assert line.suggested_code is None, row["id"]
+        if line.verdict is Verdict.NEEDS_DOCUMENTATION:
+            assert line.missing, row["id"]
+        # Met criteria quote their evidence, and every quote is the note's own text.
+        for finding in line.findings:
+            if finding.status is Status.MET:
+                assert finding.evidence, (row["id"], finding.criterion)
+            for ev in finding.evidence:
+                assert text[ev.start:ev.end] == ev.text, (row["id"], finding.criterion)
         if line.verdict is Verdict.SUPPORTED:
             supported.append(row["id"])
     assert supported == []
@@ -49,5 +64,9 @@ def test_a_one_megabyte_note_is_read_up_to_the_cap_and_says_so() -> None:
 
 @pytest.mark.parametrize("text", ["", "   ", "\x00\x01\x02", "é" * 5000, "97530 " * 2000, "Ther act: " * 3000, "(((((" * 1000])
 def test_odd_text_gives_a_well_formed_evaluation(text: str) -> None:
-    evaluation = evaluate_note(text or " ", units=1)
-    assert evaluation.lines[0].verdict in set(Verdict)
+    # None of these texts names an activity, a goal, skilled input, a response or minutes.
+    (line,) = evaluate_note(text or " ", units=1).lines
+    assert line.verdict is Verdict.NEEDS_DOCUMENTATION
+    assert sorted(line.missing) == sorted(CRITERIA)
+    assert line.supported_units == 0 and line.suggested_code is None
+    assert all(not f.evidence for f in line.findings)
