@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from plugin.billing.fees import fee_estimate
-from plugin.billing.inputs import BillingInput, LineBilling
+from plugin.billing.inputs import BillingInput, LineBilling, LineInput
 from plugin.billing.rules import (
     PairLine,
     assistant_issues,
@@ -156,16 +156,24 @@ def _money(code: str, low: int, high: int, inp: BillingInput, modifiers: tuple[s
     return f"{a.amount - b.amount:.2f}", a.year
 
 
-def assess_billing(inp: BillingInput) -> tuple[LineBilling, ...]:
-    """Assess every line of one visit; results are in the order of ``inp.lines``."""
-    payer = inp.payer
-    method = payer.unit_method if payer.unit_method in METHOD_NAMES else CMS_TOTAL_TIME
-    other_method = AMA_PER_CODE if method == CMS_TOTAL_TIME else CMS_TOTAL_TIME
-    lines = inp.lines
-    codes = [normalise_code(ln.code) for ln in lines]
-    resolved = resolve_minutes(inp)
+@dataclass(frozen=True, slots=True)
+class _VisitUnits:
+    """The visit's minutes and units, worked out once and read by every line.
 
-    # minutes and lines per timed code, in first-seen order
+    Both methods are computed: the payer's decides the supported units, the other is shown beside it."""
+
+    method: str
+    other_method: str
+    alloc: Allocation[str]  # the CMS total-time allocation over every timed code
+    code_minutes: dict[str, int]  # minutes per timed code, in first-seen order
+    code_lines: dict[str, list[int]]  # the line indexes of each timed code
+    line_units: dict[str, dict[int, int]]  # method -> line index -> supported units
+    visit_total: int | None  # the visit's total timed minutes as the arithmetic reports it
+
+
+def _visit_units(inp: BillingInput, codes: list[str], resolved: list[_Minutes | None]) -> _VisitUnits:
+    """Units per code under both methods, then shared over each code's lines (``_split``)."""
+    method = inp.payer.unit_method if inp.payer.unit_method in METHOD_NAMES else CMS_TOTAL_TIME
     code_minutes: dict[str, int] = {}
     code_lines: dict[str, list[int]] = {}
     for i, m in enumerate(resolved):
@@ -182,127 +190,161 @@ def assess_billing(inp: BillingInput) -> tuple[LineBilling, ...]:
     for name, units in per_method.items():
         line_units[name] = {}
         for code, idxs in code_lines.items():
-            shares = _split(units[code], [lines[i].billed_units for i in idxs])
-            line_units[name].update(zip(idxs, shares))
+            shares = _split(units[code], [inp.lines[i].billed_units for i in idxs])
+            line_units[name].update(zip(idxs, shares, strict=True))
     any_minutes = any(m is not None and m.minutes is not None for m in resolved)
-    visit_total = alloc.total_minutes if any_minutes else inp.total_timed_minutes
-
-    # the visit-level consistency check: stated total vs. per-code minutes
-    mismatch: BillingIssue | None = None
-    timed_idx = [i for i, m in enumerate(resolved) if m is not None]
-    if (
-        inp.total_timed_minutes is not None
-        and timed_idx
-        and all(resolved[i].minutes is not None and lines[i].minutes is not None for i in timed_idx)  # type: ignore[union-attr]
-        and units_for_minutes(inp.total_timed_minutes) != units_for_minutes(alloc.total_minutes)
-    ):
-        mismatch = make_issue(
-            "timed-total-mismatch",
-            total_stated=inp.total_timed_minutes,
-            total_sum=alloc.total_minutes,
-            arithmetic=(
-                f"stated {inp.total_timed_minutes} min -> {units_for_minutes(inp.total_timed_minutes)} unit(s); "
-                f"per-code sum {alloc.total_minutes} min -> {units_for_minutes(alloc.total_minutes)} unit(s)"
-            ),
-        )
-
-    pairs = (
-        pair_issues(
-            [PairLine(ln.code, ln.modifiers, ln.shared_block_with, ln.distinct_time_block) for ln in lines]
-        )
-        if payer.ncci_applies
-        else [[] for _ in lines]
+    return _VisitUnits(
+        method=method,
+        other_method=AMA_PER_CODE if method == CMS_TOTAL_TIME else CMS_TOTAL_TIME,
+        alloc=alloc,
+        code_minutes=code_minutes,
+        code_lines=code_lines,
+        line_units=line_units,
+        visit_total=alloc.total_minutes if any_minutes else inp.total_timed_minutes,
     )
 
+
+def _total_mismatch(inp: BillingInput, resolved: list[_Minutes | None], alloc: Allocation[str]) -> BillingIssue | None:
+    """The visit-level consistency check: a stated total timed that gives other units than the per-code
+    minutes do. Only when every timed line has minutes of its own (else the total is what was used)."""
+    timed = [(m, inp.lines[i]) for i, m in enumerate(resolved) if m is not None]
+    if (
+        inp.total_timed_minutes is None
+        or not timed
+        or not all(m.minutes is not None and line.minutes is not None for m, line in timed)
+        or units_for_minutes(inp.total_timed_minutes) == units_for_minutes(alloc.total_minutes)
+    ):
+        return None
+    return make_issue(
+        "timed-total-mismatch",
+        total_stated=inp.total_timed_minutes,
+        total_sum=alloc.total_minutes,
+        arithmetic=(
+            f"stated {inp.total_timed_minutes} min -> {units_for_minutes(inp.total_timed_minutes)} unit(s); "
+            f"per-code sum {alloc.total_minutes} min -> {units_for_minutes(alloc.total_minutes)} unit(s)"
+        ),
+    )
+
+
+def _timed_arithmetic(visit: _VisitUnits, i: int, code: str, line: LineInput, mins: _Minutes, supported: int) -> str:
+    """The minutes-to-units sentence of a timed line under the payer's method."""
+    if mins.minutes is None:
+        return f"{code}: {mins.note} -> 0 supported; {_billed_text(line, 0)}"
+    prefix = f"{mins.note}; " if mins.note else ""
+    if visit.method == CMS_TOTAL_TIME:
+        body = _cms_text(visit.alloc, code, _billed_text(line, supported))
+    else:
+        body = _ama_text(code, visit.code_minutes[code], _billed_text(line, supported))
+    if len(visit.code_lines[code]) > 1:
+        body += f" (the code's units are shared over its {len(visit.code_lines[code])} lines)"
+    return prefix + body
+
+
+def _timed_line(
+    inp: BillingInput, visit: _VisitUnits, i: int, code: str, mins: _Minutes
+) -> tuple[int, UnitsDetail, list[BillingIssue]]:
+    """A timed line: supported units by the payer's method, and over- or under-billing with the money at stake."""
+    line = inp.lines[i]
+    billed = line.billed_units
+    supported = visit.line_units[visit.method][i] if mins.minutes is not None else 0
+    alternative = visit.line_units[visit.other_method][i] if mins.minutes is not None else 0
+    arithmetic = _timed_arithmetic(visit, i, code, line, mins, supported)
+    units = UnitsDetail(
+        method=visit.method,
+        minutes=mins.minutes,
+        minutes_source=mins.source,
+        total_timed_minutes=visit.visit_total,
+        supported_units=supported,
+        arithmetic=arithmetic,
+        alternative_method=visit.other_method,
+        alternative_units=alternative,
+    )
+    issues: list[BillingIssue] = []
+    if billed > supported:
+        amount, year = _money(code, supported, billed, inp, line.modifiers)
+        at_risk = f"; about ${amount} at risk (estimate CY{year})" if year else ""
+        issues.append(
+            make_issue("units-over-billed", code=code, billed=billed, supported=supported, arithmetic=arithmetic + at_risk)
+        )
+    elif billed < supported:
+        amount, year = _money(code, billed, supported, inp, line.modifiers)
+        money = f" (about ${amount} more, estimate CY{year})" if year else ""
+        issues.append(
+            make_issue(
+                "units-under-billed",
+                code=code,
+                billed=billed,
+                supported=supported,
+                amount=amount,
+                year=year or "",
+                money=money,
+                arithmetic=arithmetic,
+            )
+        )
+    return supported, units, issues
+
+
+def _untimed_line(line: LineInput, code: str, visit_total: int | None) -> tuple[int, UnitsDetail, list[BillingIssue]]:
+    """A service-based code: one unit per session whatever the minutes."""
+    arithmetic = f"{code}: untimed (service-based) code, 1 unit per session regardless of minutes; {_billed_text(line, 1)}"
+    units = UnitsDetail(UNTIMED, line.minutes, line.minutes_source, visit_total, 1, arithmetic)
+    issues = []
+    if line.billed_units > 1:
+        issues.append(make_issue("units-over-billed", code=code, billed=line.billed_units, supported=1, arithmetic=arithmetic))
+    return 1, units, issues
+
+
+def _modifier_issues(inp: BillingInput, line: LineInput, code: str, mins: _Minutes | None) -> list[BillingIssue]:
+    """The checks that read the line's code and modifiers, whatever its units: MUE (where the payer applies
+    it), discipline GP/GO, assistant CQ/CO and 59/X."""
+    payer = inp.payer
+    issues: list[BillingIssue] = []
+    if payer.mue_applies:
+        issues.extend(mue_issues(code, line.billed_units))
+    issues.extend(discipline_issues(code, line.modifiers, inp.performer_role, required=payer.discipline_modifiers_required))
+    issues.extend(
+        assistant_issues(
+            code,
+            line.modifiers,
+            inp.performer_role,
+            required=payer.assistant_modifiers_required,
+            payer_label=payer.label,
+            minutes=mins.minutes if mins is not None else line.minutes,
+            assistant_minutes=line.assistant_minutes,
+        )
+    )
+    issues.extend(modifier_59_issues(code, line.modifiers))
+    return issues
+
+
+def assess_billing(inp: BillingInput) -> tuple[LineBilling, ...]:
+    """Assess every line of one visit; results are in the order of ``inp.lines``."""
+    lines = inp.lines
+    codes = [normalise_code(ln.code) for ln in lines]
+    resolved = resolve_minutes(inp)
+    visit = _visit_units(inp, codes, resolved)
+    mismatch = _total_mismatch(inp, resolved, visit.alloc)
+    pairs = (
+        pair_issues([PairLine(ln.code, ln.modifiers, ln.shared_block_with, ln.distinct_time_block) for ln in lines])
+        if inp.payer.ncci_applies
+        else [[] for _ in lines]
+    )
     out: list[LineBilling] = []
     for i, line in enumerate(lines):
-        code = codes[i]
-        billed = line.billed_units
-        mins = resolved[i]
-        issues: list[BillingIssue] = []
+        code, mins = codes[i], resolved[i]
         if mins is not None:  # timed code
-            supported = line_units[method][i] if mins.minutes is not None else 0
-            alternative = line_units[other_method][i] if mins.minutes is not None else 0
-            if mins.minutes is None:
-                arithmetic = f"{code}: {mins.note} -> 0 supported; {_billed_text(line, 0)}"
-            else:
-                prefix = f"{mins.note}; " if mins.note else ""
-                if method == CMS_TOTAL_TIME:
-                    body = _cms_text(alloc, code, _billed_text(line, supported))
-                else:
-                    body = _ama_text(code, code_minutes[code], _billed_text(line, supported))
-                if len(code_lines[code]) > 1:
-                    body += f" (the code's units are shared over its {len(code_lines[code])} lines)"
-                arithmetic = prefix + body
-            units = UnitsDetail(
-                method=method,
-                minutes=mins.minutes,
-                minutes_source=mins.source,
-                total_timed_minutes=visit_total,
-                supported_units=supported,
-                arithmetic=arithmetic,
-                alternative_method=other_method,
-                alternative_units=alternative,
-            )
-            if billed > supported:
-                amount, year = _money(code, supported, billed, inp, line.modifiers)
-                at_risk = f"; about ${amount} at risk (estimate CY{year})" if year else ""
-                issues.append(
-                    make_issue(
-                        "units-over-billed", code=code, billed=billed, supported=supported, arithmetic=arithmetic + at_risk
-                    )
-                )
-            elif billed < supported:
-                amount, year = _money(code, billed, supported, inp, line.modifiers)
-                money = f" (about ${amount} more, estimate CY{year})" if year else ""
-                issues.append(
-                    make_issue(
-                        "units-under-billed",
-                        code=code,
-                        billed=billed,
-                        supported=supported,
-                        amount=amount,
-                        year=year or "",
-                        money=money,
-                        arithmetic=arithmetic,
-                    )
-                )
+            supported, units, issues = _timed_line(inp, visit, i, code, mins)
             if mismatch is not None:
                 issues.append(mismatch)
         elif is_untimed(code):
-            supported = 1
-            arithmetic = f"{code}: untimed (service-based) code, 1 unit per session regardless of minutes; {_billed_text(line, 1)}"
-            units = UnitsDetail(UNTIMED, line.minutes, line.minutes_source, visit_total, 1, arithmetic)
-            if billed > supported:
-                issues.append(
-                    make_issue("units-over-billed", code=code, billed=billed, supported=1, arithmetic=arithmetic)
-                )
+            supported, units, issues = _untimed_line(line, code, visit.visit_total)
         else:
-            supported = billed
+            supported = line.billed_units
             arithmetic = f"{code}: not a therapy code in timed_codes.yaml; units not assessed"
-            units = UnitsDetail(NOT_ASSESSED, line.minutes, line.minutes_source, visit_total, billed, arithmetic)
-
-        if payer.mue_applies:
-            issues.extend(mue_issues(code, billed))
-        issues.extend(
-            discipline_issues(
-                code, line.modifiers, inp.performer_role, required=payer.discipline_modifiers_required
-            )
-        )
-        issues.extend(
-            assistant_issues(
-                code,
-                line.modifiers,
-                inp.performer_role,
-                required=payer.assistant_modifiers_required,
-                payer_label=payer.label,
-                minutes=mins.minutes if mins is not None else line.minutes,
-                assistant_minutes=line.assistant_minutes,
-            )
-        )
-        issues.extend(modifier_59_issues(code, line.modifiers))
+            units = UnitsDetail(NOT_ASSESSED, line.minutes, line.minutes_source, visit.visit_total, supported, arithmetic)
+            issues = []
+        issues.extend(_modifier_issues(inp, line, code, mins))
         issues.extend(pairs[i])
-        fee = fee_estimate(code, billed, year=inp.service_year, modifiers=line.modifiers)
+        fee = fee_estimate(code, line.billed_units, year=inp.service_year, modifiers=line.modifiers)
         out.append(LineBilling(supported_units=supported, units=units, issues=tuple(issues), fee=fee))
     return tuple(out)
-
