@@ -226,7 +226,7 @@ def _total_mismatch(inp: BillingInput, resolved: list[_Minutes | None], alloc: A
     )
 
 
-def _timed_arithmetic(visit: _VisitUnits, i: int, code: str, line: LineInput, mins: _Minutes, supported: int) -> str:
+def _timed_arithmetic(visit: _VisitUnits, code: str, line: LineInput, mins: _Minutes, supported: int) -> str:
     """The minutes-to-units sentence of a timed line under the payer's method."""
     if mins.minutes is None:
         return f"{code}: {mins.note} -> 0 supported; {_billed_text(line, 0)}"
@@ -248,7 +248,7 @@ def _timed_line(
     billed = line.billed_units
     supported = visit.line_units[visit.method][i] if mins.minutes is not None else 0
     alternative = visit.line_units[visit.other_method][i] if mins.minutes is not None else 0
-    arithmetic = _timed_arithmetic(visit, i, code, line, mins, supported)
+    arithmetic = _timed_arithmetic(visit, code, line, mins, supported)
     units = UnitsDetail(
         method=visit.method,
         minutes=mins.minutes,
