@@ -1,4 +1,4 @@
-"""``cds97530 audit``: the command line of the retrospective audit (registered by ``cds_hooks/cli.py``).
+"""``cds97530 audit``: the command line of the retrospective audit (registered by ``cds97530/cli.py``).
 
     cds97530 audit INPUT... --out DIR [--engine local|spark] [--master URL] [--processes N]
                    [--rules DIR] [--payer-map FILE] [--since YYYY-MM-DD --until YYYY-MM-DD] [--format parquet|csv]

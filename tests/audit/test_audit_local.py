@@ -121,7 +121,7 @@ def test_corrupt_gzip_truncated_file_and_manifest_problems(tmp_path: Path) -> No
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cds_hooks.cli", *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([sys.executable, "-m", "cds97530", *args], capture_output=True, text=True, timeout=300,
                           cwd=ROOT, env={**os.environ, **(env or {})})
 
 
@@ -169,9 +169,9 @@ def test_audit_command_works_without_the_service_dependencies(bad_export: Path, 
     """A hospital's audit box installs plugin + [audit]; FastAPI, SQLAlchemy and the sandbox may be absent."""
     code = (
         "import sys\n"
-        "for name in ('fastapi', 'sqlalchemy', 'uvicorn', 'alembic', 'httpx', 'sandbox', 'smart_app', 'cds_hooks.commands'):\n"
+        "for name in ('fastapi', 'sqlalchemy', 'uvicorn', 'alembic', 'httpx', 'sandbox', 'smart_app', 'cds_hooks'):\n"
         "    sys.modules[name] = None\n"
-        "from cds_hooks.cli import main\n"
+        "from cds97530.cli import main\n"
         f"sys.exit(main(['audit', {str(bad_export)!r}, '--out', {str(tmp_path / 'o')!r}, '--processes', '1']))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-m", "cds_hooks.cli"]
+CLI = [sys.executable, "-m", "cds97530"]
 ROOT = Path(__file__).resolve().parents[2]
 OVER = ("Therapeutic activities 31 min: half-kneel to stand transitions using a garden kneeler x6 each; "
         "PT guarded CGA and cued pushing through the front heel. Goal: return to gardening. "

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 
-from cds_hooks.cli import main
+from cds97530.cli import main
 from cds_hooks.store import Store
 
 

@@ -10,8 +10,8 @@ import uuid
 import pytest
 from sqlalchemy import inspect
 
-from cds_hooks.cli import main
-from cds_hooks.service_commands import upgrade_database
+from cds97530.cli import main
+from cds_hooks.migrate import upgrade_database
 from cds_hooks.store import Base, Store
 
 OS = "/cds-services/order-sign-97530"

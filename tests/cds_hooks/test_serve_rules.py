@@ -50,7 +50,7 @@ def test_rules_dir_comes_from_the_environment(monkeypatch, tmp_path) -> None:
 def test_serve_with_a_bad_ruleset_stops_at_start_up_naming_the_file(tmp_path) -> None:
     rules = _copy_with_synonym(tmp_path)
     (rules / "criteria.yaml").write_text("version: [", encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "cds_hooks.cli", "serve", "--rules", str(rules), "--port", "1"],
+    out = subprocess.run([sys.executable, "-m", "cds97530", "serve", "--rules", str(rules), "--port", "1"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert "criteria.yaml" in out.stderr and "not valid YAML" in out.stderr and "Traceback" not in out.stderr

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cds_hooks.cli import main
+from cds97530.cli import main
 
 
 def test_sandbox_fires_the_hooks_and_applies_a_suggestion(env: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -94,7 +94,7 @@ def test_check_answers_on_an_adversarial_note_in_bounded_time(tmp_path, name: st
     note.write_text(NOTES[name], encoding="utf-8")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
-        out = subprocess.run([sys.executable, "-m", "cds_hooks.cli", "check", "--format", "json", str(note)],
+        out = subprocess.run([sys.executable, "-m", "cds97530", "check", "--format", "json", str(note)],
                              capture_output=True, text=True, timeout=HARD_LIMIT)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{name}: cds97530 check took over {HARD_LIMIT} s")

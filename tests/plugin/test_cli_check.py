@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-m", "cds_hooks.cli"]
+CLI = [sys.executable, "-m", "cds97530"]
 GOOD = ("Therapeutic activities 25 min: sit to stand from 17 in chair x10, PT cued anterior weight shift, "
         "min A -> CGA. LTG: independent transfers at home. Total timed 25 min.")
 VAGUE = "Therapeutic activities 25 min: functional activities. Pt tolerated well."

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from plugin import evaluate_resources
 
-CLI = [sys.executable, "-m", "cds_hooks.cli"]
+CLI = [sys.executable, "-m", "cds97530"]
 NOTE = ("Ther ex 15 min: bridges 2x10, clamshells 2x15.\n"
         "Ther act 25 min: lifted 10# box floor to counter x10, PT cued hip hinge; 10/10 with neutral spine.\n"
         "Goal: return to work at the warehouse.\nTotal timed 40 min.\n")

@@ -17,7 +17,7 @@ import pytest
 
 @pytest.mark.parametrize("cases", ["dev.jsonl", "dev2.jsonl"])
 def test_dev_cases_meet_the_bars(shared_dir, cases: str) -> None:
-    cli = shutil.which("cds97530", path=str(Path(sys.executable).parent)) or f"{sys.executable} -m cds_hooks.cli"
+    cli = shutil.which("cds97530", path=str(Path(sys.executable).parent)) or f"{sys.executable} -m cds97530"
     out = subprocess.run(
         [sys.executable, str(shared_dir / "tools" / "score_cases.py"), str(shared_dir / "cases" / cases), "--cli", cli],
         capture_output=True, text=True, timeout=300,

@@ -129,7 +129,7 @@ def test_evidence_names_the_rules_in_explain() -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cds_hooks.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "cds97530", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_check_with_rules_dir_changes_the_verdict(tmp_path) -> None:

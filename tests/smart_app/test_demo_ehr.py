@@ -51,7 +51,7 @@ def test_every_chart_agrees_with_its_notes() -> None:
 
 
 def test_startup_line_names_the_url() -> None:
-    from cds_hooks.service_commands import startup_line
+    from cds97530.service_commands import startup_line
 
     line = startup_line("127.0.0.1", 9000, "http://127.0.0.1:9000", demo=True)
     assert "http://127.0.0.1:9000" in line and "open the demo EHR at http://127.0.0.1:9000/" in line
@@ -94,7 +94,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from sandbox.fhir_server import node_available
 
     _need(node_available(), "node is not installed (the FHIR server needs Node 20+)")
-    from cds_hooks.service_commands import build_app
+    from cds97530.service_commands import build_app
     from cds_hooks.settings import CdsSettings
     from sandbox.demo_ehr import DemoSettings, demo_environment
 

@@ -46,7 +46,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from sandbox.fhir_server import node_available
 
     _need(node_available(), "node is not installed (the FHIR server needs Node 20+)")
-    from cds_hooks.service_commands import build_app
+    from cds97530.service_commands import build_app
     from cds_hooks.settings import CdsSettings
     from sandbox.demo_ehr import DemoSettings, demo_environment
 

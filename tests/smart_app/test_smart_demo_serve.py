@@ -58,7 +58,7 @@ def _walk_flow(base: str) -> str:
 
 def test_serve_demo_walks_from_card_to_page_and_stops_the_fhir_server(tmp_path: Any) -> None:
     _need_node()
-    from cds_hooks.service_commands import build_app
+    from cds97530.service_commands import build_app
     from cds_hooks.settings import CdsSettings
 
     from .conftest import LiveServer  # type: ignore[import-not-found]

@@ -81,7 +81,7 @@ def production_stack(tmp_path: Path, private_key: Path, *, frame_origin: bool = 
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse
 
-    from cds_hooks.service_commands import build_app
+    from cds97530.service_commands import build_app
     from cds_hooks.settings import CdsSettings
     from sandbox.authserver import DemoClient, SmartAuthServer, auth_router
     from sandbox.demo_ehr import SMART_APP_SCOPES
@@ -217,7 +217,7 @@ def test_in_chromium_the_page_sits_in_the_registered_ehrs_frame_and_no_other(tmp
 
 
 def test_launch_from_an_iss_that_is_not_registered_contacts_nothing(tmp_path: Any) -> None:
-    from cds_hooks.service_commands import build_app
+    from cds97530.service_commands import build_app
     from cds_hooks.settings import CdsSettings
     from smart_app.settings import SmartSettings
 

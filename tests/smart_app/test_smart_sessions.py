@@ -37,7 +37,7 @@ def test_two_replicas_share_a_session_and_it_expires(tmp_path: Any) -> None:
 
 
 def test_migration_and_created_table_agree(tmp_path: Any) -> None:
-    from cds_hooks.service_commands import upgrade_database
+    from cds_hooks.migrate import upgrade_database
 
     migrated = f"sqlite:///{tmp_path / 'migrated.sqlite3'}"
     upgrade_database(migrated)

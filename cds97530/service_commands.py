@@ -1,4 +1,4 @@
-"""CLI subcommands of the service: ``serve``, ``feedback report``, ``db upgrade``; and the composition.
+"""The service's subcommands: ``serve``, ``feedback report``, ``db upgrade``; and the composition.
 
     cds97530 serve --host 127.0.0.1 --port 8530 --clients clients.yaml --public-url https://cds.example.org
     cds97530 serve --demo                      # + the demo EHR and its authorization server (``[sandbox]``)
@@ -8,7 +8,7 @@
 Options left out fall back to ``CDS97530_*`` (service) and ``SMART_*`` (SMART page) environment
 variables, then to the defaults (docs/deploying.md).
 
-This module is where the packages meet (``build_app``): the CDS service at ``/``, the SMART page at
+This module is where the packages meet (``build_app``; the rest of the command line is in ``cds97530/cli.py``): the CDS service at ``/``, the SMART page at
 ``/smart`` (production: the EHR's own authorization server, sessions in the service's database,
 ``iss`` allow-list and ``frame-ancestors`` from the settings and the clients file) and, only with
 ``--demo``, the sandbox's demo EHR and authorization server at ``/demo``.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +132,7 @@ def _serve_workers(args: argparse.Namespace, settings: Any) -> int:
     from cds_hooks.http_limits import uvicorn_limits
 
     print(startup_line(args.host, args.port, settings.public_url), flush=True)
-    uvicorn.run("cds_hooks.service_commands:create_worker_app", factory=True, host=args.host, port=args.port, log_config=None,
+    uvicorn.run("cds97530.service_commands:create_worker_app", factory=True, host=args.host, port=args.port, log_config=None,
                 workers=args.workers, access_log=False, **uvicorn_limits(settings, workers=args.workers))
     return 0
 
@@ -329,6 +328,8 @@ def format_visit_report(rows: list[dict[str, Any]]) -> str:
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
+    from cds_hooks.migrate import upgrade_database
+
     try:
         url = _settings(database_url=args.database_url).database_url
         upgrade_database(url)
@@ -336,24 +337,3 @@ def _cmd_db_upgrade(args: argparse.Namespace) -> int:
         return _fail(f"upgrade failed ({type(exc).__name__})")
     print("database is at the latest revision")
     return 0
-
-
-def upgrade_database(url: str) -> None:
-    """Run the Alembic migrations; a database made by ``create_tables`` is stamped, not rebuilt."""
-    from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import inspect
-
-    from cds_hooks.store import _make_engine
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("cds_hooks").joinpath("migrations")))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    engine = _make_engine(url)
-    try:
-        tables = set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-    if "evaluations" in tables and "alembic_version" not in tables:
-        command.stamp(cfg, "0001")
-    command.upgrade(cfg, "head")

@@ -42,7 +42,7 @@ def run_check(args: argparse.Namespace) -> int:
             print(json.dumps(_json_view(name, evaluation, locality=getattr(args, "locality", None)),
                              ensure_ascii=False, separators=(",", ":")))
         else:
-            from cds_hooks.text_report import render
+            from plugin.text_report import render
 
             print(render(name, evaluation, locality=getattr(args, "locality", None)))
         if evaluation.needs_attention and worst < 1:

@@ -1,4 +1,13 @@
-"""The `cds97530` command line: one subcommand per job.
+"""The `cds97530` command line: one subcommand per job, and the one place the packages meet.
+
+    check, rules          cds97530/check_command.py, rules_command.py: the library (``plugin``) on files
+    serve, feedback, db   cds97530/service_commands.py: the CDS service (``cds_hooks``) with the SMART page
+                          (``smart_app``) and, only under ``serve --demo``, the demo world (``sandbox``)
+    sandbox               sandbox/command.py (the ``[sandbox]`` extra), given the service by this package
+    audit                 audit/command.py (the ``[audit]`` extra)
+
+``plugin`` imports none of the others, and ``cds_hooks``, ``smart_app`` and ``sandbox`` import one
+another nowhere: only this package composes them (``tests/test_package_boundaries.py``).
 
 Heavy imports (FastAPI, SQLAlchemy, uvicorn) happen inside the subcommand that needs them, so
 `cds97530 check` starts fast. Each subcommand registers itself in ``_build_parser`` and is run by
@@ -92,22 +101,29 @@ def _register_audit(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Subcommands owned by the service, store and sandbox modules (imported lazily)."""
+    """``serve``, ``feedback``, ``db`` (the service's dependencies) and ``sandbox`` (the ``[sandbox]`` extra)."""
     try:
-        from cds_hooks import commands
-    except ImportError:  # the service package is optional for `check`
+        from cds97530 import service_commands
+    except ImportError:  # an install without the service's dependencies still runs `check` and `audit`
         return
-    commands.register(sub)
+    service_commands.register(sub)
+    try:
+        from sandbox import command as sandbox_command
+    except ModuleNotFoundError as exc:
+        if exc.name != "sandbox":
+            raise
+        return  # a build without the demo world
+    sandbox_command.register(sub, service_factory=service_commands.sandbox_service_factory)
 
 
 def _cmd_rules(args: argparse.Namespace) -> int:
-    from cds_hooks.rules_command import run_rules
+    from cds97530.rules_command import run_rules
 
     return run_rules(args)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from cds_hooks.check_command import run_check
+    from cds97530.check_command import run_check
 
     return run_check(args)
 
