@@ -139,11 +139,11 @@ def join(db: sqlite3.Connection, on_skip: Callable[[Skip], None], stats: LocalSt
     db.executescript(JOIN_SQL)
     db.commit()
     stats.resources = db.execute("SELECT COUNT(*) FROM res").fetchone()[0]
-    for ref, copies, src in db.execute("SELECT ref, copies, src FROM res WHERE copies > 1 ORDER BY ref"):
+    for ref, copies in db.execute("SELECT ref, copies FROM res WHERE copies > 1 ORDER BY ref"):
         on_skip(Skip("duplicate", ref, f"{copies} copies; the latest (meta.lastUpdated, else content) is used"))
     for src, dst in db.execute(DANGLING_SQL):
         on_skip(Skip("dangling-reference", src, f"refers to {dst}, which is not in the export"))
-    for ref, src in db.execute("SELECT ref, src FROM member WHERE vkey IS NULL ORDER BY ref"):
+    for (ref,) in db.execute("SELECT ref FROM member WHERE vkey IS NULL ORDER BY ref"):
         on_skip(Skip("unjoinable", ref, "no encounter, and no patient and date to join a visit by"))
     return int(db.execute("SELECT COUNT(*) FROM visit").fetchone()[0])
 

@@ -41,7 +41,7 @@ def route_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
     """Executor side: NDJSON lines -> routed resources or skips (``audit.join.route``)."""
     for batch in batches:
         out: dict[str, list[Any]] = {name: [] for name in ROUTE_SCHEMA.names}
-        for value, file in zip(batch.column("value").to_pylist(), batch.column("file").to_pylist()):
+        for value, file in zip(batch.column("value").to_pylist(), batch.column("file").to_pylist(), strict=True):
             if value is None:
                 continue
             value = value.decode("utf-8", errors="replace")  # as the local engine does: the same line in both
@@ -65,7 +65,7 @@ def evaluate_batches(options: AuditOptions, join_only: bool) -> Callable[[Iterat
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             rows: list[dict[str, Any]] = []
-            for vkey, bodies in zip(batch.column("vkey").to_pylist(), batch.column("bodies").to_pylist()):
+            for vkey, bodies in zip(batch.column("vkey").to_pylist(), batch.column("bodies").to_pylist(), strict=True):
                 visit = assemble(vkey, bodies)
                 if join_only:
                     continue

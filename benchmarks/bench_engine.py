@@ -30,7 +30,7 @@ sys.path.insert(0, str(SHARED / "tools"))
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _timed(fn, items, rounds: int) -> list[float]:

@@ -86,7 +86,7 @@ _WARM_UP_BUNDLE: dict[str, Any] = {"resourceType": "Bundle", "type": "collection
 
 
 def _jobs() -> dict[str, Any]:
-    return {"evaluate_resources": evaluate_in_process, "ping": lambda: os.getpid(), "burn": _burn}
+    return {"evaluate_resources": evaluate_in_process, "ping": os.getpid, "burn": _burn}
 
 
 def _limit_memory(memory_mb: int) -> None:

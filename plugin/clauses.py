@@ -8,6 +8,7 @@ criteria and classification ask it before they count a match.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
@@ -108,7 +109,7 @@ def _at_scope_ends(text: str, start: int, end: int, lex: Lexicon) -> list[Span]:
     transfer | but completed 10 sit-to-stands"), so a refusal before it does not cover what follows."""
     cuts = [m.start() for m in lex.scope_end.finditer(text, start, end) if m.start() > start]
     bounds = [start, *cuts, end]
-    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _refusal_scopes(text: str, s_start: int, s_end: int, lex: Lexicon) -> list[Span]:
@@ -148,7 +149,7 @@ def _checkbox_items(text: str, pieces: list[Span]) -> list[tuple[int, int, bool]
             out.append((start, end, False))
             continue
         bounds = [start, *[c for c in cuts if c > start], end]
-        for a, b in zip(bounds, bounds[1:]):
+        for a, b in itertools.pairwise(bounds):
             if b <= a:
                 continue
             label = a == start and a < cuts[0] and bool(_BOX_LABEL.fullmatch(text, a, b))

@@ -127,7 +127,7 @@ def evaluate_visit(visit: Visit, *, ruleset: Ruleset | None = None) -> VisitEval
     )) if inputs else ()
 
     lines: list[LineEvaluation] = []
-    for line, line_input, bill in zip(visit.lines, inputs, billing):
+    for line, line_input, bill in zip(visit.lines, inputs, billing, strict=True):
         billed = line.billed_units if line.billed_units is not None else bill.supported_units
         bill_issues = bill.issues if line.billed_units is not None else tuple(
             i for i in bill.issues if not i.rule.startswith("units-")
@@ -309,7 +309,7 @@ def _untimed_of_unknown_length(
     lines: tuple[BilledLine, ...], inputs: list[LineInput], layout: Layout | None, lex: Lexicon | None = None,
 ) -> bool:
     """An untimed service (hot pack, e-stim, evaluation) whose minutes the note does not give."""
-    for line, inp in zip(lines, inputs):
+    for line, inp in zip(lines, inputs, strict=True):
         if not is_timed(line.code) and inp.minutes is None:
             return True
     if layout is None:

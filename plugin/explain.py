@@ -147,15 +147,13 @@ def _hits(text: str, lex: Lexicon, cls: list[Clause]) -> list[Hit]:
     ordered = sorted(cls, key=lambda c: c.start)
     out: list[Hit] = []
     for rule in lex.rules:
-        n = 0
-        for m in rule.regex.finditer(text):
+        for n, m in enumerate(rule.regex.finditer(text), start=1):
             clause = next((c for c in ordered if c.start <= m.start() < c.end and m.end() <= c.end), None)
             if rule.group.startswith("criteria.functional-goal") and clause is None:
                 fate = "counted"  # goals are read across the whole note, not only the 97530 text
             else:
                 fate = _fate(text, m.start(), m.end(), rule, clause, lex)
             out.append(Hit(rule.id, m.start(), m.end(), m.group(0), fate))
-            n += 1
             if n >= MAX_HITS_PER_RULE:
                 break
     return sorted(out, key=lambda h: (h.start, h.rule_id))
@@ -195,7 +193,7 @@ def render(ex: Explanation) -> str:
     out += ["", "criteria:"]
     for d in ex.criteria:
         out.append(f"  {d.criterion}: {d.status} — {d.message}")
-        for ev, ids in zip(d.evidence, d.rules):
+        for ev, ids in zip(d.evidence, d.rules, strict=True):
             out.append(f"      {ev.start}-{ev.end} {ev.text[:80]!r} [{', '.join(ids) or 'no lexicon entry: layout/minutes'}]")
     out += ["", "documented code:"]
     for span, label, scores, quote in ex.clauses:

@@ -278,7 +278,7 @@ def _period_minutes(period: Any) -> int | None:
         minutes = (end - start).total_seconds() / 60
     except TypeError:  # naive vs aware
         return None
-    return int(round(minutes)) if 0 < minutes <= 24 * 60 else None
+    return round(minutes) if 0 < minutes <= 24 * 60 else None
 
 
 def _parse_dt(value: Any) -> datetime | None:

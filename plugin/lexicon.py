@@ -475,7 +475,7 @@ def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,
     scanned = [(p.id, p.fast.pattern) for cat in activities.values() for p in cat.patterns if p.fast is not None]
     for (_name, _key), (_plain, fast_list, ids) in lists.items():
         if fast_list:
-            scanned += list(zip(ids, (f.pattern for f in fast_list)))
+            scanned += list(zip(ids, (f.pattern for f in fast_list), strict=True))
     prefilter = build_prefilter(scanned)
     # which ConText kinds can occur in a note at all, in one RE2 pass (most notes have no refusal,
     # topic or purpose, and then no sentence is searched for one)

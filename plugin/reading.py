@@ -224,7 +224,7 @@ def _skilled(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str
     index = _ClauseIndex(cls)
     blocked = [m.span() for regex in lex.skilled_negated_fast for m, _ in index.matches(regex, scan)]
     found: list[tuple[Clause, str]] = []
-    for regex, rule in zip(lex.skilled_fast, lex.skilled_ids or ("",) * len(lex.skilled_fast)):
+    for regex, rule in zip(lex.skilled_fast, lex.skilled_ids or ("",) * len(lex.skilled_fast), strict=True):
         if possible is not None and rule and rule not in possible:
             continue
         for m, clause in index.matches(regex, scan):
@@ -241,7 +241,7 @@ def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: st
     index = _ClauseIndex(cls)
     goal_from: dict[int, int | None] = {}
     found: list[tuple[Clause, str]] = []
-    for regex, rule in zip(lex.response_fast, lex.response_ids or ("",) * len(lex.response_fast)):
+    for regex, rule in zip(lex.response_fast, lex.response_ids or ("",) * len(lex.response_fast), strict=True):
         if possible is not None and rule and rule not in possible:
             continue
         for m, clause in index.matches(regex, scan):
@@ -295,7 +295,7 @@ def _is_frequency(text: str, end: int) -> bool:
 
 def _goal(text: str, scan: str, lex: Lexicon, note_id: str, possible: frozenset[str] | None = None) -> tuple[Evidence, ...]:
     out: list[Evidence] = []
-    for regex, rule in zip(lex.goal_fast, lex.goal_ids or ("",) * len(lex.goal_fast)):
+    for regex, rule in zip(lex.goal_fast, lex.goal_ids or ("",) * len(lex.goal_fast), strict=True):
         if possible is not None and rule and rule not in possible:
             continue
         for m in regex.finditer(scan):

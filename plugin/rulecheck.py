@@ -244,7 +244,7 @@ def _split(pattern: str, start: int, end: int, bars: list[int]) -> list[str]:
         return []
     cuts = [start, *[b + 1 for b in bars]]
     ends = [*bars, end]
-    return [pattern[a:b] for a, b in zip(cuts, ends)]
+    return [pattern[a:b] for a, b in zip(cuts, ends, strict=True)]
 
 
 def redos_failures(lexicon: Lexicon) -> list[ExampleFailure]:

@@ -224,7 +224,7 @@ def find_durations(
     lowered_windows = [text[a:b].lower() for a, b in windows]
     for kind, rules in (("total-timed", grammar.total_timed), ("session", grammar.session), ("service", grammar.service)):
         for rule in rules:
-            spans = [w for w, low in zip(windows, lowered_windows) if not rule.needs or any(n in low for n in rule.needs)]
+            spans = [w for w, low in zip(windows, lowered_windows, strict=True) if not rule.needs or any(n in low for n in rule.needs)]
             for m in (m for a, b in spans for m in rule.regex.finditer(text, a, b)):
                 if len(found) >= MAX_DURATIONS:
                     return sorted(found, key=lambda d: d.span)

@@ -208,7 +208,7 @@ class FhirServer:
         if process is None or process.stderr is None:
             return
         for line in process.stderr:
-            self._stderr_tail = (self._stderr_tail + [line])[-20:]
+            self._stderr_tail = [*self._stderr_tail, line][-20:]
 
     def stop(self) -> None:
         if self._client is not None:

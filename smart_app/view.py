@@ -15,6 +15,7 @@ and billing, each in its own badge, green only when there is nothing to act on.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -129,7 +130,7 @@ def highlight(text: str, spans: list[tuple[int, int, str]]) -> tuple[Piece, ...]
     valid = [(s, e, k) for s, e, k in spans if 0 <= s < e <= len(text)]
     cuts = sorted({0, len(text), *(s for s, _, _ in valid), *(e for _, e, _ in valid)})
     pieces: list[Piece] = []
-    for start, end in zip(cuts, cuts[1:]):
+    for start, end in itertools.pairwise(cuts):
         keys = tuple(sorted({k for s, e, k in valid if s <= start and end <= e}))
         if pieces and pieces[-1].marks == keys:
             pieces[-1] = Piece(pieces[-1].text + text[start:end], keys)

@@ -104,10 +104,7 @@ def belongs_to(resource: dict[str, Any], patient_ref: str) -> bool:
     """True when the resource's subject/patient/beneficiary is ``patient_ref``."""
     if resource.get("resourceType") == "Patient":
         return f"Patient/{resource.get('id')}" == patient_ref
-    for key in ("subject", "patient", "beneficiary"):
-        if parse_reference(resource.get(key)) == patient_ref:
-            return True
-    return False
+    return any(parse_reference(resource.get(key)) == patient_ref for key in ("subject", "patient", "beneficiary"))
 
 
 def _references_encounter(resource: dict[str, Any], encounter_ref: str) -> bool:

@@ -47,7 +47,7 @@ def main() -> int:
                 continue
             want = case["expected"]["97530"]
             ev = evaluate_resources(sc.bundle_for(case), payer=case["payer"])
-            got = next(l for l in ev.lines if l.code == "97530")
+            got = next(ln for ln in ev.lines if ln.code == "97530")
             verdict = got.verdict.value
             missing = sorted(f.criterion for f in got.findings if f.status.value == "missing") if verdict == "needs-documentation" else []
             ok_v = verdict == want["verdict"]

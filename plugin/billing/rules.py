@@ -246,8 +246,8 @@ def pair_issues(lines: Sequence[PairLine], *, pairs: Sequence[NcciPair] | None =
     for pair in table:
         if pair.column1 not in present or pair.column2 not in present or pair.column1 == pair.column2:
             continue
-        col1_lines = [ln for ln, c in zip(lines, codes) if c == pair.column1]
-        for i, (line, code) in enumerate(zip(lines, codes)):
+        col1_lines = [ln for ln, c in zip(lines, codes, strict=True) if c == pair.column1]
+        for i, (line, code) in enumerate(zip(lines, codes, strict=True)):
             if code != pair.column2:
                 continue
             note = f"NCCI column 1 {pair.column1} / column 2 {pair.column2}, modifier indicator {pair.indicator} [{pair.confidence}]: {pair.source}"

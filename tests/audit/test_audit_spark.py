@@ -24,7 +24,7 @@ def test_spark_and_local_give_the_same_rows_on_2000_visits(spark: Any, local_2k:
     spark_rows, local_rows = _sorted_rows(tmp_path), _sorted_rows(local_out)
     assert len(local_rows) == local_result.summary.lines > 3000
     assert [r["visit_key"] for r in spark_rows] == [r["visit_key"] for r in local_rows]
-    for a, b in zip(spark_rows, local_rows):
+    for a, b in zip(spark_rows, local_rows, strict=True):
         assert a == b, {k: (a[k], b[k]) for k in COLUMN_NAMES if a[k] != b[k]}
     assert result.summary.to_dict()["by_payer"] == local_result.summary.to_dict()["by_payer"]
     assert any(p.name.startswith("part-") for p in (tmp_path / "lines").iterdir())  # written by Spark

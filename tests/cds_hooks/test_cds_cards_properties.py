@@ -31,7 +31,7 @@ SR = {"resourceType": "ServiceRequest", "id": "sr-1", "status": "draft", "intent
       "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "97530"}]},
       "subject": {"reference": "Patient/p"}}
 
-nasty = st.lists(st.sampled_from(list("ab <>&*_[]()#`|~!\\\n\"'") + ["<script>", "](javascript:x)", "<b>"]),
+nasty = st.lists(st.sampled_from([*list("ab <>&*_[]()#`|~!\\\n\"'"), "<script>", "](javascript:x)", "<b>"]),
                  max_size=60).map("".join)
 evidence = st.builds(Evidence, start=st.just(0), end=st.just(1), text=nasty)
 finding = st.builds(Finding, criterion=st.sampled_from(CRITERIA), status=st.sampled_from(list(Status)),

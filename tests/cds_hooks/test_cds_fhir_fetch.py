@@ -222,7 +222,7 @@ def test_a_streamed_answer_over_the_size_cap_is_cut_without_reading_the_rest():
     def handler(request):
         return httpx.Response(200, stream=stream, headers={"content-type": "application/fhir+json"})
 
-    http, rest = _rest(handler, max_bytes=1_000_000)
+    _http, rest = _rest(handler, max_bytes=1_000_000)
     with pytest.raises(FhirTooLargeError):
         _go(lambda: rest.get_json(BASE + "/Procedure?encounter=1"))
     assert stream.sent < 1_200_000  # stopped at the cap, not after 400 MB
@@ -239,7 +239,7 @@ def test_a_gzip_bomb_is_never_inflated_past_the_cap():
 
     import resource
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    http, rest = _rest(handler, max_bytes=4_000_000)
+    _http, rest = _rest(handler, max_bytes=4_000_000)
     with pytest.raises(FhirTooLargeError):
         _go(lambda: rest.get_json(BASE + "/Bundle/1"))
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
@@ -254,17 +254,17 @@ def test_gzip_answers_under_the_cap_are_inflated_and_read():
         return httpx.Response(200, stream=_Chunks([body]), headers={"content-type": "application/fhir+json",
                                                                      "content-encoding": "gzip"})
 
-    http, rest = _rest(handler)
+    _http, rest = _rest(handler)
     assert _go(lambda: rest.read("Patient", "p1")) == {"resourceType": "Patient", "id": "p1"}
     deflated = zlib.compress(b'{"resourceType": "Patient", "id": "p2"}')
-    http, rest = _rest(lambda r: httpx.Response(200, stream=_Chunks([deflated]), headers={
+    _http, rest = _rest(lambda r: httpx.Response(200, stream=_Chunks([deflated]), headers={
         "content-type": "application/fhir+json", "content-encoding": "deflate"}))
     assert _go(lambda: rest.read("Patient", "p2"))["id"] == "p2"
 
 
 def test_a_declared_length_over_the_cap_is_refused_before_reading():
     stream = _Chunks([b"x" * 10])
-    http, rest = _rest(lambda r: httpx.Response(200, stream=stream, headers={"content-length": "999999999"}),
+    _http, rest = _rest(lambda r: httpx.Response(200, stream=stream, headers={"content-length": "999999999"}),
                        max_bytes=1000)
     with pytest.raises(FhirTooLargeError):
         _go(lambda: rest.get_json(BASE + "/Patient/1"))
@@ -275,13 +275,13 @@ def test_a_slow_drip_is_cut_at_the_per_call_time_and_the_budget_is_shared():
     def handler(request):
         return httpx.Response(200, stream=_Chunks([b"{"] + [b" "] * 100, delay=0.05))
 
-    http, rest = _rest(handler, call_seconds=0.3)
+    _http, rest = _rest(handler, call_seconds=0.3)
     started = time.perf_counter()
     with pytest.raises(FhirTimeoutError):
         _go(lambda: rest.get_json(BASE + "/Patient/1"))
     assert time.perf_counter() - started < 0.8
 
-    http, rest = _rest(handler, call_seconds=5.0, budget=Budget(0.4))
+    _http, rest = _rest(handler, call_seconds=5.0, budget=Budget(0.4))
 
     async def three_in_a_row():
         for _ in range(3):

@@ -109,10 +109,7 @@ class Env:
 
     def new_token(self, **kwargs: Any) -> str:
         """A FHIR access token for ``fhirAuthorization`` (recorded for the log check)."""
-        if self.fhir is None:
-            token = os.environ.get("FHIR_TOKEN", "")
-        else:
-            token = self.fhir.issue_token(**kwargs)
+        token = os.environ.get("FHIR_TOKEN", "") if self.fhir is None else self.fhir.issue_token(**kwargs)
         if token:
             self.tokens_seen.append(token)
         return token

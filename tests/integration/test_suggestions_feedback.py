@@ -75,7 +75,7 @@ def test_claim_suggestion_is_written_to_the_fhir_server_and_the_new_claim_is_cle
 
 
 def test_order_sign_suggestion_edits_the_unsigned_order(env: Any) -> None:
-    visit, context, result, found = _first_card_with_suggestion(
+    _visit, context, _result, found = _first_card_with_suggestion(
         env, "order-sign", lambda v: env.ehr.order_sign_context(env.data, v))
     suggestion = found["suggestion"]
     drafts = {f"ServiceRequest/{e['resource']['id']}": e["resource"] for e in context["draftOrders"]["entry"]}

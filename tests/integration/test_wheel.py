@@ -72,7 +72,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "CDS97530_", "SMART_", "VIRTUAL_ENV"))}
     env.update({"HOME": str(tmp / "home"), "XDG_CACHE_HOME": str(tmp / "cache"),
-                "npm_config_cache": os.environ.get("npm_config_cache") or str(Path.home() / ".npm"),
+                "npm_config_cache": os.environ.get("npm_config_cache") or str(Path.home() / ".npm"),  # noqa: SIM112 - npm's own lowercase name
                 "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}"})
     yield Installed(venv=venv, wheel=wheel, work=work, env=env)
 

@@ -8,6 +8,7 @@ engine that reads the visit and not the format gives every rendering the same an
 """
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 
@@ -46,7 +47,7 @@ def pipe_table(note: str) -> str | None:
 
 def _contiguous(note: str, heads: list[re.Match[str]]) -> bool:
     """The headed blocks are consecutive lines (nothing else between them to lose)."""
-    return all(note[a.end():b.start()].strip() == "" for a, b in zip(heads, heads[1:]))
+    return all(note[a.end():b.start()].strip() == "" for a, b in itertools.pairwise(heads))
 
 
 def clock_blocks(note: str) -> str | None:

@@ -49,7 +49,7 @@ def test_commercial_per_code() -> None:
 
 
 def test_over_billed_arithmetic_like_the_brief() -> None:
-    te, ta = run(line("97110", 1, 14, "GP"), line("97530", 3, 26, "GP"))
+    _te, ta = run(line("97110", 1, 14, "GP"), line("97530", 3, 26, "GP"))
     assert ta.supported_units == 2
     issue = ta.issues[0]
     assert issue.rule == "units-over-billed"
@@ -202,7 +202,7 @@ def test_visit_units_follow_the_payer_method(items: list[tuple[str, int, int]], 
         assert supported == [units_for_minutes(m) for _, m, _ in items]
     else:
         assert sum(supported) == units_for_minutes(sum(m for _, m, _ in items))
-    for r, (_, m, billed) in zip(result, items):
+    for r, (_, m, billed) in zip(result, items, strict=True):
         assert r.supported_units >= m // 15
         over = any(i.rule == "units-over-billed" for i in r.issues)
         under = any(i.rule == "units-under-billed" for i in r.issues)

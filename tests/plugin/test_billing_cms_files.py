@@ -16,7 +16,7 @@ PTP_HEADER = (
 
 
 def ptp(*rows: tuple[str, ...]) -> list[dict[str, str]]:
-    return [dict(zip(PTP_HEADER, r)) for r in rows]
+    return [dict(zip(PTP_HEADER, r, strict=True)) for r in rows]
 
 
 def test_ptp_rows_become_a_valid_pairs_file() -> None:

@@ -30,7 +30,7 @@ def _scanned(lex):
     pairs = [(p.id, p.fast) for cat in lex.activities.values() for p in cat.patterns]
     for ids, fast in ((lex.skilled_ids, lex.skilled_fast), (lex.skilled_negated_ids, lex.skilled_negated_fast),
                       (lex.response_ids, lex.response_fast), (lex.goal_ids, lex.goal_fast)):
-        pairs += list(zip(ids, fast))
+        pairs += list(zip(ids, fast, strict=True))
     return pairs
 
 

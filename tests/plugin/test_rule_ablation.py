@@ -37,8 +37,8 @@ def test_ablation_catches_a_shadowed_entry() -> None:
     twin = dataclasses.replace(original, id="ta.carry-twin")
     twin_rule = dataclasses.replace(lex.rule("ta.carry"), id="ta.carry-twin")
     shadowed = dataclasses.replace(
-        lex, activities={**lex.activities, "97530": dataclasses.replace(cat, patterns=cat.patterns + (twin,))},
-        rules=lex.rules + (twin_rule,),
+        lex, activities={**lex.activities, "97530": dataclasses.replace(cat, patterns=(*cat.patterns, twin))},
+        rules=(*lex.rules, twin_rule),
     )
     assert [f.rule_id for f in ablation_failures(shadowed, [twin_rule])] == ["ta.carry-twin"]
 

@@ -78,7 +78,7 @@ def test_the_same_jti_raced_at_both_replicas_wins_exactly_once(pg_cluster: Any, 
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in range(3):
             token = pg_cluster.jwt(PATH)
-            statuses = list(pool.map(lambda i: _post(replicas[i % 2].base_url + PATH, token, body).status_code, range(8)))
+            statuses = list(pool.map(lambda i, token=token: _post(replicas[i % 2].base_url + PATH, token, body).status_code, range(8)))
             assert sorted(statuses) == [200] + [401] * 7, statuses
 
 
@@ -100,7 +100,7 @@ def test_serve_with_several_workers_shares_the_replay_cache(pg_cluster: Any, loa
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in range(3):
             token = pg_cluster.jwt(PATH)
-            statuses = list(pool.map(lambda _: _post(workers_replica.base_url + PATH, token, body).status_code, range(8)))
+            statuses = list(pool.map(lambda _, token=token: _post(workers_replica.base_url + PATH, token, body).status_code, range(8)))
             assert sorted(statuses) == [200] + [401] * 7, statuses
     token = pg_cluster.jwt(PATH)
     assert _post(workers_replica.base_url + PATH, token, body).status_code == 200

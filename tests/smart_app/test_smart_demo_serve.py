@@ -45,7 +45,7 @@ def _walk_flow(base: str) -> str:
         form = re.search(r'action="\.\./override".*?name="csrf" value="([^"]+)".*?name="run" value="([^"]+)"'
                          r'.*?name="card" value="([^"]+)"', page.text, re.S)
         if form:  # a forged dismiss (no CSRF token, as from another site) changes nothing
-            csrf, run, card = form.groups()
+            _csrf, run, card = form.groups()
             with httpx.Client(base_url=base, timeout=30) as other_site:
                 forged = other_site.post("/demo/ehr/override", data={"run": run, "card": card, "reason": "x"})
             assert forged.status_code == 403
