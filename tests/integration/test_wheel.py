@@ -117,12 +117,14 @@ class _Serving:
 
 
 def test_the_installed_code_is_the_wheels(installed: Installed) -> None:
-    probe = "import cds_hooks, smart_app, sandbox, plugin; print('\\n'.join(m.__file__ for m in (cds_hooks, smart_app, sandbox, plugin)))"
+    probe = ("import cds97530, cds_hooks, smart_app, sandbox, plugin, fhir_rest; "
+             "print('\\n'.join(m.__file__ for m in (cds97530, cds_hooks, smart_app, sandbox, plugin, fhir_rest)))")
     out = subprocess.run([str(installed.venv / "bin" / "python"), "-c", probe], cwd=installed.work, env=installed.env,
                          capture_output=True, text=True, check=True).stdout.split()
     assert all(str(installed.venv) in path for path in out), out
     names = set(zipfile.ZipFile(installed.wheel).namelist())
-    for data in ("sandbox/fhir_server_js/server.mjs", "sandbox/fhir_server_js/package-lock.json",
+    for data in ("cds97530/cli.py", "cds97530/__main__.py", "cds97530/check_command.py", "plugin/text_report.py",
+                 "sandbox/fhir_server_js/server.mjs", "sandbox/fhir_server_js/package-lock.json",
                  "cds_hooks/migrations/versions/0002_smart_sessions.py", "smart_app/templates/evaluation.html",
                  "sandbox/templates/demo/visit.html", "plugin/data/lexicon.yaml"):
         assert data in names
@@ -145,6 +147,11 @@ def test_check_from_the_wheel(installed: Installed) -> None:
 
     (line,) = json.loads(done.stdout)["lines"]
     assert line["code"] == "97530" and line["verdict"] in ("supported", "needs-documentation", "recode")
+    module = subprocess.run([str(installed.venv / "bin" / "python"), "-m", "cds97530", "check", "--format", "json", "--units", "2",
+                             str(note)], cwd=installed.work, env=installed.env, capture_output=True, text=True, timeout=300)
+    assert module.returncode == done.returncode and module.stdout == done.stdout, module.stderr  # `python -m cds97530` is the script
+    entry = next(n for n in zipfile.ZipFile(installed.wheel).namelist() if n.endswith(".dist-info/entry_points.txt"))
+    assert "cds97530 = cds97530.cli:main" in zipfile.ZipFile(installed.wheel).read(entry).decode()
 
 
 def test_serve_from_the_wheel_has_the_smart_page_and_no_demo(installed: Installed) -> None:
