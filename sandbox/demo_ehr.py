@@ -343,19 +343,38 @@ def _claim_lines(claim: dict[str, Any] | None) -> list[str]:
     return out
 
 
-def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2Templates, runs: _Runs) -> APIRouter:
-    router = APIRouter()
+@dataclass(frozen=True)
+class _Pages:
+    """Renders the demo EHR's pages: the banner, a fresh CSRF token in the form and in its cookie, the headers."""
 
-    def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    env: DemoEnvironment
+    templates: Jinja2Templates
+
+    def page(self, request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
         csrf = _csrf_token(request)
-        response = _headers(templates.TemplateResponse(
+        response = _headers(self.templates.TemplateResponse(
             request, name, {"banner": DEMO_BANNER, "csrf": csrf, **context}, status_code=status))
         response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/demo/ehr",
-                            secure=env.settings.base.startswith("https://"))
+                            secure=self.env.settings.base.startswith("https://"))
         return response
 
-    def forged(request: Request) -> Response:
-        return page(request, "demo/message.html", {"message": "This form is stale or did not come from this EHR. Open the visit again."}, 403)
+    def forged(self, request: Request) -> Response:
+        message = "This form is stale or did not come from this EHR. Open the visit again."
+        return self.page(request, "demo/message.html", {"message": message}, 403)
+
+
+def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2Templates, runs: _Runs) -> APIRouter:
+    """The demo EHR: pages that read the FHIR server and fire the hooks, the forms that act on a card, the SMART launch."""
+    router = APIRouter()
+    pages = _Pages(env, templates)
+    _visit_routes(router, env, http, pages, runs)
+    _card_routes(router, env, http, pages, runs)
+    _launch_route(router, env, pages, runs)
+    return router
+
+
+def _visit_routes(router: APIRouter, env: DemoEnvironment, http: httpx.AsyncClient, pages: _Pages, runs: _Runs) -> None:
+    """The patient list and an opened visit (which fires the visit's hook and shows its cards)."""
 
     @router.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> Response:
@@ -364,29 +383,7 @@ def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2
         encounters = await _fhir_search(http, env, "Encounter", {"_count": "200"})
         claims = await _fhir_search(http, env, "Claim", {"_count": "200"})
         coverages = await _fhir_search(http, env, "Coverage", {"_count": "100"})
-        claim_by_enc: dict[str, dict[str, Any]] = {}
-        for claim in claims:
-            for item in claim.get("item") or ():
-                for enc in item.get("encounter") or ():
-                    if (ref := parse_reference(enc)) is not None:
-                        claim_by_enc.setdefault(ref, claim)
-        rows = []
-        for patient in sorted(patients, key=lambda p: p["id"]):
-            pref = f"Patient/{patient['id']}"
-            payer = next((((c.get("payor") or [{}])[0]).get("display") for c in coverages if parse_reference(c.get("beneficiary")) == pref), "")
-            visits = sorted(
-                (e for e in encounters if parse_reference(e.get("subject")) == pref),
-                key=lambda e: str((e.get("period") or {}).get("start") or ""),
-            )
-            rows.append({
-                "id": patient["id"], "name": human_name(patient) or patient["id"], "birth_date": patient.get("birthDate", ""),
-                "payer": payer,
-                "visits": [{
-                    "id": e["id"], "date": str((e.get("period") or {}).get("start") or "")[:10],
-                    "lines": _claim_lines(claim_by_enc.get(f"Encounter/{e['id']}")),
-                } for e in visits],
-            })
-        return page(request, "demo/index.html", {"patients": rows})
+        return pages.page(request, "demo/index.html", {"patients": _patient_rows(patients, encounters, claims, coverages)})
 
     @router.get("/visit/{encounter_id}", response_class=HTMLResponse)
     async def visit(request: Request, encounter_id: str, notice: str | None = None) -> Response:
@@ -394,22 +391,17 @@ def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2
         ref = parse_reference(f"Encounter/{encounter_id}", expected="Encounter")
         encounter = await _fhir_read(http, env, ref) if ref else None
         if encounter is None:
-            return page(request, "demo/message.html", {"message": "No such visit."}, 404)
+            return pages.page(request, "demo/message.html", {"message": "No such visit."}, 404)
         patient_ref = parse_reference(encounter.get("subject"), expected="Patient") or ""
         patient_id = patient_ref.split("/")[-1]
         patient = await _fhir_read(http, env, patient_ref)
         claims = [c for c in await _fhir_search(http, env, "Claim", {"patient": patient_id}) if _claim_has_encounter(c, ref or "")]
         claim = claims[0] if claims else None
-        user = next((parse_reference(p.get("individual")) for p in encounter.get("participant") or ()), None)
-        if claim is not None:
-            service_id, hook, context = "claim-sign-97530", HOOK_CLAIM, {"claim": claim}
-        else:
-            service_id, hook, context = "patient-view-97530", HOOK_PATIENT_VIEW, {}
-        context = {"userId": user or "Practitioner/demo", "patientId": patient_id, "encounterId": encounter_id, **context}
+        service_id, hook, context = _visit_hook(encounter, claim, patient_id, encounter_id)
         result = await _call_service(env, http, service_id, hook, context, patient_id)
         result.cards = runs.shown(encounter_id, result.cards)
         run_id = runs.add(_Run(service_id, patient_id, encounter_id, result.cards))
-        return page(request, "demo/visit.html", {
+        return pages.page(request, "demo/visit.html", {
             "patient_name": human_name(patient) or patient_id,
             "birth_date": (patient or {}).get("birthDate", ""),
             "visit_date": str((encounter.get("period") or {}).get("start") or "")[:10],
@@ -421,17 +413,21 @@ def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2
             "notice": runs.pop_notice(notice),
         })
 
+
+def _card_routes(router: APIRouter, env: DemoEnvironment, http: httpx.AsyncClient, pages: _Pages, runs: _Runs) -> None:
+    """What a user does with a shown card: accept a suggestion or dismiss it with a reason; both send feedback."""
+
     @router.post("/accept")
     async def accept(request: Request) -> Response:
         """Apply an accepted suggestion's actions to the FHIR server, then send feedback."""
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         if not _csrf_ok(request, form):
-            return forged(request)
+            return pages.forged(request)
         run = runs.get(form.get("run", ""))
         card = _find_card(run, form.get("card"))
-        suggestion = next((s for s in (card or {}).get("suggestions") or () if s.get("uuid") == form.get("suggestion")), None)
+        suggestion = _find_suggestion(card, form.get("suggestion"))
         if run is None or card is None or suggestion is None:
-            return page(request, "demo/message.html", {"message": "That card is no longer shown. Open the visit again."}, 404)
+            return pages.page(request, "demo/message.html", {"message": "That card is no longer shown. Open the visit again."}, 404)
         applied = await _apply_actions(http, env, suggestion.get("actions") or [])
         status = await _send_feedback(env, http, run.service_id, {
             "card": card["uuid"], "outcome": "accepted",
@@ -446,14 +442,13 @@ def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2
         """Dismiss a card with a reason and tell the service (feedback ``overridden``)."""
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         if not _csrf_ok(request, form):
-            return forged(request)
+            return pages.forged(request)
         run = runs.get(form.get("run", ""))
         card = _find_card(run, form.get("card"))
         if run is None or card is None:
-            return page(request, "demo/message.html", {"message": "That card is no longer shown. Open the visit again."}, 404)
-        reasons = card.get("overrideReasons") or ()
-        reason = next((r for r in reasons if r.get("code") == form.get("reason")), None)
-        if reasons and reason is None:  # a dismissal with a reason is what the service learns from
+            return pages.page(request, "demo/message.html", {"message": "That card is no longer shown. Open the visit again."}, 404)
+        reason, chosen = _override_reason(card, form.get("reason"))
+        if not chosen:  # a dismissal with a reason is what the service learns from
             key = runs.notice("Choose a reason to dismiss the card.")
             return RedirectResponse(f"visit/{run.encounter_id}?notice={key}", status_code=303)
         item: dict[str, Any] = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": _now()}
@@ -465,25 +460,93 @@ def _ehr_router(env: DemoEnvironment, http: httpx.AsyncClient, templates: Jinja2
         key = runs.notice(f"Card dismissed{why}; it is not shown again for this visit. Feedback sent (HTTP {status}).")
         return RedirectResponse(f"visit/{run.encounter_id}?notice={key}", status_code=303)
 
+
+def _launch_route(router: APIRouter, env: DemoEnvironment, pages: _Pages, runs: _Runs) -> None:
+    """A card's SMART link, launched as an EHR does: through its own authorization server."""
+
     @router.get("/launch")
     async def launch(request: Request, run: str, card: str, link: int) -> Response:
         """A card's SMART link: register the launch context, open the app with iss + launch."""
         found = runs.get(run)
-        the_card = _find_card(found, card)
-        links = (the_card or {}).get("links") or []
-        if found is None or the_card is None or not 0 <= link < len(links):
-            return page(request, "demo/message.html", {"message": "That card is no longer shown. Open the visit again."}, 404)
-        target = links[link]
-        if target.get("type") != "smart" or str(target.get("url", "")).split("?")[0] != env.smart_launch_url:
-            # the EHR only launches SMART apps it has registered
-            return page(request, "demo/message.html", {"message": "This EHR does not launch that app."}, 400)
-        launch_id = env.auth.register_launch(LaunchContext(
-            patient=found.patient_id, encounter=found.encounter_id,
-            app_context=target.get("appContext") if isinstance(target.get("appContext"), str) else None,
-        ))
+        target, refusal = _launch_target(env, found, _find_card(found, card), link)
+        if found is None or target is None:
+            return pages.page(request, "demo/message.html", {"message": refusal[0]}, refusal[1])
+        launch_id = env.auth.register_launch(_launch_context(found, target))
         return RedirectResponse(f"{env.smart_launch_url}?{urlencode({'iss': env.fhir_base, 'launch': launch_id})}", status_code=302)
 
-    return router
+
+def _patient_rows(
+    patients: list[dict[str, Any]], encounters: list[dict[str, Any]], claims: list[dict[str, Any]], coverages: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The index page's rows: each patient (by id) with the payer of its Coverage and its visits in date order,
+    each visit with the lines of the first claim that names it."""
+    claim_by_enc: dict[str, dict[str, Any]] = {}
+    for claim in claims:
+        for item in claim.get("item") or ():
+            for enc in item.get("encounter") or ():
+                if (ref := parse_reference(enc)) is not None:
+                    claim_by_enc.setdefault(ref, claim)
+    rows = []
+    for patient in sorted(patients, key=lambda p: p["id"]):
+        pref = f"Patient/{patient['id']}"
+        payer = next((((c.get("payor") or [{}])[0]).get("display") for c in coverages if parse_reference(c.get("beneficiary")) == pref), "")
+        visits = sorted(
+            (e for e in encounters if parse_reference(e.get("subject")) == pref),
+            key=lambda e: str((e.get("period") or {}).get("start") or ""),
+        )
+        rows.append({
+            "id": patient["id"], "name": human_name(patient) or patient["id"], "birth_date": patient.get("birthDate", ""),
+            "payer": payer,
+            "visits": [{
+                "id": e["id"], "date": str((e.get("period") or {}).get("start") or "")[:10],
+                "lines": _claim_lines(claim_by_enc.get(f"Encounter/{e['id']}")),
+            } for e in visits],
+        })
+    return rows
+
+
+def _visit_hook(
+    encounter: dict[str, Any], claim: dict[str, Any] | None, patient_id: str, encounter_id: str
+) -> tuple[str, str, dict[str, Any]]:
+    """The service, hook and context an opened visit fires: the claim hook when a claim bills the visit
+    (charge review), else patient-view (note sign). The user is the visit's first participant."""
+    user = next((parse_reference(p.get("individual")) for p in encounter.get("participant") or ()), None)
+    if claim is not None:
+        service_id, hook, extra = "claim-sign-97530", HOOK_CLAIM, {"claim": claim}
+    else:
+        service_id, hook, extra = "patient-view-97530", HOOK_PATIENT_VIEW, {}
+    return service_id, hook, {"userId": user or "Practitioner/demo", "patientId": patient_id, "encounterId": encounter_id, **extra}
+
+
+def _override_reason(card: dict[str, Any], code: str | None) -> tuple[dict[str, Any] | None, bool]:
+    """The card's override reason with this code, and whether the dismissal may go ahead: a card that
+    offers reasons needs one of them; a card that offers none is dismissed without."""
+    reasons = card.get("overrideReasons") or ()
+    reason = next((r for r in reasons if r.get("code") == code), None)
+    return reason, not reasons or reason is not None
+
+
+def _launch_target(
+    env: DemoEnvironment, run: _Run | None, card: dict[str, Any] | None, link: int
+) -> tuple[dict[str, Any] | None, tuple[str, int]]:
+    """The card link to launch, or why not (message, HTTP status): the card must still be shown and the
+    link must be a SMART link to the app this EHR registered (an EHR launches only apps it knows)."""
+    links = (card or {}).get("links") or []
+    if run is None or card is None or not 0 <= link < len(links):
+        return None, ("That card is no longer shown. Open the visit again.", 404)
+    target = links[link]
+    if target.get("type") != "smart" or str(target.get("url", "")).split("?")[0] != env.smart_launch_url:
+        return None, ("This EHR does not launch that app.", 400)
+    return target, ("", 200)
+
+
+def _launch_context(run: _Run, target: dict[str, Any]) -> LaunchContext:
+    """What the authorization server hands the app at launch: the run's patient and visit, and the link's
+    appContext when it is a string (the only form SMART defines)."""
+    app_context = target.get("appContext")
+    return LaunchContext(
+        patient=run.patient_id, encounter=run.encounter_id, app_context=app_context if isinstance(app_context, str) else None
+    )
 
 
 def _claim_has_encounter(claim: dict[str, Any], encounter_ref: str) -> bool:
@@ -494,6 +557,10 @@ def _find_card(run: _Run | None, card_uuid: str | None) -> dict[str, Any] | None
     if run is None or not card_uuid:
         return None
     return next((c for c in run.cards if c.get("uuid") == card_uuid), None)
+
+
+def _find_suggestion(card: dict[str, Any] | None, suggestion_uuid: str | None) -> dict[str, Any] | None:
+    return next((s for s in (card or {}).get("suggestions") or () if s.get("uuid") == suggestion_uuid), None)
 
 
 def _now() -> str:
