@@ -6,8 +6,18 @@ extensions and unknown elements. Each resource we read is checked against the FH
 ``fhir.resources`` (unknown elements tolerated); a resource that does not validate is still read
 best-effort and the problem is reported in ``Visit.input_issues``.
 
-    >>> visit = visit_from_resources(bundle)            # doctest: +SKIP
-    >>> [l.code for l in visit.lines], visit.performer_role
+    >>> import base64
+    >>> note = base64.b64encode(b"Ther act 25 min: sit to stand x10 with verbal cues.").decode()
+    >>> visit = visit_from_resources([
+    ...     {"resourceType": "Procedure", "id": "proc-1", "status": "completed", "subject": {"reference": "Patient/p1"},
+    ...      "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "97530"}]},
+    ...      "performer": [{"function": {"coding": [{"system": "http://nucc.org/provider-taxonomy", "code": "225100000X"}]},
+    ...                     "actor": {"reference": "Practitioner/pt-1"}}]},
+    ...     {"resourceType": "DocumentReference", "id": "note-1", "status": "current", "subject": {"reference": "Patient/p1"},
+    ...      "content": [{"attachment": {"contentType": "text/plain", "data": note}}]},
+    ... ])
+    >>> [line.code for line in visit.lines], visit.performer_role, [n.text[:8] for n in visit.notes]
+    (['97530'], 'PT', ['Ther act'])
 """
 from __future__ import annotations
 
