@@ -1,8 +1,15 @@
 """plugin: the pure 97530 evaluation library (FHIR in, evaluation out; no I/O, no clock, no env).
 
-    >>> from plugin import evaluate_resources
-    >>> evaluation = evaluate_resources(bundle, payer="medicare")     # doctest: +SKIP
-    >>> [(l.code, l.verdict, l.supported_units) for l in evaluation.lines]
+``evaluate_resources(bundle_or_resources, payer=...)`` reads a visit's FHIR resources; a note's text
+alone is evaluated as one 97530 line:
+
+    >>> from plugin import evaluate_note
+    >>> evaluation = evaluate_note(
+    ...     "Ther act 25 min: sit to stand from a low chair x10 and bed to chair stand pivot transfers x4; "
+    ...     "PT cued anterior weight shift and hand placement. Pt completed 10/10 sit to stands with CGA. "
+    ...     "Goal: get up from the couch at home safely.", units=2, payer="medicare")
+    >>> [(line.code, line.verdict.value, line.supported_units) for line in evaluation.lines]
+    [('97530', 'supported', 2)]
 """
 from plugin.attachments import SUPPORTED_CONTENT_TYPES, extract_text
 from plugin.codes import (
