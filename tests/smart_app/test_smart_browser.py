@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import copy
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -279,15 +278,7 @@ def test_accepting_a_suggestion_applies_it_and_sends_feedback(context: Any, stac
 
 
 def test_screenshots_for_docs_exist() -> None:
-    """Keeps docs/screenshots in step with what the tests produce (copied by hand, see docs)."""
+    """Keeps docs/screenshots in step with what the tests produce (tools/copy_doc_screenshots.py copies them)."""
     docs = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
     for name in ("smart-review-page.png", "demo-ehr-with-card.png"):
-        assert (docs / name).is_file(), f"docs/screenshots/{name} missing: copy it from test-artifacts/"
-
-
-if os.environ.get("CDS97530_UPDATE_DOC_SCREENSHOTS"):  # pragma: no cover - maintainer helper
-    def test_zz_copy_screenshots_to_docs() -> None:
-        docs = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-        docs.mkdir(parents=True, exist_ok=True)
-        for name in ("smart-review-page.png", "demo-ehr-with-card.png"):
-            shutil.copyfile(ARTIFACTS / name, docs / name)
+        assert (docs / name).is_file(), f"docs/screenshots/{name} missing: run tools/copy_doc_screenshots.py"
