@@ -94,7 +94,7 @@ def _json_view(name: str, evaluation: Any, *, locality: str | None = None) -> di
     data = evaluation.to_dict(include_text=True)
     data.pop("notes", None)
     lines = []
-    for line, source, priced in zip(data["lines"], evaluation.lines, fees.lines):
+    for line, source, priced in zip(data["lines"], evaluation.lines, fees.lines, strict=True):
         ordered = {k: line.get(k) for k in ("code", "verdict", "suggested_code", "billed_units", "supported_units", "findings")}
         ordered["status"] = line_status(source).to_dict()
         ordered.update({k: v for k, v in line.items() if k not in ordered})

@@ -19,7 +19,7 @@ def render(name: str, evaluation: Any, *, locality: str | None = None) -> str:
     for issue in evaluation.input_issues:
         out.append(f"! not checked: {issue}")
     fees = visit_fees(evaluation, locality=locality)
-    for line, line_fees in zip(evaluation.lines, fees.lines):
+    for line, line_fees in zip(evaluation.lines, fees.lines, strict=True):
         status = line_status(line)
         head = f"{line.code} x{line.billed_units}: {status.text}"
         if line.suggested_code:
