@@ -2,11 +2,8 @@
 schema-valid, short, never critical, and carry uuids; note text never escapes as markup."""
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
-import jsonschema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,8 +22,6 @@ from plugin.model import (
     VisitEvaluation,
 )
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[3] / "shared/conformance/cds-hooks-2.0.schema.json").read_text())
-RESPONSE = jsonschema.Draft202012Validator({"$ref": "#/$defs/response", "$defs": SCHEMA["$defs"]})
 SR = {"resourceType": "ServiceRequest", "id": "sr-1", "status": "draft", "intent": "order",
       "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "97530"}]},
       "subject": {"reference": "Patient/p"}}
@@ -59,7 +54,8 @@ line = st.builds(
 @settings(max_examples=80, deadline=None)
 @given(lines=st.lists(line, max_size=4), issues=st.lists(nasty, max_size=2).map(tuple),
        info=st.booleans(), style=st.sampled_from(["update", "delete-create"]))
-def test_cards_are_always_valid(lines, issues, info, style):
+def test_cards_are_always_valid(schema, lines, issues, info, style):
+    """``schema`` (tests/cds_hooks/conftest.py) reads ../shared: skipped locally, failed in CI without it."""
     ev = VisitEvaluation(lines=tuple(lines), payer="medicare", payer_label="Medicare <b>", unit_method="x",
                          performer_role=None, input_issues=issues)
     options = CardOptions("97530 check", "https://policy.test/x", smart_launch_url="https://smart.test/launch",
@@ -67,7 +63,7 @@ def test_cards_are_always_valid(lines, issues, info, style):
     built = build_cards(ev, evaluation_id="e", target=CardTarget("ServiceRequest", {"ServiceRequest/sr-1": SR}),
                         options=options)
     cards = [b.card for b in built]
-    RESPONSE.validate({"cards": cards})
+    schema("response", {"cards": cards})
     assert len(cards) <= sum(1 for x in lines if x.code == "97530")
     for card in cards:
         assert card["indicator"] in ("info", "warning")

@@ -3,11 +3,11 @@ tokens; migrations and create_tables agree; the SMART page can read an evaluatio
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import uuid
 
 import pytest
+from required_parts import need_database_url
 from sqlalchemy import inspect
 
 from cds97530.cli import main
@@ -182,9 +182,7 @@ def _same_columns(migrated: Store, orm: Store) -> None:
 @pytest.mark.postgres
 def test_postgres_store_and_migrations():
     """Runs in a schema of its own, so tables other tests keep in the same database are untouched."""
-    url = os.environ.get("CDS97530_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("CDS97530_TEST_DATABASE_URL not set")
+    url = need_database_url()
     from datetime import UTC, datetime, timedelta
 
     from sqlalchemy import text

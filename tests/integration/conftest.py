@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
+from required_parts import need
 
 from cds_hooks.app import create_app
 from cds_hooks.settings import CdsSettings
@@ -162,9 +163,8 @@ def _debug_logging_during_each_test(request: pytest.FixtureRequest) -> Iterator[
 @pytest.fixture(scope="session")
 def env(log_capture: LogCapture, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     public_base = os.environ.get("FHIR_BASE_URL", "").strip()
-    if not public_base and not node_available():
-        pytest.skip("node 20.19+ is not installed: the integration tests need it for the real FHIR server "
-                    "(or set FHIR_BASE_URL to use an external FHIR R4 server)")
+    need(public_base or node_available(), "node 20.19+ is not installed: the integration tests need it for the real "
+         "FHIR server (or set FHIR_BASE_URL to use an external FHIR R4 server)")
     tmp = tmp_path_factory.mktemp("integration")
     fhir: FhirServer | None = None
     debug = _root_at_debug()

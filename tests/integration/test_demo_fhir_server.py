@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from required_parts import need
 
 from sandbox.fhir_server import FhirServer, node_available
 from sandbox.synthetic import build_dataset
@@ -22,8 +23,7 @@ AUTH = {
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[FhirServer, Any]]:
-    if not node_available():
-        pytest.skip("node is not installed (the FHIR server needs Node 20+)")
+    need(node_available(), "node is not installed (the FHIR server needs Node 20+)")
     fhir = FhirServer(smart_configuration=AUTH).start()
     try:
         data = build_dataset()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from required_parts import need
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -170,8 +171,7 @@ def test_serve_from_the_wheel_has_the_smart_page_and_no_demo(installed: Installe
 def test_serve_demo_and_sandbox_from_the_wheel(installed: Installed) -> None:
     from sandbox.fhir_server import node_available
 
-    if not node_available():
-        pytest.skip("node is not installed (the FHIR server needs Node 20+)")
+    need(node_available(), "node is not installed (the FHIR server needs Node 20+)")
     serving = _Serving(installed, "--demo")
     try:
         serving.wait(600)  # the first run installs the FHIR server's npm packages into the cache

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from required_parts import need_shared
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 
@@ -16,11 +16,7 @@ SHARED = Path(__file__).resolve().parents[3] / "shared"
 def shared_dir() -> Path:
     """../shared beside the checkout. CI always has it, so there its absence fails the run instead
     of quietly skipping the dev-set bars; on a developer's machine without it the tests skip."""
-    if not SHARED.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared material not found at {SHARED} (CI must have it)")
-        pytest.skip(f"shared material not found at {SHARED}")
-    return SHARED
+    return need_shared()
 
 
 CPT = "http://www.ama-assn.org/go/cpt"

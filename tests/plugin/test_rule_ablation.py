@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
+from required_parts import need_shared
 
 from plugin import load_ruleset
 from plugin.rulecheck import ablation_failures, reading_outcome, without
@@ -52,10 +52,7 @@ def test_without_removes_exactly_one_entry() -> None:
 
 
 def _shared_or_fail() -> Path:
-    if not (SHARED / "cases" / "dev.jsonl").is_file():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but the shared dev cases are missing at {SHARED}")
-        pytest.skip(f"shared material not found at {SHARED}")
+    need_shared("cases/dev.jsonl")
     return SHARED
 
 

@@ -17,11 +17,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from required_parts import need, need_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
 DB_URL_ENV = "CDS97530_TEST_DATABASE_URL"
-SKIP_NO_PG = f"{DB_URL_ENV} is not set: replica tests need a real PostgreSQL (CI sets it; see .ci/run)"
 
 
 def _load_harness() -> ModuleType:
@@ -53,10 +53,7 @@ def load_harness() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def pg_base_url() -> str:
-    url = os.environ.get(DB_URL_ENV, "").strip()
-    if not url:
-        pytest.skip(SKIP_NO_PG)
-    return url
+    return need_database_url()
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +61,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Two replicas (debug logs, to files) behind the harness's balancer, on PostgreSQL if available."""
     from sandbox.fhir_server import node_available
 
-    if not node_available():
-        pytest.skip("node 20.19+ is not installed: the resilience tests need the real FHIR server")
+    need(node_available(), "node 20.19+ is not installed: the resilience tests need the real FHIR server")
     workdir = tmp_path_factory.mktemp("resilience")
     base = os.environ.get(DB_URL_ENV, "").strip()
     with _database(base, workdir) as url, harness.running_cluster(
@@ -95,9 +91,7 @@ def _database(base: str, workdir: Path) -> Any:
 @pytest.fixture(scope="session")
 def pg_cluster(request: pytest.FixtureRequest) -> Any:
     """The session cluster, but only when it runs on PostgreSQL (checked before starting anything)."""
-    if not os.environ.get(DB_URL_ENV, "").strip():
-        pytest.skip(SKIP_NO_PG)
+    need_database_url()
     running = request.getfixturevalue("cluster")
-    if not running.is_postgres:
-        pytest.skip(SKIP_NO_PG)
+    need(running.is_postgres, f"{DB_URL_ENV} is not a PostgreSQL URL: replica tests need a real PostgreSQL")
     return running

@@ -2,12 +2,12 @@
 the Alembic migration (`cds97530 db upgrade`) and the table the app creates agree."""
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from required_parts import need_database_url
 
 from smart_app.sessions import SMART_SESSIONS, SqlSessionStore
 
@@ -54,9 +54,7 @@ def test_migration_and_created_table_agree(tmp_path: Any) -> None:
 
 @pytest.mark.postgres
 def test_sessions_on_postgresql() -> None:
-    url = os.environ.get("CDS97530_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("CDS97530_TEST_DATABASE_URL not set")
+    url = need_database_url()
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1)
                               if url.startswith("postgresql://") else url)
     schema = f"smart_test_{uuid.uuid4().hex[:10]}"
