@@ -279,22 +279,71 @@ def new_run_tag() -> str:
     return "c97-" + secrets.token_hex(5)
 
 
+class _Entries:
+    """Every resource of one run, tagged with the run's tag, and the transaction entries that PUT them."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.resources: dict[str, dict[str, Any]] = {}
+
+    def put(self, entries: list[dict[str, Any]], resource: dict[str, Any]) -> None:
+        resource.setdefault("meta", {})["tag"] = [{"system": TAG_SYSTEM, "code": self.tag}]
+        ref = f"{resource['resourceType']}/{resource['id']}"
+        self.resources[ref] = resource
+        entries.append({"fullUrl": f"urn:cds97530:{ref}", "resource": resource, "request": {"method": "PUT", "url": ref}})
+
+
 def build_dataset(tag: str | None = None, *, formats_case: str = "dev-032") -> SyntheticDataset:
     """Build all bundles. Four visits per payer (two patients, two visits each, one note format each)
     plus a ``formats`` patient whose four visits carry the same note as text, HTML, RTF and PDF."""
     tag = tag or new_run_tag()
     cases = load_note_cases()
-    resources: dict[str, dict[str, Any]] = {}
-    shared_entries: list[dict[str, Any]] = []
+    store = _Entries(tag)
+    shared_bundle = {"resourceType": "Bundle", "type": "transaction", "entry": _shared_entries(store, cases)}
+    groups, legacy_keys = _chart_groups(cases, formats_case)
+    patients: list[SyntheticPatient] = []
+    patient_bundles: list[dict[str, Any]] = []
+    names = iter(_PATIENTS)
+    day = 0
+    for pn, (group, payer, visit_specs) in enumerate(groups, start=1):
+        given, family, gender, birth = _patient_identity(pn, visit_specs, next(names, None), day)
+        entries: list[dict[str, Any]] = []
+        pid = f"{tag}-pat-{pn}"
+        cov_id = f"{tag}-cov-{pn}"
+        store.put(entries, {
+            "resourceType": "Patient", "id": pid, "active": True,
+            "identifier": [{"system": "urn:cds97530:sandbox-mrn", "value": f"MRN{tag[-5:].upper()}{pn:03d}"}],
+            "name": [{"use": "official", "family": family, "given": [given]}], "gender": gender, "birthDate": birth,
+        })
+        store.put(entries, _coverage(tag, cov_id, pid, pn, payer))
+        visits: list[SyntheticVisit] = []
+        for vn, (case, ctype) in enumerate(visit_specs, start=1):
+            day += 1
+            visit = _visit_ids(tag, pn, vn, group, case, payer, ctype, pid, cov_id, (_BASE_DAY + timedelta(days=day * 2)).isoformat())
+            if group != "formats" and case.case_id in legacy_keys:
+                visit = replace(visit, key=legacy_keys[case.case_id])
+            for resource in _visit_resources(visit, tag):
+                store.put(entries, resource)
+            visits.append(visit)
+        first = visits[0]
+        store.put(entries, _service_request(
+            f"{tag}-sr-{pn}", tag, patient_id=pid, encounter_id=first.encounter_id, practitioner_id=first.practitioner_id,
+            code="97530", units=first.case.line_97530.units, status="active", authored=first.service_date,
+        ))
+        patient_bundles.append({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+        patients.append(SyntheticPatient(pid, given, family, payer, cov_id, tuple(visits)))
 
-    def put(entries: list[dict[str, Any]], resource: dict[str, Any]) -> None:
-        resource.setdefault("meta", {})["tag"] = [{"system": TAG_SYSTEM, "code": tag}]
-        ref = f"{resource['resourceType']}/{resource['id']}"
-        resources[ref] = resource
-        entries.append({"fullUrl": f"urn:cds97530:{ref}", "resource": resource, "request": {"method": "PUT", "url": ref}})
+    return SyntheticDataset(tag=tag, patients=tuple(patients), shared_bundle=shared_bundle,
+                            patient_bundles=tuple(patient_bundles), resources=store.resources)
 
+
+def _shared_entries(store: _Entries, cases: tuple[NoteCase, ...]) -> list[dict[str, Any]]:
+    """What every chart refers to: one Organization per payer, and a Practitioner + PractitionerRole for
+    each clinician, including every note's signer (with the note's credential) so the signature matches."""
+    tag = store.tag
+    entries: list[dict[str, Any]] = []
     for payer, info in PAYER_COVERAGE.items():
-        put(shared_entries, {
+        store.put(entries, {
             "resourceType": "Organization", "id": f"{tag}-payer-{payer}", "active": True, "name": info["display"],
             "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "ins", "display": "Insurance Company"}]}],
         })
@@ -307,24 +356,30 @@ def build_dataset(tag: str | None = None, *, formats_case: str = "dev-032") -> S
     for (role, slug), (given, family, credential) in clinicians.items():
         taxonomy, display = ROLE_TAXONOMY[role]
         key = role.lower() + (f"-{slug}" if slug else "")
-        put(shared_entries, {
+        store.put(entries, {
             "resourceType": "Practitioner", "id": f"{tag}-prac-{key}", "active": True,
             "name": [{"family": family, "given": [given], "suffix": [credential]}],
             "qualification": [{"code": {"coding": [{"system": NUCC_SYSTEM, "code": taxonomy, "display": display}]}}],
         })
-        put(shared_entries, {
+        store.put(entries, {
             "resourceType": "PractitionerRole", "id": f"{tag}-role-{key}", "active": True,
             "practitioner": {"reference": f"Practitioner/{tag}-prac-{key}"},
             "code": [{"coding": [{"system": NUCC_SYSTEM, "code": taxonomy, "display": display}]}],
         })
-    shared_bundle = {"resourceType": "Bundle", "type": "transaction", "entry": shared_entries}
+    return entries
 
-    groups: list[tuple[str, str, list[tuple[NoteCase, str]]]] = []
-    names = iter(_PATIENTS)
+
+_ChartGroup = tuple[str, str, list[tuple[NoteCase, str]]]  # (group name, payer, [(note, content type)])
+
+
+def _chart_groups(cases: tuple[NoteCase, ...], formats_case: str) -> tuple[list[_ChartGroup], dict[str, str]]:
+    """Which notes share a chart: per payer its first four notes, two visits to a chart when the two notes
+    can be the same person (age and sex agree), else a chart each; then the ``formats`` chart. Also the
+    visit keys by note position ("<payer><1|2>-<1|2>"), which stay stable whatever the charts."""
+    groups: list[_ChartGroup] = []
     legacy_keys: dict[str, str] = {}
     for payer in PAYERS:
         payer_cases = [c for c in cases if c.payer == payer][:4]
-        # two visits per chart where the two notes can be the same person; otherwise a chart each
         charts: list[list[tuple[NoteCase, str]]] = []
         for case, ctype in zip(payer_cases, CONTENT_TYPES, strict=True):
             last = charts[-1] if charts else None
@@ -333,61 +388,42 @@ def build_dataset(tag: str | None = None, *, formats_case: str = "dev-032") -> S
             else:
                 charts.append([(case, ctype)])
         groups += [(f"{payer}{n}", payer, chart) for n, chart in enumerate(charts, start=1)]
-        for i, case in enumerate(payer_cases):  # visit keys stay "<payer><1|2>-<1|2>" by note position
+        for i, case in enumerate(payer_cases):
             legacy_keys[case.case_id] = f"{payer}{i // 2 + 1}-{i % 2 + 1}"
     formats_note = next(c for c in cases if c.case_id == formats_case)
     groups.append(("formats", formats_note.payer, [(formats_note, ct) for ct in CONTENT_TYPES]))
+    return groups, legacy_keys
 
-    patients: list[SyntheticPatient] = []
-    patient_bundles: list[dict[str, Any]] = []
-    day = 0
-    for pn, (group, payer, visit_specs) in enumerate(groups, start=1):
-        given, family, gender, birth = next(names, None) or ("", "", "", "")
-        age, sex = next((d for d in (note_demographics(c.text) for c, _ in visit_specs) if d[0] is not None),
-                        (None, None))
-        sex = sex or next((d[1] for d in (note_demographics(c.text) for c, _ in visit_specs) if d[1]), None)
-        if (sex and sex != gender) or not given:  # a name of the note's sex
-            gender = sex or gender or "female"
-            given, family = _MORE_NAMES[gender][pn % len(_MORE_NAMES[gender])]
-        if age is not None:  # born on 1 January, so the note's age holds on every visit of the year
-            birth = date((_BASE_DAY + timedelta(days=(day + 1) * 2)).year - age, 1, 1).isoformat()
-        elif not birth:
-            birth = date(1950 + (pn * 7) % 40, 1 + pn % 12, 1 + pn % 27).isoformat()
-        entries: list[dict[str, Any]] = []
-        pid = f"{tag}-pat-{pn}"
-        cov_id = f"{tag}-cov-{pn}"
-        put(entries, {
-            "resourceType": "Patient", "id": pid, "active": True,
-            "identifier": [{"system": "urn:cds97530:sandbox-mrn", "value": f"MRN{tag[-5:].upper()}{pn:03d}"}],
-            "name": [{"use": "official", "family": family, "given": [given]}], "gender": gender, "birthDate": birth,
-        })
-        info = PAYER_COVERAGE[payer]
-        put(entries, {
-            "resourceType": "Coverage", "id": cov_id, "status": "active",
-            "type": {"coding": [{"system": SOPT_SYSTEM, "code": info["sopt"], "display": info["sopt_display"]}], "text": info["sopt_display"]},
-            "subscriberId": f"SUB{pn:04d}", "beneficiary": {"reference": f"Patient/{pid}"}, "relationship": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/subscriber-relationship", "code": "self"}]},
-            "payor": [{"reference": f"Organization/{tag}-payer-{payer}", "display": info["display"]}],
-            "class": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "plan"}]}, "value": info["plan"], "name": info["plan"]}],
-        })
-        visits: list[SyntheticVisit] = []
-        for vn, (case, ctype) in enumerate(visit_specs, start=1):
-            day += 1
-            visit = _visit_ids(tag, pn, vn, group, case, payer, ctype, pid, cov_id, (_BASE_DAY + timedelta(days=day * 2)).isoformat())
-            if group != "formats" and case.case_id in legacy_keys:
-                visit = replace(visit, key=legacy_keys[case.case_id])
-            for resource in _visit_resources(visit, tag):
-                put(entries, resource)
-            visits.append(visit)
-        first = visits[0]
-        put(entries, _service_request(
-            f"{tag}-sr-{pn}", tag, patient_id=pid, encounter_id=first.encounter_id, practitioner_id=first.practitioner_id,
-            code="97530", units=first.case.line_97530.units, status="active", authored=first.service_date,
-        ))
-        patient_bundles.append({"resourceType": "Bundle", "type": "transaction", "entry": entries})
-        patients.append(SyntheticPatient(pid, given, family, payer, cov_id, tuple(visits)))
 
-    return SyntheticDataset(tag=tag, patients=tuple(patients), shared_bundle=shared_bundle,
-                            patient_bundles=tuple(patient_bundles), resources=resources)
+def _patient_identity(
+    pn: int, visit_specs: list[tuple[NoteCase, str]], listed: tuple[str, str, str, str] | None, day: int
+) -> tuple[str, str, str, str]:
+    """A name, sex and birth date that agree with the chart's notes: the listed patient unless the notes
+    say another sex, and a birth date that makes the note's age hold on every visit of the year."""
+    given, family, gender, birth = listed or ("", "", "", "")
+    age, sex = next((d for d in (note_demographics(c.text) for c, _ in visit_specs) if d[0] is not None),
+                    (None, None))
+    sex = sex or next((d[1] for d in (note_demographics(c.text) for c, _ in visit_specs) if d[1]), None)
+    if (sex and sex != gender) or not given:  # a name of the note's sex
+        gender = sex or gender or "female"
+        given, family = _MORE_NAMES[gender][pn % len(_MORE_NAMES[gender])]
+    if age is not None:  # born on 1 January, so the note's age holds on every visit of the year
+        birth = date((_BASE_DAY + timedelta(days=(day + 1) * 2)).year - age, 1, 1).isoformat()
+    elif not birth:
+        birth = date(1950 + (pn * 7) % 40, 1 + pn % 12, 1 + pn % 27).isoformat()
+    return given, family, gender, birth
+
+
+def _coverage(tag: str, cov_id: str, pid: str, pn: int, payer: str) -> dict[str, Any]:
+    """The patient's Coverage with the payer's source-of-payment type and plan (what payer matching reads)."""
+    info = PAYER_COVERAGE[payer]
+    return {
+        "resourceType": "Coverage", "id": cov_id, "status": "active",
+        "type": {"coding": [{"system": SOPT_SYSTEM, "code": info["sopt"], "display": info["sopt_display"]}], "text": info["sopt_display"]},
+        "subscriberId": f"SUB{pn:04d}", "beneficiary": {"reference": f"Patient/{pid}"}, "relationship": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/subscriber-relationship", "code": "self"}]},
+        "payor": [{"reference": f"Organization/{tag}-payer-{payer}", "display": info["display"]}],
+        "class": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "plan"}]}, "value": info["plan"], "name": info["plan"]}],
+    }
 
 
 def _visit_ids(tag: str, pn: int, vn: int, group: str, case: NoteCase, payer: str, ctype: str,
@@ -408,13 +444,14 @@ def _visit_ids(tag: str, pn: int, vn: int, group: str, case: NoteCase, payer: st
 
 
 def _visit_resources(v: SyntheticVisit, tag: str) -> list[dict[str, Any]]:
+    """One visit as an EHR stores it: the Encounter (09:00, the timed minutes plus ten), a Procedure per
+    line, the note (Binary + DocumentReference) and the draft Claim."""
     start = datetime.fromisoformat(f"{v.service_date}T09:00:00-06:00")
     timed = sum(line.minutes or 0 for line in v.case.lines) or 45
     end = start + timedelta(minutes=timed + 10)
     patient = {"reference": f"Patient/{v.patient_id}"}
     encounter = {"reference": f"Encounter/{v.encounter_id}"}
     role_ref = {"reference": f"PractitionerRole/{v.practitioner_role_id}"}
-    taxonomy, display = ROLE_TAXONOMY[v.case.performer]
     out: list[dict[str, Any]] = [{
         "resourceType": "Encounter", "id": v.encounter_id, "status": "finished",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB", "display": "ambulatory"},
@@ -423,6 +460,19 @@ def _visit_resources(v: SyntheticVisit, tag: str) -> list[dict[str, Any]]:
         "subject": patient, "participant": [{"individual": role_ref}],
         "period": {"start": start.isoformat(), "end": end.isoformat()},
     }]
+    out += _procedures(v, start, patient, encounter, role_ref)
+    out += _note_resources(v, start, end, patient, encounter, role_ref)
+    out.append(_claim(v, end, patient, encounter))
+    return out
+
+
+def _procedures(
+    v: SyntheticVisit, start: datetime, patient: dict[str, str], encounter: dict[str, str], role_ref: dict[str, str]
+) -> list[dict[str, Any]]:
+    """A Procedure per billed line, back to back from the visit's start: a performedPeriod as long as the
+    line's minutes, or only a performedDateTime when the note gives the line none."""
+    taxonomy, display = ROLE_TAXONOMY[v.case.performer]
+    out: list[dict[str, Any]] = []
     clock = start
     for proc_id, line in zip(v.procedure_ids, v.case.lines, strict=True):
         proc: dict[str, Any] = {
@@ -437,21 +487,34 @@ def _visit_resources(v: SyntheticVisit, tag: str) -> list[dict[str, Any]]:
         else:
             proc["performedDateTime"] = clock.isoformat()
         out.append(proc)
+    return out
+
+
+def _note_resources(
+    v: SyntheticVisit, start: datetime, end: datetime, patient: dict[str, str], encounter: dict[str, str], role_ref: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The signed note: its text rendered in the visit's content type as a Binary, and the
+    DocumentReference (a progress note of the encounter) that points at it."""
     title = ("OT" if v.case.performer.startswith("OT") else "PT") + " daily note"
-    out.append({
+    binary = {
         "resourceType": "Binary", "id": v.binary_id, "contentType": v.content_type,
         "securityContext": patient,
         "data": base64.b64encode(render_note(v.note_text, v.content_type, title=title)).decode("ascii"),
-    })
-    out.append({
+    }
+    document = {
         "resourceType": "DocumentReference", "id": v.document_id, "status": "current", "docStatus": "final",
         "type": {"coding": [{"system": "http://loinc.org", "code": "11506-3", "display": "Progress note"}], "text": title},
         "category": [{"coding": [{"system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category", "code": "clinical-note"}]}],
         "subject": patient, "date": end.isoformat(), "author": [role_ref], "description": title,
         "content": [{"attachment": {"contentType": v.content_type, "url": f"Binary/{v.binary_id}", "title": title, "creation": end.isoformat()}}],
         "context": {"encounter": [encounter], "period": {"start": start.isoformat(), "end": end.isoformat()}},
-    })
-    out.append({
+    }
+    return [binary, document]
+
+
+def _claim(v: SyntheticVisit, end: datetime, patient: dict[str, str], encounter: dict[str, str]) -> dict[str, Any]:
+    """The draft professional Claim of the visit: one item per line with its code, modifiers and units."""
+    return {
         "resourceType": "Claim", "id": v.claim_id, "status": "draft",
         "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]},
         "use": "claim", "patient": patient, "created": end.isoformat(),
@@ -470,8 +533,7 @@ def _visit_resources(v: SyntheticVisit, tag: str) -> list[dict[str, Any]]:
             }
             for i, line in enumerate(v.case.lines, start=1)
         ],
-    })
-    return out
+    }
 
 
 def _service_request(sr_id: str, tag: str, *, patient_id: str, encounter_id: str, practitioner_id: str,
