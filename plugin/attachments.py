@@ -23,6 +23,7 @@ import html
 import io
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from plugin.errors import AttachmentError
 
@@ -236,7 +237,7 @@ def _rtf_to_text(rtf: str) -> str:
         raise AttachmentError("the RTF attachment is malformed") from exc
 
 
-_PDF_LIMITS = {
+_PDF_LIMITS: dict[str, Any] = {
     # A treatment note is a few pages of text: pypdf's own resource limits, set far below its
     # defaults (75 MB streams, 2 M content operators) so a small "PDF bomb" is refused quickly.
     "maximum_declared_stream_length": 8_000_000,

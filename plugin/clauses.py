@@ -164,7 +164,8 @@ def negated(text: str, start: int, end: int, clause: Clause, lex: Lexicon) -> bo
     window = " ".join(words)
     if window and lex.negation_before.search(window):
         # "no c/o pain; cues given" — a negation across a conjunction does not reach the match
-        tail = lex.terminators.split(window)[-1]  # ConText terminators (lexicon.yaml context.terminators)
+        # ConText terminators (lexicon.yaml context.terminators); a lexicon without them ends no scope
+        tail = lex.terminators.split(window)[-1] if lex.terminators is not None else window
         if lex.negation_before.search(tail):
             return True
     after = text[end:min(clause.sentence[1], end + 40)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from plugin.lexicon import Lexicon, load_lexicon, lowered
@@ -339,7 +340,12 @@ _CLOCK_LINE = re.compile(
 
 
 def _clock_key(clock: tuple[str, str] | None) -> tuple[str, str] | None:
-    return (clock[0].replace(":", "").zfill(4), clock[1].replace(":", "").zfill(4)) if clock else None
+    return _clock_pair_key(*clock) if clock else None
+
+
+def _clock_pair_key(t1: str, t2: str) -> tuple[str, str]:
+    """("9:00", "09:12") -> ("0900", "0912"): the key that finds one clock block on several lines."""
+    return (t1.replace(":", "").zfill(4), t2.replace(":", "").zfill(4))
 
 
 def _clock_blocks(text: str, headings: list[Heading]) -> list[Heading]:
@@ -353,7 +359,7 @@ def _clock_blocks(text: str, headings: list[Heading]) -> list[Heading]:
     added: list[Heading] = []
     indexed: set[tuple[str, str]] = set()
     for m in _CLOCK_LINE.finditer(text):
-        key = _clock_key((m.group("t1"), m.group("t2")))
+        key = _clock_pair_key(m.group("t1"), m.group("t2"))
         head = by_clock.get(key)
         if head is None or head.span[0] <= m.end() <= head.span[1] or any(m.start() <= s < m.end() + 3 for s in starts):
             continue
@@ -508,7 +514,7 @@ def merge_spans(spans: list[Span]) -> list[Span]:
     return out
 
 
-def _first_number(regex: re.Pattern[str], text: str, keep: callable[[re.Match[str]], bool]) -> tuple[int | None, Span | None]:  # type: ignore[valid-type]
+def _first_number(regex: re.Pattern[str], text: str, keep: Callable[[re.Match[str]], bool]) -> tuple[int | None, Span | None]:
     for m in regex.finditer(text):
         if not keep(m):
             continue

@@ -22,11 +22,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from plugin.errors import RuleSetError
+
+if TYPE_CHECKING:  # plugin.prefilter is imported when a lexicon is built (it loads google-re2)
+    from plugin.prefilter import Prefilter
 
 LEXICON_FILE = "lexicon.yaml"
 EXAMPLES_FILE = "lexicon.examples.yaml"
@@ -234,9 +237,9 @@ class Lexicon:
     goal_ids: tuple[str, ...] = ()
     not_a_goal_ids: tuple[str, ...] = ()
 
-    prefilter: Any = None  # plugin.prefilter.Prefilter over the ``fast`` patterns of activities and criteria
-    context_prefilter: Any = None  # the same over the ConText kinds (plan, purpose, topic, refusal, scope_end)
-    names_prefilter: Any = None  # the same over the intervention names, by code
+    prefilter: Prefilter | None = None  # over the ``fast`` patterns of activities and criteria
+    context_prefilter: Prefilter | None = None  # the same over the ConText kinds (plan, purpose, topic, refusal, scope_end)
+    names_prefilter: Prefilter | None = None  # the same over the intervention names, by code
 
     def name_codes(self, scan: str) -> frozenset[str]:
         """The codes whose intervention names can occur in ``scan`` (the ``lowered`` text)."""
@@ -434,24 +437,24 @@ def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,
     context: dict[str, ContextCategory] = {}
     ctx_patterns: dict[str, list[tuple[str, str]]] = {}  # category -> (pattern, direction)
     for name in ("negation", "terminators", "refusal", "plan", "purpose", "topic", "sequel"):
-        cat: _ContextCategory | None = getattr(doc.context, name)
-        if cat is None:
+        ctx: _ContextCategory | None = getattr(doc.context, name)
+        if ctx is None:
             ctx_patterns[name] = []
             continue
         triggers = []
         ctx_patterns[name] = []
-        for i, t in enumerate(cat.triggers):
+        for i, t in enumerate(ctx.triggers):
             where = f"context.{name}.triggers[{i}]"
             pattern = t.p if t.p is not None else literal_pattern(t.literal or "")
             regex = c.compile(pattern, where, t.id, wrap=t.bounded)
-            direction = t.direction or cat.direction or "both"
-            window = t.window if t.window is not None else cat.window
+            direction = t.direction or ctx.direction or "both"
+            window = t.window if t.window is not None else ctx.window
             sources = c.source_keys(t.source, doc.context.source, where, t.id)
             add(t.id, where, "context", t.literal if t.literal is not None else pattern, sources, regex,
                 direction=direction, window=window)
             triggers.append(rules[-1])
             ctx_patterns[name].append((bounded(pattern) if t.bounded else pattern, direction))
-        context[name] = ContextCategory(name, cat.why, tuple(triggers))
+        context[name] = ContextCategory(name, ctx.why, tuple(triggers))
 
     def alt(name: str, *directions: str) -> re.Pattern[str]:
         chosen = [p for p, d in ctx_patterns[name] if not directions or d in directions]

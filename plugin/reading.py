@@ -58,8 +58,8 @@ def read_service(
     segments = layout.segments_for(code)
     heading_spans = [h.span for h in layout.headings]
     not_today = list(layout.goal_spans) + list(layout.subjective_spans)
-    own_prose = Holes(own_prose)
-    others = [p for s in layout.segments if code not in s.codes for p in own_prose.cut(s.span)] + list(other_services)
+    own = Holes(own_prose)
+    others = [p for s in layout.segments if code not in s.codes for p in own.cut(s.span)] + list(other_services)
     if segments:
         pieces: list[Span] = []
         not_this = Holes(heading_spans + not_today + list(other_services))
