@@ -11,8 +11,8 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
 import httpx
@@ -63,12 +63,33 @@ def warm_up() -> None:
 
 
 def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient | None = None) -> FastAPI:
+    """Build the service: its runtime (clients, store, JWT checks, evaluation pool), the routes, the error
+    answers and the middleware. ``http`` is the outbound client (closed by its owner when given)."""
     settings = settings or CdsSettings()
+    runtime = _runtime(settings, http)
+    runtime.evaluator.start()  # workers load in the background; the lifespan waits for them
+    app = FastAPI(
+        title="CPT 97530 CDS Hooks service",
+        version="0.1.0",
+        lifespan=_lifespan(runtime, close_http=http is None),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.cds = runtime
+    app.include_router(router)
+    _error_answers(app)
+    _middleware(app, settings, runtime.registry)
+    return app
+
+
+def _runtime(settings: CdsSettings, http: httpx.AsyncClient | None) -> Runtime:
+    """Everything a call needs, built once from the settings: the registered clients, the store, the
+    outbound HTTP client, the JWT verifier with its JWKS cache, and the evaluation pool."""
     registry = ClientRegistry.load(settings.clients_file)
     store = Store(settings.database_url)
     if settings.create_tables:
         store.create_tables()
-    own_http = http is None
     client = http or httpx.AsyncClient(
         timeout=httpx.Timeout(settings.fhir_timeout_seconds),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
@@ -76,7 +97,7 @@ def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient |
     )
     jwks = JwksCache(client, timeout=settings.jwks_timeout_seconds, ttl=settings.jwks_cache_seconds,
                      stale_max=settings.jwks_stale_max_seconds)
-    runtime = Runtime(
+    return Runtime(
         settings=settings,
         registry=registry,
         catalogue=load_catalogue(),
@@ -87,29 +108,27 @@ def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient |
                               max_jobs=settings.evaluation_max_jobs, default_timeout=settings.deadline_seconds),
     )
 
-    runtime.evaluator.start()  # workers load in the background; the lifespan waits for them
+
+def _lifespan(runtime: Runtime, *, close_http: bool) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Ready before the first call (rule data loaded, pool workers up); on shutdown the HTTP client we
+    opened is closed and the store's connections released."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if settings.dev_mode_insecure:
+        if runtime.settings.dev_mode_insecure:
             log.warning(DEV_MODE_BANNER)
         await anyio.to_thread.run_sync(warm_up)
         await anyio.to_thread.run_sync(runtime.evaluator.wait_ready)  # workers loaded before the first call
         yield
-        if own_http:
-            await client.aclose()
-        store.dispose()
+        if close_http:
+            await runtime.http.aclose()
+        runtime.store.dispose()
 
-    app = FastAPI(
-        title="CPT 97530 CDS Hooks service",
-        version="0.1.0",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
-    app.state.cds = runtime
-    app.include_router(router)
+    return lifespan
+
+
+def _error_answers(app: FastAPI) -> None:
+    """Typed errors become OperationOutcome answers in one handler; a 401 has no body, only the challenge."""
 
     @app.exception_handler(CdsError)
     async def _cds_error(_: Request, exc: CdsError) -> Response:
@@ -121,11 +140,16 @@ def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient |
             media_type="application/fhir+json",
         )
 
+
+def _middleware(app: FastAPI, settings: CdsSettings, registry: ClientRegistry) -> None:
+    """The dev-mode header (insecure mode says so on every answer), CORS for the configured and registered
+    origins, and outermost the guard: bodies capped and timed before buffering; any untranslated error is
+    one 500 with an id."""
     if settings.dev_mode_insecure:
         log.warning(DEV_MODE_BANNER)
 
         @app.middleware("http")
-        async def _dev_header(request: Request, call_next):  # type: ignore[no-untyped-def]
+        async def _dev_header(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
             response = await call_next(request)
             response.headers["X-CDS97530-Dev-Mode"] = "insecure"
             return response
@@ -139,7 +163,5 @@ def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient |
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
-    # Outermost: bodies capped and timed before buffering; any untranslated error is one 500 with an id.
     app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes,
                        body_timeout=settings.body_timeout_seconds)
-    return app
