@@ -5,7 +5,7 @@ Pure apart from the plugin's packaged rules (read once per process). Both engine
 same. A row carries identifiers, codes, verdicts, units and money, never note text: quoted evidence,
 segment text and the notes themselves stay inside the evaluation and are dropped here.
 
-Dollars at risk (an estimate, from the plugin's national fee estimates):
+Dollars at risk (an estimate, from the plugin's fee estimates; none for a payer without a published schedule):
   - ``needs-documentation``: the whole line as billed (an auditor denies an unsupported line);
   - ``recode``: billed fee minus the fee of the suggested code at the supported units (never below 0);
   - ``supported``: the fee of the over-billed units (billed minus supported units), else 0.
@@ -71,13 +71,13 @@ def rules_note(rules_dir: str | None) -> str:
 def _ruleset(rules_dir: str | None) -> Any:
     if not rules_dir or not ruleset_support():
         return None
-    return plugin.load_ruleset(rules_dir)  # type: ignore[attr-defined]
+    return plugin.load_ruleset(rules_dir)
 
 
 def _evaluate(resources: list[dict[str, Any]], payer: str | None, rules_dir: str | None) -> VisitEvaluation:
     ruleset = _ruleset(rules_dir)
     if ruleset is not None:
-        return evaluate_resources(resources, payer=payer, ruleset=ruleset)  # type: ignore[call-arg]
+        return evaluate_resources(resources, payer=payer, ruleset=ruleset)
     return evaluate_resources(resources, payer=payer)
 
 
@@ -114,9 +114,11 @@ def evaluate_visit_input(visit: VisitInput, options: AuditOptions) -> tuple[list
 
 def line_row(visit: VisitInput, evaluation: VisitEvaluation, line_no: int, line: LineEvaluation) -> dict[str, Any]:
     date = evaluation.service_date or visit.service_date
-    year = int(date[:4]) if date and date[:4].isdigit() else None
     fee_billed = line.fee.amount if line.fee else None
-    supported_fee = fee_estimate(line.code, line.supported_units, year=year, modifiers=line.modifiers)
+    # priced like the billed fee (same year and locality), and only for a payer the engine priced at all:
+    # a payer without a published fee schedule has no estimate, never a Medicare one
+    supported_fee = fee_estimate(line.code, line.supported_units, year=line.fee.year, modifiers=line.modifiers,
+                                 locality=evaluation.locality) if line.fee is not None else None
     fee_supported = supported_fee.amount if supported_fee else None
     over = max(0, line.billed_units - line.supported_units)
     return {

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from plugin.billing import BillingInput, LineInput, assess_billing, fee_estimate, fee_years, is_timed, is_untimed, match_payer
+from plugin.billing import BillingInput, LineInput, assess_billing, is_timed, is_untimed, match_payer
+from plugin.billing.fees import Pricing, visit_pricing
 from plugin.classify import documented_service
 from plugin.codes import CPT_SYSTEM
 from plugin.criteria import TimeEvidence, judge
@@ -112,8 +113,9 @@ def evaluate_visit(visit: Visit, *, ruleset: Ruleset | None = None) -> VisitEval
     if note is None and any(line.code == TA for line in visit.lines):
         issues.append("no readable treatment note was found for the visit")
 
+    pricing = visit_pricing(profile, visit.locality, tables=rs.billing)  # no schedule for the payer: no figure
     inputs = [_line_input(line, layout) for line in visit.lines]
-    prose = read_prose_time(layout, lex, load_time_grammar(), inputs) if layout is not None else None
+    prose = read_prose_time(layout, lex, load_time_grammar(), inputs, rs.billing) if layout is not None else None
     if prose is not None:
         inputs = apply_prose_time(inputs, prose)
     billing = assess_billing(BillingInput(
@@ -123,7 +125,9 @@ def evaluate_visit(visit: Visit, *, ruleset: Ruleset | None = None) -> VisitEval
         total_timed_minutes=_total_timed(layout, prose),
         total_treatment_minutes=_total_treatment(layout, prose),
         service_year=_year(visit.service_date),
-        untimed_minutes_stated=_untimed_of_unknown_length(visit.lines, inputs, layout, lex) or bool(prose and prose.other_work),
+        untimed_minutes_stated=_untimed_of_unknown_length(visit.lines, inputs, layout, lex, rs) or bool(prose and prose.other_work),
+        tables=rs.billing,
+        pricing=pricing,
     )) if inputs else ()
 
     lines: list[LineEvaluation] = []
@@ -132,7 +136,7 @@ def evaluate_visit(visit: Visit, *, ruleset: Ruleset | None = None) -> VisitEval
         bill_issues = bill.issues if line.billed_units is not None else tuple(
             i for i in bill.issues if not i.rule.startswith("units-")
         )
-        fee = bill.fee if line.billed_units is not None else fee_estimate(line.code, billed, year=_year(visit.service_date), modifiers=line.modifiers)
+        fee = bill.fee  # as billed (no units stated: as supported), for the payer's schedule and locality only
         base = LineEvaluation(
             code=line.code,
             verdict=Verdict.SUPPORTED,
@@ -148,7 +152,7 @@ def evaluate_visit(visit: Visit, *, ruleset: Ruleset | None = None) -> VisitEval
             item_sequence=line.item_sequence,
         )
         if line.code == TA:
-            base = _judge_97530(base, line_input, note, layout, lex, visit, prose, ruleset=rs)
+            base = _judge_97530(base, line_input, note, layout, lex, visit, prose, ruleset=rs, pricing=pricing)
         lines.append(base)
 
     return VisitEvaluation(
@@ -164,6 +168,9 @@ def evaluate_visit(visit: Visit, *, ruleset: Ruleset | None = None) -> VisitEval
         service_date=visit.service_date,
         input_issues=tuple(issues),
         ruleset_version=rs.version,
+        locality=pricing.locality,
+        locality_source=pricing.locality_source,
+        fee_note=pricing.note,
     )
 
 
@@ -172,7 +179,7 @@ def evaluate_visit(visit: Visit, *, ruleset: Ruleset | None = None) -> VisitEval
 
 def _judge_97530(
     base: LineEvaluation, line_input: LineInput, note: NoteText | None, layout: Layout | None, lex: Lexicon, visit: Visit,
-    prose: ProseTime | None = None, *, ruleset: Ruleset | None = None,
+    prose: ProseTime | None = None, *, ruleset: Ruleset | None = None, pricing: Pricing | None = None,
 ) -> LineEvaluation:
     if note is None or layout is None:
         findings = tuple(
@@ -192,7 +199,7 @@ def _judge_97530(
         start, end = reading.context[0][0], reading.context[-1][1]
         segment = Evidence(start, end, note.text[start:end], note.note_id)
     if documented is not None and documented.code != TA:
-        fee, suggested_fee = _recode_fees(base, documented.code, _year(visit.service_date))
+        fee, suggested_fee = _recode_fees(base, documented.code, _year(visit.service_date), pricing)
         return replace(base, verdict=Verdict.RECODE, suggested_code=documented.code, findings=findings,
                        documented=documented, fee=fee, suggested_fee=suggested_fee, segment=segment)
     missing = any(f.status is Status.MISSING for f in findings)
@@ -216,16 +223,15 @@ def _unbilled_service(layout: Layout, note: NoteText, visit: Visit) -> Documente
     return DocumentedService(code, 1.0, quotes, {code: 1.0}, decided_by="unbilled-service")
 
 
-def _recode_fees(base: LineEvaluation, code: str, year: int | None) -> tuple[Any, Any]:
+def _recode_fees(base: LineEvaluation, code: str, year: int | None, pricing: Pricing | None) -> tuple[Any, Any]:
     """Fee of the line as billed and as recoded, from the same fee year so the difference is fair:
-    the service year when both codes are priced there, else the latest year that prices both."""
-    units = base.supported_units
-    for candidate in [year, *sorted(fee_years(), reverse=True)]:
-        billed = fee_estimate(base.code, base.billed_units, year=candidate, modifiers=base.modifiers)
-        recoded = fee_estimate(code, units, year=candidate, modifiers=base.modifiers)
-        if billed is not None and recoded is not None:
-            return billed, recoded
-    return base.fee, None
+    the service year when both codes are priced there, else the latest year that prices both.
+    None for both when the payer has no published schedule (``Pricing.available``)."""
+    if pricing is None or not pricing.available:
+        return None, None
+    billed, recoded = pricing.same_year([(base.code, base.billed_units, base.modifiers),
+                                         (code, base.supported_units, base.modifiers)], year)
+    return (billed, recoded) if billed is not None and recoded is not None else (base.fee, None)
 
 
 def _time_evidence(line_input: LineInput, layout: Layout, note: NoteText, base: LineEvaluation, prose: ProseTime | None = None) -> TimeEvidence:
@@ -307,19 +313,21 @@ def _line_input(line: BilledLine, layout: Layout | None) -> LineInput:
 
 def _untimed_of_unknown_length(
     lines: tuple[BilledLine, ...], inputs: list[LineInput], layout: Layout | None, lex: Lexicon | None = None,
+    ruleset: Ruleset | None = None,
 ) -> bool:
     """An untimed service (hot pack, e-stim, evaluation) whose minutes the note does not give."""
+    tables = ruleset.billing if ruleset is not None else None  # the ruleset's timed_codes.yaml
     for line, inp in zip(lines, inputs, strict=True):
-        if not is_timed(line.code) and inp.minutes is None:
+        if not is_timed(line.code, tables) and inp.minutes is None:
             return True
     if layout is None:
         return False
-    if any(is_untimed(code) and h.minutes is None for h in layout.headings for code in h.codes):
+    if any(is_untimed(code, tables) and h.minutes is None for h in layout.headings for code in h.codes):
         return True
     # "Hot pack to L shoulder prior to tx." names an untimed service in prose, with no minutes
     lex = lex if lex is not None else load_lexicon()
     for code, regex in lex.intervention_names.items():
-        if not (is_untimed(code) and _SUPERVISED_MODALITY.match(code)):
+        if not (is_untimed(code, tables) and _SUPERVISED_MODALITY.match(code)):
             continue  # evaluations and groups named in prose are other days or the session itself
         for m in regex.finditer(layout.text):
             if layout.in_plan(m.start()) or _NOT_GIVEN.search(layout.text, m.end(), m.end() + 30):

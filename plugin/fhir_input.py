@@ -120,7 +120,33 @@ def visit_from_resources(data: Any, *, lines_from: str | None = None, code: str 
         claim_ref=line_source if line_source and line_source.startswith("Claim/") else None,
         service_date=_service_date(index, lines),
         input_issues=tuple(issues),
+        locality=coverage_locality(data),
     )
+
+
+LOCALITY_EXTENSION = "http://cds97530.org/fhir/StructureDefinition/medicare-locality"
+"""A Coverage extension naming the Medicare payment locality of the visit's place of service, as CMS
+prints it in the GPCI file: ``"<MAC>-<locality>"`` (``valueString``/``valueCode``, or ``valueCoding.code``),
+e.g. ``01112-05``. FHIR R4 Coverage has no element for it (CMS assigns the locality by the ZIP code
+of where the service was furnished, not by the plan), so a project extension carries it; without one the
+fee estimate is national and says so (docs/billing-rules.md)."""
+
+
+def coverage_locality(data: Any) -> str | None:
+    """The Medicare locality a Coverage names (``LOCALITY_EXTENSION``), as written; ``None`` when none does."""
+    for resource, _ in iter_resources(data):
+        if resource.get("resourceType") != "Coverage":
+            continue
+        for ext in _items(resource.get("extension")):
+            if not isinstance(ext, dict) or ext.get("url") != LOCALITY_EXTENSION:
+                continue
+            value = ext.get("valueString") or ext.get("valueCode")
+            coding = ext.get("valueCoding")
+            if not value and isinstance(coding, dict):
+                value = coding.get("code")
+            if isinstance(value, str) and value.strip():
+                return value.strip()[:20]
+    return None
 
 
 def coverage_texts(data: Any) -> tuple[str, ...]:

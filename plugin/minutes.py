@@ -13,6 +13,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 
 from plugin.billing import LineInput, is_timed
+from plugin.billing.tables import BillingTables
 from plugin.clauses import sentences
 from plugin.layout import Layout, Span
 from plugin.lexicon import Lexicon, lowered
@@ -43,7 +44,7 @@ class ProseTime:
 
 
 def read_prose_time(
-    layout: Layout, lex: Lexicon, grammar: TimeGrammar, inputs: list[LineInput]
+    layout: Layout, lex: Lexicon, grammar: TimeGrammar, inputs: list[LineInput], tables: BillingTables | None = None,
 ) -> ProseTime:
     text = layout.text
     skip: list[Span] = [h.span for h in layout.headings]
@@ -90,7 +91,7 @@ def read_prose_time(
         spans_of[d] = (min(d.span[0], after[0]), after[1])
         return _described_code(text, scan, after, lex)
 
-    pending = [i.code for i in inputs if is_timed(i.code) and i.minutes is None and not i.shared_block_with]
+    pending = [i.code for i in inputs if is_timed(i.code, tables) and i.minutes is None and not i.shared_block_with]
     settled = [i.code for i in inputs if i.minutes is not None]
     attributions = attribute(durations, pending, settled, describe)
     starts = sorted(d.span[0] for d in durations if d.kind == "service")

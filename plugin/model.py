@@ -143,6 +143,7 @@ class Visit:
     claim_ref: str | None = None
     service_date: str | None = None
     input_issues: tuple[str, ...] = ()  # unreadable attachments, invalid resources, ...
+    locality: str | None = None  # Medicare locality the Coverage names (fhir_input.LOCALITY_EXTENSION), as given
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +203,9 @@ class VisitEvaluation:
     service_date: str | None = None
     input_issues: tuple[str, ...] = ()
     ruleset_version: str = ""
+    locality: str | None = None  # the Medicare locality the fees use ("01112-05"); None = national
+    locality_source: str = ""  # "Coverage" | "payer profile" | "" (national)
+    fee_note: str = ""  # "No estimate for this payer: ..." (no figure computed), or a locality not usable
 
     @property
     def needs_attention(self) -> bool:

@@ -32,6 +32,7 @@ from plugin.errors import RuleSetError
 
 if TYPE_CHECKING:
     from plugin.billing.payers import PayerProfile
+    from plugin.billing.tables import BillingTables
     from plugin.criteria import CriteriaText
     from plugin.lexicon import Lexicon
 
@@ -69,6 +70,8 @@ class Ruleset:
     lexicon: Lexicon
     criteria: CriteriaText
     payers: Mapping[str, PayerProfile]
+    billing: BillingTables
+    """Fees, GPCIs, fee schedules, MUE, NCCI pairs, timed codes and billing rule texts of this directory."""
     payer_matchers: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = ()
     """(payer id, its ``match`` patterns) by priority then id, compiled once at load (``match_payer``)."""
 
@@ -103,8 +106,10 @@ _BY_ARGUMENT: dict[object, Ruleset] = {}  # absolute paths as given: no filesyst
 def load_ruleset(path: str | Path | None = None) -> Ruleset:
     """The ruleset in ``path`` (default: the packaged ``plugin/data``), loaded once per directory.
 
-    The directory holds ``lexicon.yaml`` (+ ``lexicon.examples.yaml``), ``criteria.yaml`` and
-    ``payers/*.yaml``; copy ``plugin/data`` to start a new one.
+    The directory holds ``lexicon.yaml`` (+ ``lexicon.examples.yaml``), ``criteria.yaml``, ``time.yaml``,
+    ``payers/*.yaml`` and the billing tables (``fees.yaml``, ``gpci.yaml``, ``fee_schedules.yaml``,
+    ``mue.yaml``, ``ncci_pairs.yaml``, ``timed_codes.yaml``, ``modifier_rules.yaml``); copy
+    ``plugin/data`` to start a new one.
     """
     fast = _BY_ARGUMENT.get(path)
     if fast is not None:
@@ -124,7 +129,7 @@ def load_ruleset(path: str | Path | None = None) -> Ruleset:
 def reload_ruleset(path: str | Path | None = None) -> Ruleset:
     """Read ``path`` again (after an edit), replacing the cached value for that directory."""
     directory = packaged_dir() if path is None else Path(path).expanduser().resolve()
-    fresh = _read(directory)
+    fresh = _read(directory, fresh=True)
     with _LOCK:
         _CACHE[directory] = fresh
         for key in [k for k, v in _BY_ARGUMENT.items() if v.directory == directory]:
@@ -132,17 +137,34 @@ def reload_ruleset(path: str | Path | None = None) -> Ruleset:
     return fresh
 
 
-def _read(directory: Path) -> Ruleset:
+def _read(directory: Path, *, fresh: bool = False) -> Ruleset:
     if not directory.is_dir():
         raise RuleSetError("not a directory", file=str(directory))
     from plugin.billing.payers import read_payers
+    from plugin.billing.tables import packaged_tables, read_tables
     from plugin.criteria import read_criteria
     from plugin.lexicon import read_lexicon_dir
 
     lexicon = read_lexicon_dir(directory)
     criteria = read_criteria(directory, lexicon.sources)
     payers = read_payers(directory)
+    billing = packaged_tables() if directory == packaged_dir() and not fresh else read_tables(directory)
+    _check_payer_tables(payers, billing)
     ordered = sorted(payers.values(), key=lambda p: (p.priority, p.id))
     matchers = tuple((p.id, tuple(re.compile(m, re.IGNORECASE) for m in p.match)) for p in ordered)
     return Ruleset(directory=directory, lexicon=lexicon, criteria=criteria, payers=MappingProxyType(payers),
-                   payer_matchers=matchers)
+                   billing=billing, payer_matchers=matchers)
+
+
+def _check_payer_tables(payers: Mapping[str, PayerProfile], billing: BillingTables) -> None:
+    """Every payer's ``fee_schedule`` is defined in ``fee_schedules.yaml`` and its ``locality`` is in
+    ``gpci.yaml`` (a typo would otherwise price the payer nationally without a word)."""
+    known = {loc for year in billing.gpci_years.values() for loc in year}
+    for pid, profile in sorted(payers.items()):
+        file = f"payers/{pid}.yaml"
+        if profile.fee_schedule is not None and profile.fee_schedule not in billing.schedules.schedules:
+            raise RuleSetError(f"fee schedule {profile.fee_schedule!r} is not defined in fee_schedules.yaml "
+                               f"(defined: {', '.join(sorted(billing.schedules.schedules))}; null = no estimate)",
+                               file=file, path="fee_schedule")
+        if profile.locality is not None and profile.locality not in known:
+            raise RuleSetError(f"locality {profile.locality!r} is not in gpci.yaml", file=file, path="locality")

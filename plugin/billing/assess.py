@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plugin.billing.fees import fee_estimate
+from plugin.billing.fees import Pricing, visit_pricing
 from plugin.billing.inputs import BillingInput, LineBilling, LineInput
 from plugin.billing.rules import (
     PairLine,
@@ -22,6 +22,7 @@ from plugin.billing.rules import (
     mue_issues,
     pair_issues,
 )
+from plugin.billing.tables import BillingTables
 from plugin.billing.units import (
     AMA_PER_CODE,
     CMS_TOTAL_TIME,
@@ -52,7 +53,7 @@ def _usable_total(inp: BillingInput) -> tuple[int | None, str]:
         return max(inp.total_timed_minutes, 0), "total-timed"
     if inp.total_treatment_minutes is None or inp.untimed_minutes_stated:
         return None, "none"
-    others = [ln for ln in inp.lines if not is_timed(ln.code)]
+    others = [ln for ln in inp.lines if not is_timed(ln.code, inp.tables)]
     if any(ln.minutes is None for ln in others):
         return None, "none"  # an untimed service of unknown length is inside the treatment time
     remaining = inp.total_treatment_minutes - sum(ln.minutes or 0 for ln in others)
@@ -65,7 +66,7 @@ def resolve_minutes(inp: BillingInput) -> list[_Minutes | None]:
     pending: list[int] = []
     has_shared = False
     for i, line in enumerate(inp.lines):
-        if not is_timed(line.code):
+        if not is_timed(line.code, inp.tables):
             continue
         if line.shared_block_with:
             has_shared = True
@@ -148,9 +149,21 @@ def _ama_text(code: str, minutes: int, billed: str) -> str:
     )
 
 
+def pricing_of(inp: BillingInput) -> Pricing:
+    """The visit's pricing: given by the caller (payer schedule and locality), else the payer's schedule,
+    national. A payer without a published schedule is never priced."""
+    return inp.pricing if inp.pricing is not None else visit_pricing(inp.payer, tables=inp.tables)
+
+
+def _where(inp: BillingInput) -> str:
+    loc = pricing_of(inp).locality
+    return f", locality {loc}" if loc else ""
+
+
 def _money(code: str, low: int, high: int, inp: BillingInput, modifiers: tuple[str, ...]) -> tuple[str, int | None]:
-    a = fee_estimate(code, high, year=inp.service_year, modifiers=modifiers)
-    b = fee_estimate(code, low, year=inp.service_year, modifiers=modifiers)
+    pricing = pricing_of(inp)
+    a = pricing.estimate(code, high, year=inp.service_year, modifiers=modifiers)
+    b = pricing.estimate(code, low, year=inp.service_year, modifiers=modifiers)
     if a is None or b is None:
         return "?", None
     return f"{a.amount - b.amount:.2f}", a.year
@@ -217,6 +230,7 @@ def _total_mismatch(inp: BillingInput, resolved: list[_Minutes | None], alloc: A
         return None
     return make_issue(
         "timed-total-mismatch",
+        tables=inp.tables,
         total_stated=inp.total_timed_minutes,
         total_sum=alloc.total_minutes,
         arithmetic=(
@@ -262,16 +276,18 @@ def _timed_line(
     issues: list[BillingIssue] = []
     if billed > supported:
         amount, year = _money(code, supported, billed, inp, line.modifiers)
-        at_risk = f"; about ${amount} at risk (estimate CY{year})" if year else ""
+        at_risk = f"; about ${amount} at risk (estimate CY{year}{_where(inp)})" if year else ""
         issues.append(
-            make_issue("units-over-billed", code=code, billed=billed, supported=supported, arithmetic=arithmetic + at_risk)
+            make_issue("units-over-billed", code=code, billed=billed, supported=supported, arithmetic=arithmetic + at_risk,
+                       tables=inp.tables)
         )
     elif billed < supported:
         amount, year = _money(code, billed, supported, inp, line.modifiers)
-        money = f" (about ${amount} more, estimate CY{year})" if year else ""
+        money = f" (about ${amount} more, estimate CY{year}{_where(inp)})" if year else ""
         issues.append(
             make_issue(
                 "units-under-billed",
+                tables=inp.tables,
                 code=code,
                 billed=billed,
                 supported=supported,
@@ -284,13 +300,16 @@ def _timed_line(
     return supported, units, issues
 
 
-def _untimed_line(line: LineInput, code: str, visit_total: int | None) -> tuple[int, UnitsDetail, list[BillingIssue]]:
+def _untimed_line(
+    line: LineInput, code: str, visit_total: int | None, tables: BillingTables | None = None
+) -> tuple[int, UnitsDetail, list[BillingIssue]]:
     """A service-based code: one unit per session whatever the minutes."""
     arithmetic = f"{code}: untimed (service-based) code, 1 unit per session regardless of minutes; {_billed_text(line, 1)}"
     units = UnitsDetail(UNTIMED, line.minutes, line.minutes_source, visit_total, 1, arithmetic)
     issues = []
     if line.billed_units > 1:
-        issues.append(make_issue("units-over-billed", code=code, billed=line.billed_units, supported=1, arithmetic=arithmetic))
+        issues.append(make_issue("units-over-billed", code=code, billed=line.billed_units, supported=1, arithmetic=arithmetic,
+                                 tables=tables))
     return 1, units, issues
 
 
@@ -300,8 +319,9 @@ def _modifier_issues(inp: BillingInput, line: LineInput, code: str, mins: _Minut
     payer = inp.payer
     issues: list[BillingIssue] = []
     if payer.mue_applies:
-        issues.extend(mue_issues(code, line.billed_units))
-    issues.extend(discipline_issues(code, line.modifiers, inp.performer_role, required=payer.discipline_modifiers_required))
+        issues.extend(mue_issues(code, line.billed_units, tables=inp.tables))
+    issues.extend(discipline_issues(code, line.modifiers, inp.performer_role, required=payer.discipline_modifiers_required,
+                                    tables=inp.tables))
     issues.extend(
         assistant_issues(
             code,
@@ -311,9 +331,10 @@ def _modifier_issues(inp: BillingInput, line: LineInput, code: str, mins: _Minut
             payer_label=payer.label,
             minutes=mins.minutes if mins is not None else line.minutes,
             assistant_minutes=line.assistant_minutes,
+            tables=inp.tables,
         )
     )
-    issues.extend(modifier_59_issues(code, line.modifiers))
+    issues.extend(modifier_59_issues(code, line.modifiers, inp.tables))
     return issues
 
 
@@ -324,8 +345,10 @@ def assess_billing(inp: BillingInput) -> tuple[LineBilling, ...]:
     resolved = resolve_minutes(inp)
     visit = _visit_units(inp, codes, resolved)
     mismatch = _total_mismatch(inp, resolved, visit.alloc)
+    pricing = pricing_of(inp)
     pairs = (
-        pair_issues([PairLine(ln.code, ln.modifiers, ln.shared_block_with, ln.distinct_time_block) for ln in lines])
+        pair_issues([PairLine(ln.code, ln.modifiers, ln.shared_block_with, ln.distinct_time_block) for ln in lines],
+                    tables=inp.tables)
         if inp.payer.ncci_applies
         else [[] for _ in lines]
     )
@@ -336,8 +359,8 @@ def assess_billing(inp: BillingInput) -> tuple[LineBilling, ...]:
             supported, units, issues = _timed_line(inp, visit, i, code, mins)
             if mismatch is not None:
                 issues.append(mismatch)
-        elif is_untimed(code):
-            supported, units, issues = _untimed_line(line, code, visit.visit_total)
+        elif is_untimed(code, inp.tables):
+            supported, units, issues = _untimed_line(line, code, visit.visit_total, inp.tables)
         else:
             supported = line.billed_units
             arithmetic = f"{code}: not a therapy code in timed_codes.yaml; units not assessed"
@@ -345,6 +368,8 @@ def assess_billing(inp: BillingInput) -> tuple[LineBilling, ...]:
             issues = []
         issues.extend(_modifier_issues(inp, line, code, mins))
         issues.extend(pairs[i])
-        fee = fee_estimate(code, line.billed_units, year=inp.service_year, modifiers=line.modifiers)
+        # the line as billed; a line that states no units (a Procedure) is reported at its supported units
+        priced_units = line.billed_units if line.units_stated else supported
+        fee = pricing.estimate(code, priced_units, year=inp.service_year, modifiers=line.modifiers)
         out.append(LineBilling(supported_units=supported, units=units, issues=tuple(issues), fee=fee))
     return tuple(out)

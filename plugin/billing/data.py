@@ -27,6 +27,8 @@ Confidence = Annotated[str, StringConstraints(pattern=r"^(P|S|U)(-[A-Za-z]+)?$")
 """Tags of billing-97530.md: P primary, S secondary, U unverified (P-MAC, P-copy, P-payer allowed)."""
 IsoDate = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 Code = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{5}$")]
+LOCALITY = re.compile(r"\d{5}-\d{2}")
+"""A Medicare payment locality as CMS prints it: MAC (carrier) number, dash, locality number."""
 
 MESSAGE_FIELDS = frozenset(
     {
@@ -62,7 +64,13 @@ class PayerModel(_Strict):
     discipline_modifiers_required: bool = True
     ncci_applies: bool
     mue_applies: bool
-    fee_schedule: Literal["medicare-pfs"]
+    fee_schedule: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")] | None
+    """A schedule id of ``fee_schedules.yaml`` whose published data prices this payer; ``null`` when the
+    project holds none for it (then: "no estimate for this payer", and no figure is computed)."""
+    locality: str | None = None
+    """The payer's Medicare locality (``"<MAC>-<locality>"`` as in ``gpci.yaml``, e.g. ``01112-05``) when
+    every visit it pays is in one locality (a clinic's own copy of the profile). A Coverage that
+    names a locality overrides it; neither = national (GPCI = 1)."""
     source: SourceModel
 
     @model_validator(mode="after")
@@ -72,6 +80,8 @@ class PayerModel(_Strict):
                 re.compile(pattern, re.IGNORECASE)
             except re.error as exc:
                 raise ValueError(f"match[{i}] is not a valid regular expression: {exc}") from None
+        if self.locality is not None and not LOCALITY.fullmatch(self.locality):
+            raise ValueError(f"locality {self.locality!r} is not '<5-digit MAC>-<2-digit locality>' (e.g. 01112-05)")
         return self
 
 
@@ -131,6 +141,37 @@ class FeesModel(_Strict):
         if len(set(years)) != len(years):
             raise ValueError(f"duplicate years: {years}")
         return self
+
+
+# ---------------------------------------------------------------- localities (GPCI) and fee schedules
+
+
+class GpciModel(_Strict):
+    state: str
+    name: str
+    pw: float = Field(gt=0)
+    pe: float = Field(gt=0)
+    mp: float = Field(gt=0)
+
+
+class GpciYearModel(_Strict):
+    year: int = Field(ge=2000, le=2100)
+    localities: dict[Annotated[str, StringConstraints(pattern=r"^\d{5}-\d{2}$")], GpciModel]
+
+
+class GpciFileModel(_Strict):
+    source: SourceModel
+    years: tuple[GpciYearModel, ...]
+
+
+class ScheduleModel(_Strict):
+    label: str = Field(min_length=1)
+    localities: bool = False  # priced per Medicare locality (GPCIs) when one is known
+
+
+class SchedulesModel(_Strict):
+    source: SourceModel
+    schedules: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")], ScheduleModel]
 
 
 # ---------------------------------------------------------------- MUE, NCCI, timed codes
@@ -244,6 +285,8 @@ M = TypeVar("M", bound=BaseModel)
 
 DATA_FILES: dict[str, type[BaseModel]] = {
     "fees.yaml": FeesModel,
+    "gpci.yaml": GpciFileModel,
+    "fee_schedules.yaml": SchedulesModel,
     "mue.yaml": MueModel,
     "ncci_pairs.yaml": NcciModel,
     "timed_codes.yaml": TimedCodesModel,
@@ -298,29 +341,31 @@ def _read(relative: str) -> str:
         raise RuleSetError(f"cannot read packaged data file: {exc.__class__.__name__}", file=f"plugin/data/{relative}") from None
 
 
-@cache
-def _load(relative: str) -> BaseModel:
-    return parse_document(DATA_FILES[relative], _read(relative), f"plugin/data/{relative}")
+def _packaged() -> Any:
+    from plugin.billing.tables import packaged_tables
+
+    return packaged_tables()
 
 
 def fees_data() -> FeesModel:
-    return _load("fees.yaml")  # type: ignore[return-value]
+    """The packaged ``fees.yaml`` (a ruleset's own is ``Ruleset.billing.fees``)."""
+    return _packaged().fees  # type: ignore[no-any-return]
 
 
 def mue_data() -> MueModel:
-    return _load("mue.yaml")  # type: ignore[return-value]
+    return _packaged().mue  # type: ignore[no-any-return]
 
 
 def ncci_data() -> NcciModel:
-    return _load("ncci_pairs.yaml")  # type: ignore[return-value]
+    return _packaged().ncci  # type: ignore[no-any-return]
 
 
 def timed_codes_data() -> TimedCodesModel:
-    return _load("timed_codes.yaml")  # type: ignore[return-value]
+    return _packaged().timed_codes  # type: ignore[no-any-return]
 
 
 def rules_data() -> RulesModel:
-    return _load("modifier_rules.yaml")  # type: ignore[return-value]
+    return _packaged().rules  # type: ignore[no-any-return]
 
 
 @cache
@@ -364,8 +409,10 @@ def payer_models_in(directory: Path) -> dict[str, PayerModel]:
 
 def data_sources() -> tuple[tuple[str, SourceModel], ...]:
     """(file, source block) of every billing data file, for reports and the docs."""
-    out: list[tuple[str, SourceModel]] = [
-        (f"plugin/data/{name}", _load(name).source) for name in DATA_FILES  # type: ignore[attr-defined]
-    ]
+    tables = _packaged()
+    models = {"fees.yaml": tables.fees, "gpci.yaml": tables.gpci, "fee_schedules.yaml": tables.schedules,
+              "mue.yaml": tables.mue, "ncci_pairs.yaml": tables.ncci, "timed_codes.yaml": tables.timed_codes,
+              "modifier_rules.yaml": tables.rules}
+    out: list[tuple[str, SourceModel]] = [(f"plugin/data/{name}", models[name].source) for name in DATA_FILES]
     out.extend((f"plugin/data/payers/{stem}.yaml", payer_data(stem).source) for stem in payer_files())
     return tuple(out)

@@ -5,7 +5,11 @@ Why estimates only: the real amount depends on the MPPR across all codes of the 
 deductibles, sequestration and the payer's contract. The figure is a Medicare amount, national
 (GPCI = 1) or for a locality when one is known, labelled with its calendar year, so billing staff
 can see the size of a units or recode problem, not a remittance prediction. Payers without a
-published schedule in data get no figure ("no estimate for this payer"), never a Medicare one.
+published schedule in data get no figure ("no estimate for this payer"), never a Medicare one:
+a payer profile's ``fee_schedule`` names a schedule of ``fee_schedules.yaml`` or is ``null``, and
+``Pricing.estimate`` computes nothing for ``null``. The locality comes from ``check --locality``,
+else the Coverage (``plugin.fhir_input.LOCALITY_EXTENSION``), else the payer profile's
+``locality``; none = national, and the basis says so.
 
 One fee year per page: ``visit_fees`` prices every line of a visit, as billed and as it should
 be billed, from the same year, so a difference is never the difference between two years.
@@ -15,34 +19,29 @@ Arithmetic per line: first unit (work + PE + MP) x CF; each later unit (work + P
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cache
-from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from plugin.billing.data import FeeYearModel, SourceModel, fees_data
+from plugin.billing.data import FeeYearModel, GpciModel, ScheduleModel
+from plugin.billing.tables import BillingTables, tables_or_packaged
 from plugin.billing.units import normalise_code
-from plugin.errors import RuleSetError
 from plugin.model import FeeEstimate, LineEvaluation, VisitEvaluation
 
+if TYPE_CHECKING:
+    from plugin.billing.payers import PayerProfile
+    from plugin.ruleset import Ruleset
 
-def fee_years() -> tuple[int, ...]:
+
+def fee_years(tables: BillingTables | None = None) -> tuple[int, ...]:
     """Calendar years the fee table covers, ascending."""
-    return tuple(sorted(y.year for y in fees_data().years))
+    return tuple(sorted(tables_or_packaged(tables).fee_years))
 
 
-@cache
-def _table(year: int | None) -> FeeYearModel:
+def _table(year: int | None, tables: BillingTables | None = None) -> FeeYearModel:
     """The requested year's table; when absent (or ``None``) the latest year available."""
-    by_year = {y.year: y for y in fees_data().years}
-    if year in by_year:
-        return by_year[year]  # type: ignore[index]
-    return by_year[max(by_year)]
+    return tables_or_packaged(tables).fee_table(year)
 
 
 def _cents(value: Decimal) -> Decimal:
@@ -57,26 +56,29 @@ def fee_estimate(
     modifiers: Iterable[str] = (),
     first_unit_full: bool = True,
     locality: str | None = None,
+    tables: BillingTables | None = None,
 ) -> FeeEstimate | None:
     """Estimated Medicare payment for ``units`` of ``code``; ``None`` when the RVUs are unknown.
 
     National (GPCI = 1) unless ``locality`` names a MAC locality (``"01112-05"``) that
     ``gpci.yaml`` has for the table's year; then ``None`` too when the RVU components needed for
     the GPCIs are not known. ``first_unit_full=False`` prices every unit at the MPPR-reduced rate
-    (another code of the day already took the full practice expense).
+    (another code of the day already took the full practice expense). ``tables``: the ruleset's
+    billing tables (default the packaged ones).
     """
-    fees = fees_data()
-    table = _table(year)
+    tables = tables_or_packaged(tables)
+    fees = tables.fees
+    table = tables.fee_table(year)
     key = normalise_code(code)
     rvu = table.codes.get(key)
     if rvu is None:
         return None
     if locality:
-        gpci = gpci_for(locality, table.year)
+        gpci = gpci_for(locality, table.year, tables)
         if gpci is None or not rvu.has_components:
             return None
         return _locality_estimate(key, max(int(units), 0), table, rvu, (normalise_locality(locality) or "", gpci),
-                                  modifiers, first_unit_full)
+                                  modifiers, first_unit_full, tables)
     units = max(int(units), 0)
     cf = table.conversion_factor
     mods = {m.strip().upper() for m in modifiers}
@@ -137,69 +139,19 @@ def fee_difference(
     to_units: int | None = None,
     year: int | None = None,
     modifiers: Iterable[str] = (),
+    tables: BillingTables | None = None,
 ) -> float | None:
     """Estimated change in payment when ``units`` of ``from_code`` become ``to_units`` of
     ``to_code`` (a recode or a units correction); ``None`` when either side has no estimate."""
     mods = tuple(modifiers)
-    before = fee_estimate(from_code, units, year=year, modifiers=mods)
-    after = fee_estimate(to_code, units if to_units is None else to_units, year=year, modifiers=mods)
+    before = fee_estimate(from_code, units, year=year, modifiers=mods, tables=tables)
+    after = fee_estimate(to_code, units if to_units is None else to_units, year=year, modifiers=mods, tables=tables)
     if before is None or after is None:
         return None
     return round(after.amount - before.amount, 2)
 
 
 # ---------------------------------------------------------------- localities (GPCI)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class GpciModel(_Strict):
-    state: str
-    name: str
-    pw: float = Field(gt=0)
-    pe: float = Field(gt=0)
-    mp: float = Field(gt=0)
-
-
-class _GpciYear(_Strict):
-    year: int = Field(ge=2000, le=2100)
-    localities: dict[str, GpciModel]
-
-
-class _GpciFile(_Strict):
-    source: SourceModel
-    years: tuple[_GpciYear, ...]
-
-
-class _Schedule(_Strict):
-    table: str
-    label: str
-    localities: bool = False
-
-
-class _SchedulesFile(_Strict):
-    source: SourceModel
-    schedules: dict[str, _Schedule]
-
-
-def _load(name: str, model: Any) -> Any:
-    text = files("plugin").joinpath("data").joinpath(name).read_text(encoding="utf-8")
-    try:
-        return model.model_validate(yaml.safe_load(text))
-    except (ValidationError, yaml.YAMLError) as exc:
-        raise RuleSetError(str(exc).splitlines()[0], file=name) from exc
-
-
-@cache
-def _gpci() -> _GpciFile:
-    return _load("gpci.yaml", _GpciFile)  # type: ignore[no-any-return]
-
-
-@cache
-def _schedules() -> _SchedulesFile:
-    return _load("fee_schedules.yaml", _SchedulesFile)  # type: ignore[no-any-return]
 
 
 def normalise_locality(value: str | None) -> str | None:
@@ -215,24 +167,21 @@ def normalise_locality(value: str | None) -> str | None:
     return f"{parts[0]}-{parts[1].zfill(2)}"
 
 
-def gpci_for(locality: str | None, year: int) -> GpciModel | None:
+def gpci_for(locality: str | None, year: int, tables: BillingTables | None = None) -> GpciModel | None:
     key = normalise_locality(locality)
-    for y in _gpci().years:
-        if y.year == year and key in y.localities:
-            return y.localities[key]
-    return None
+    return tables_or_packaged(tables).gpci_years.get(year, {}).get(key or "")
 
 
-def gpci_years(locality: str | None) -> tuple[int, ...]:
+def gpci_years(locality: str | None, tables: BillingTables | None = None) -> tuple[int, ...]:
     key = normalise_locality(locality)
-    return tuple(sorted(y.year for y in _gpci().years if key in y.localities))
+    return tuple(sorted(y for y, localities in tables_or_packaged(tables).gpci_years.items() if key in localities))
 
 
 def _locality_estimate(
     code: str, units: int, table: FeeYearModel, rvu: Any, locality: tuple[str, GpciModel], modifiers: Iterable[str],
-    first_unit_full: bool,
+    first_unit_full: bool, tables: BillingTables,
 ) -> FeeEstimate:
-    fees = fees_data()
+    fees = tables.fees
     key, gpci = locality
     cf = Decimal(str(table.conversion_factor))
     work = Decimal(str(rvu.work)) * Decimal(str(gpci.pw))
@@ -262,7 +211,7 @@ def _locality_estimate(
     return FeeEstimate(
         code=code, units=units, amount=float(_cents(amount)), year=table.year,
         conversion_factor=table.conversion_factor, label=label,
-        source=f"{table.source.citation} [{rvu.confidence}]; {_gpci().source.citation} [{_gpci().source.confidence}]",
+        source=f"{table.source.citation} [{rvu.confidence}]; {tables.gpci.source.citation} [{tables.gpci.source.confidence}]",
     )
 
 
@@ -290,10 +239,12 @@ class VisitFees:
     available: bool
     payer_label: str
     year: int | None
-    basis: str  # "CY2025 Medicare national, non-facility" | "CY2025 Medicare, locality ..." | ""
+    basis: str  # "CY2025 Medicare national (GPCI = 1; ...), non-facility" | "CY2025 Medicare locality ... (from the Coverage), ..."
     reason: str  # why there is no estimate, or what was substituted ("no CY2026 table ...")
     lines: tuple[LineFees, ...]
     source: str = ""
+    locality: str | None = None  # the Medicare locality priced, None = national
+    locality_source: str = ""  # "command line" | "Coverage" | "payer profile" | "" (national)
 
     def to_dict(self) -> dict[str, Any]:
         def fee(f: FeeEstimate | None) -> dict[str, Any] | None:
@@ -302,14 +253,138 @@ class VisitFees:
         return {
             "available": self.available, "payer": self.payer_label, "year": self.year, "basis": self.basis,
             "reason": self.reason, "source": self.source,
+            "locality": self.locality, "locality_source": self.locality_source or None,
             "lines": [{"billed": fee(x.billed), "supported": fee(x.supported), "difference": x.difference}
                       for x in self.lines],
         }
 
 
-def payer_schedule(payer_id: str | None) -> _Schedule | None:
-    """The fee schedule the project holds for this payer profile, or ``None``."""
-    return _schedules().schedules.get((payer_id or "").strip().lower())
+# ---------------------------------------------------------------- one visit's pricing: schedule and locality
+
+
+LOCALITY_SOURCES = ("command line", "Coverage", "payer profile")
+"""Where a locality can come from, most specific first: ``check --locality``, the visit's Coverage
+(``plugin.fhir_input.LOCALITY_EXTENSION``), the payer profile's ``locality``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """How the lines of one visit are priced: the payer's published schedule (or none) and the
+    Medicare locality used (or national). Built once per visit (``visit_pricing``); a payer
+    without a schedule gets ``available=False`` and ``estimate`` computes nothing."""
+
+    schedule_id: str | None  # a key of fee_schedules.yaml; None = no estimate for this payer
+    schedule: ScheduleModel | None
+    locality: str | None  # a locality with GPCIs in data, normalised ("01112-05"); None = national
+    locality_source: str  # one of LOCALITY_SOURCES, or "" (national)
+    note: str  # in plain words: why there is no estimate, or which locality could not be used
+    tables: BillingTables
+
+    @property
+    def available(self) -> bool:
+        return self.schedule is not None
+
+    @property
+    def locality_text(self) -> str:
+        """``locality 01112-05 San Francisco, CA (from the Coverage)`` or ``national (GPCI = 1; ...)``."""
+        if self.locality is None:
+            return "national (GPCI = 1; no locality in the payer profile or the Coverage)"
+        g = next((y[self.locality] for _, y in sorted(self.tables.gpci_years.items(), reverse=True)
+                  if self.locality in y), None)
+        where = f" {g.name.title()}, {g.state}" if g else ""
+        return f"locality {self.locality}{where} (from the {self.locality_source})"
+
+    def years(self) -> tuple[int, ...]:
+        """Fee years this pricing can use, newest first: with a locality, only years with its GPCIs."""
+        fee_years_ = set(self.tables.fee_years)
+        if self.locality is not None:
+            fee_years_ &= set(gpci_years(self.locality, self.tables))
+        return tuple(sorted(fee_years_, reverse=True))
+
+    def estimate(self, code: str, units: int, *, year: int | None = None, modifiers: Iterable[str] = (),
+                 first_unit_full: bool = True) -> FeeEstimate | None:
+        """``fee_estimate`` for this payer and locality; ``None`` when the payer has no schedule.
+        A year without the locality's GPCIs is priced from the newest year that has them."""
+        if not self.available:
+            return None
+        asked = year
+        if self.locality is not None and year not in self.years():
+            year = next(iter(self.years()), year)
+        fee = fee_estimate(code, units, year=year, modifiers=modifiers, first_unit_full=first_unit_full,
+                           locality=self.locality, tables=self.tables)
+        if fee is not None and asked is not None and fee.year != asked and f"CY{asked}" not in fee.label:
+            fee = replace(fee, label=f"{fee.label}; no CY{asked} indices for locality {self.locality}, CY{fee.year} used")
+        return fee
+
+    def same_year(self, wanted: Sequence[tuple[str, int, tuple[str, ...]]], year: int | None) -> list[FeeEstimate | None]:
+        """Price every ``(code, units, modifiers)`` from one year, so a difference is never the difference
+        between two years: ``year`` when it prices them all, else the newest year that prices the most."""
+        if not self.available:
+            return [None for _ in wanted]
+        years = self.years() or tuple(sorted(self.tables.fee_years, reverse=True))
+        candidates = ([year] if year in years else []) + [y for y in years if y != year]
+
+        def priced(y: int) -> list[FeeEstimate | None]:
+            return [fee_estimate(c, n, year=y, modifiers=m, locality=self.locality, tables=self.tables) for c, n, m in wanted]
+
+        best = max(candidates, key=lambda y: (sum(f is not None for f in priced(y)), -candidates.index(y)))
+        return priced(best)
+
+
+def _locality_usable(raw: str | None, tables: BillingTables) -> str | None:
+    key = normalise_locality(raw)
+    return key if key and gpci_years(key, tables) else None
+
+
+def visit_pricing(
+    profile: PayerProfile | None,
+    coverage_locality: str | None = None,
+    *,
+    override: str | None = None,
+    tables: BillingTables | None = None,
+) -> Pricing:
+    """The pricing of one visit for ``profile``: its fee schedule when ``fee_schedules.yaml`` has it,
+    and the first usable locality of ``override`` (``check --locality``), the Coverage's and the
+    profile's; none usable = national. A locality that is given but has no GPCIs in data is named
+    in ``note`` and not used."""
+    tables = tables_or_packaged(tables)
+    label = profile.label if profile is not None else "this payer"
+    schedule_id = profile.fee_schedule if profile is not None else None
+    schedule = tables.schedules.schedules.get(schedule_id) if schedule_id else None
+    if schedule is None:
+        return Pricing(None, None, None, "", (f"No estimate for this payer: no published fee schedule for {label} is in the "
+                                               "ruleset's data."), tables)
+    notes: list[str] = []
+    candidates = [(override, "command line"), (coverage_locality, "Coverage"),
+                  (profile.locality if profile is not None else None, "payer profile")]
+    for raw, source in candidates:
+        if not raw:
+            continue
+        if not schedule.localities:
+            notes.append(f"{schedule.label} is not priced by locality; the {source}'s locality {raw!r} is not used.")
+            break
+        key = _locality_usable(raw, tables)
+        if key is not None:
+            return Pricing(schedule_id, schedule, key, source, " ".join(notes), tables)
+        notes.append(f"No indices for locality {raw!r} (from the {source}) are in data.")
+    return Pricing(schedule_id, schedule, None, "", " ".join(notes), tables)
+
+
+def payer_schedule(payer_id: str | None, ruleset: Ruleset | None = None) -> ScheduleModel | None:
+    """The fee schedule the ruleset holds for this payer profile, or ``None``."""
+    rs = _ruleset(ruleset)
+    profile = rs.payers.get((payer_id or "").strip().lower())
+    if profile is None or profile.fee_schedule is None:
+        return None
+    return rs.billing.schedules.schedules.get(profile.fee_schedule)
+
+
+def _ruleset(ruleset: Ruleset | None) -> Ruleset:
+    if ruleset is not None:
+        return ruleset
+    from plugin.ruleset import load_ruleset
+
+    return load_ruleset()
 
 
 def _wanted(line: LineEvaluation) -> tuple[tuple[str, int, tuple[str, ...]], ...]:
@@ -322,54 +397,63 @@ def _wanted(line: LineEvaluation) -> tuple[tuple[str, int, tuple[str, ...]], ...
     return tuple(out)
 
 
-def visit_fees(evaluation: VisitEvaluation, *, locality: str | None = None) -> VisitFees:
+def evaluation_pricing(evaluation: VisitEvaluation, *, locality: str | None = None,
+                       ruleset: Ruleset | None = None) -> Pricing:
+    """The pricing an evaluation was made with (its payer, and the locality the engine found in the
+    Coverage or the payer profile), or with ``locality`` from the command line instead."""
+    rs = _ruleset(ruleset)
+    profile = rs.payers.get(evaluation.payer)
+    if evaluation.locality_source == "Coverage":
+        return visit_pricing(profile, evaluation.locality, override=locality, tables=rs.billing)
+    pricing = visit_pricing(profile, override=locality, tables=rs.billing)
+    if not locality and evaluation.fee_note and pricing.available and not pricing.note:
+        pricing = Pricing(pricing.schedule_id, pricing.schedule, pricing.locality, pricing.locality_source,
+                          evaluation.fee_note, pricing.tables)  # e.g. the Coverage's locality had no indices
+    return pricing
+
+
+def visit_fees(evaluation: VisitEvaluation, *, locality: str | None = None, ruleset: Ruleset | None = None) -> VisitFees:
     """Price every line of ``evaluation`` for its payer, from one fee year.
 
     The year is the service year when its table prices every code on the page, else the newest
-    year that does (named in ``reason``). With a ``locality`` that has GPCIs, only years with
-    that locality's GPCIs are candidates. A payer without a schedule gets ``available=False``.
+    year that does (named in ``reason``). With a locality (``locality`` here, else the one the
+    evaluation was priced with: Coverage, then payer profile) only years with that locality's
+    GPCIs are candidates. A payer without a schedule gets ``available=False`` and no figure.
     """
     label = evaluation.payer_label or evaluation.payer
-    schedule = payer_schedule(evaluation.payer)
-    if schedule is None:
-        return VisitFees(False, label, None, "", f"No estimate for this payer: no published fee schedule for {label} is in the project's data.",
-                         tuple(LineFees(None, None, None) for _ in evaluation.lines))
-    loc = normalise_locality(locality) if schedule.localities else None
-    loc_years = gpci_years(loc) if loc else ()
-    if loc and not loc_years:
-        loc = None
+    pricing = evaluation_pricing(evaluation, locality=locality, ruleset=ruleset)
+    if not pricing.available:
+        return VisitFees(False, label, None, "", pricing.note, tuple(LineFees(None, None, None) for _ in evaluation.lines))
+    tables, loc = pricing.tables, pricing.locality
     service_year = _year_of(evaluation.service_date)
-    years = sorted(loc_years or fee_years(), reverse=True)
-    candidates = ([service_year] if service_year in years else []) + [y for y in years if y != service_year]
     wanted = [w for line in evaluation.lines for w in _wanted(line)]
+    years = pricing.years() or tuple(sorted(tables.fee_years, reverse=True))
+    candidates = ([service_year] if service_year in years else []) + [y for y in years if y != service_year]
 
     def price(year: int) -> int:
-        return sum(1 for code, n, mods in wanted if fee_estimate(code, n, year=year, modifiers=mods, locality=loc) is not None)
+        return sum(1 for code, n, mods in wanted
+                   if fee_estimate(code, n, year=year, modifiers=mods, locality=loc, tables=tables) is not None)
 
     year = max(candidates, key=lambda y: (price(y), -candidates.index(y))) if candidates else None
-    notes = []
+    notes = [pricing.note] if pricing.note else []
     if year is not None and service_year is not None and year != service_year:
-        what = "locality indices" if loc else "a table pricing every code here"
+        what = f"indices for locality {loc}" if loc else "a table pricing every code here"
         notes.append(f"CY{year} is used: CY{service_year} has no {what}.")
-    if locality and not loc:
-        notes.append(f"No indices for locality {locality!r}; national amounts are shown.")
     lines = []
     for line in evaluation.lines:
-        got = [fee_estimate(code, n, year=year, modifiers=mods, locality=loc) for code, n, mods in _wanted(line)]
+        got = [fee_estimate(code, n, year=year, modifiers=mods, locality=loc, tables=tables) for code, n, mods in _wanted(line)]
         billed = got[0]
         supported = got[1] if len(got) > 1 else billed
         diff = round(supported.amount - billed.amount, 2) if billed is not None and supported is not None else None
         lines.append(LineFees(billed, supported, diff))
     if year is not None and any(f is None for ln in lines for f in (ln.billed, ln.supported)):
         notes.append(f"Some codes have no CY{year} RVUs in data and are not priced.")
-    table = _table(year)
-    if loc:
-        g = gpci_for(loc, table.year)
-        basis = f"CY{table.year} Medicare, locality {loc} {g.name.title() if g else ''}, non-facility".replace("  ", " ")
-    else:
-        basis = f"CY{table.year} Medicare national (no locality adjustment), non-facility"
-    source = table.source.citation + (f"; {_gpci().source.citation}" if loc else "")
-    return VisitFees(True, label, table.year, basis, " ".join(notes), tuple(lines), source)
+    table = tables.fee_table(year)
+    name = pricing.schedule.label if pricing.schedule else "Medicare"
+    basis = f"CY{table.year} {name} {pricing.locality_text}, non-facility"
+    source = table.source.citation + (f"; {tables.gpci.source.citation}" if loc else "")
+    return VisitFees(True, label, table.year, basis, " ".join(notes), tuple(lines), source,
+                     locality=loc, locality_source=pricing.locality_source)
 
 
 def _year_of(date: str | None) -> int | None:

@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from plugin.billing.payers import PayerProfile
 from plugin.model import BillingIssue, FeeEstimate, UnitsDetail
+
+if TYPE_CHECKING:
+    from plugin.billing.fees import Pricing
+    from plugin.billing.tables import BillingTables
 
 MINUTES_SOURCES = ("note-heading", "time-block", "note-prose", "performed-period", "none")
 
@@ -35,6 +40,8 @@ class BillingInput:
     total_treatment_minutes: int | None  # "Total tx time 40" / "Session 30 min" (may include untimed time)
     service_year: int | None  # year of service, picks the fee table (fallback: latest year available)
     untimed_minutes_stated: bool = False  # the note documents an untimed service whose length is not stated
+    tables: BillingTables | None = None  # the ruleset's billing tables (None = the packaged ones)
+    pricing: Pricing | None = None  # the payer's schedule and locality (None = the payer's schedule, national)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,4 +51,4 @@ class LineBilling:
     supported_units: int
     units: UnitsDetail
     issues: tuple[BillingIssue, ...]
-    fee: FeeEstimate | None  # the line as billed (code, billed units, modifiers)
+    fee: FeeEstimate | None  # the line as billed (units not stated: as supported); None = no estimate for this payer

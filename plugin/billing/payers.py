@@ -38,11 +38,12 @@ class PayerProfile:
     assistant_modifiers_required: bool
     ncci_applies: bool
     mue_applies: bool
-    fee_schedule: str
+    fee_schedule: str | None  # a schedule of fee_schedules.yaml; None = no estimate for this payer
     source: str
     discipline_modifiers_required: bool = True
     priority: int = 50
     confidence: str = "S"
+    locality: str | None = None  # the payer's Medicare locality ("01112-05") when the profile gives one
 
 
 def _profile(model: PayerModel) -> PayerProfile:
@@ -60,6 +61,7 @@ def _profile(model: PayerModel) -> PayerProfile:
         discipline_modifiers_required=model.discipline_modifiers_required,
         priority=model.priority,
         confidence=src.confidence,
+        locality=model.locality,
     )
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from plugin.billing.data import NcciPair, RuleModel, mue_data, ncci_data, rules_data
 from plugin.billing.units import is_therapy_code, is_timed, normalise_code, untimed_kind
-from plugin.errors import RuleSetError
 from plugin.model import BillingIssue, Severity
+
+if TYPE_CHECKING:
+    from plugin.billing.data import NcciPair, RuleModel
+    from plugin.billing.tables import BillingTables
 
 DISCIPLINE_MODIFIERS = frozenset({"GP", "GO", "GN"})
 DISCIPLINE_BY_ROLE = {"PT": "GP", "PTA": "GP", "OT": "GO", "OTA": "GO"}
@@ -45,21 +46,15 @@ RULE_IDS = frozenset(
 """Every rule id the code emits; ``modifier_rules.yaml`` must define exactly these."""
 
 
-@cache
-def _rules() -> dict[str, RuleModel]:
-    rules = {r.id: r for r in rules_data().rules}
-    missing, extra = RULE_IDS - rules.keys(), rules.keys() - RULE_IDS
-    if missing or extra:
-        raise RuleSetError(
-            f"rule ids differ from the code: missing {sorted(missing)}, unknown {sorted(extra)}",
-            file="plugin/data/modifier_rules.yaml",
-            path="rules",
-        )
-    return rules
+def _tables(tables: BillingTables | None) -> BillingTables:
+    from plugin.billing.tables import tables_or_packaged
+
+    return tables_or_packaged(tables)
 
 
-def rule(rule_id: str) -> RuleModel:
-    return _rules()[rule_id]
+def rule(rule_id: str, tables: BillingTables | None = None) -> RuleModel:
+    """The wording of ``rule_id`` in ``modifier_rules.yaml`` (of ``tables``; the set of ids is checked at load)."""
+    return _tables(tables).rule_by_id[rule_id]
 
 
 class _Fields(dict[str, Any]):
@@ -67,9 +62,9 @@ class _Fields(dict[str, Any]):
         return "?"
 
 
-def make_issue(rule_id: str, *, arithmetic: str = "", **fields: Any) -> BillingIssue:
+def make_issue(rule_id: str, *, arithmetic: str = "", tables: BillingTables | None = None, **fields: Any) -> BillingIssue:
     """A ``BillingIssue`` for ``rule_id`` with its YAML message and fix filled from ``fields``."""
-    r = rule(rule_id)
+    r = rule(rule_id, tables)
     values = _Fields(fields)
     return BillingIssue(
         rule=r.id,
@@ -88,13 +83,14 @@ def _mods(modifiers: Iterable[str]) -> frozenset[str]:
 # ---------------------------------------------------------------- MUE
 
 
-@cache
-def mue_table() -> dict[str, int]:
-    return {e.code: e.units for e in mue_data().edits}
+def mue_table(tables: BillingTables | None = None) -> Mapping[str, int]:
+    return _tables(tables).mue_limits
 
 
-def mue_issues(code: str, billed_units: int, *, table: Mapping[str, int] | None = None) -> list[BillingIssue]:
-    limit = (mue_table() if table is None else table).get(normalise_code(code))
+def mue_issues(
+    code: str, billed_units: int, *, table: Mapping[str, int] | None = None, tables: BillingTables | None = None
+) -> list[BillingIssue]:
+    limit = (mue_table(tables) if table is None else table).get(normalise_code(code))
     if limit is None or billed_units <= limit:
         return []
     return [
@@ -104,6 +100,7 @@ def mue_issues(code: str, billed_units: int, *, table: Mapping[str, int] | None 
             billed=billed_units,
             mue=limit,
             arithmetic=f"{billed_units} billed > MUE {limit}",
+            tables=tables,
         )
     ]
 
@@ -112,10 +109,11 @@ def mue_issues(code: str, billed_units: int, *, table: Mapping[str, int] | None 
 
 
 def discipline_issues(
-    code: str, modifiers: Iterable[str], performer_role: str | None, *, required: bool = True
+    code: str, modifiers: Iterable[str], performer_role: str | None, *, required: bool = True,
+    tables: BillingTables | None = None,
 ) -> list[BillingIssue]:
     """GP for PT/PTA, GO for OT/OTA on therapy codes: missing or not matching the performer."""
-    if not is_therapy_code(code):
+    if not is_therapy_code(code, tables):
         return []
     mods = _mods(modifiers)
     role = (performer_role or "").upper()
@@ -125,11 +123,12 @@ def discipline_issues(
     if not present:
         if not required:
             return []
-        return [make_issue("discipline-modifier-missing", code=key, expected=expected or "GP or GO", role=role)]
+        return [make_issue("discipline-modifier-missing", code=key, expected=expected or "GP or GO", role=role, tables=tables)]
     if expected and expected not in present:
         return [
             make_issue(
-                "discipline-modifier-wrong", code=key, modifier="/".join(present), expected=expected, role=role
+                "discipline-modifier-wrong", code=key, modifier="/".join(present), expected=expected, role=role,
+                tables=tables,
             )
         ]
     return []
@@ -159,9 +158,10 @@ def assistant_issues(
     payer_label: str,
     minutes: int | None,
     assistant_minutes: int | None,
+    tables: BillingTables | None = None,
 ) -> list[BillingIssue]:
     """CQ/CO: missing when the payer requires it, paired with the wrong discipline, or unexpected."""
-    if not is_therapy_code(code) or untimed_kind(code) == "evaluation":
+    if not is_therapy_code(code, tables) or untimed_kind(code, tables) == "evaluation":
         return []  # assistants do not furnish evaluations
     mods = _mods(modifiers)
     key = normalise_code(code)
@@ -189,12 +189,13 @@ def assistant_issues(
                 minutes=minutes,
                 assistant_minutes=assistant_minutes,
                 arithmetic=arithmetic,
+                tables=tables,
             )
         )
     for mod in present:
         wrong_with = {"CQ": "GO", "CO": "GP"}[mod]
         if wrong_with in mods:
-            issues.append(make_issue("assistant-modifier-discipline", code=key, modifier=mod, other=wrong_with))
+            issues.append(make_issue("assistant-modifier-discipline", code=key, modifier=mod, other=wrong_with, tables=tables))
     if present and role in ("PT", "OT") and not in_part:
         issues.append(
             make_issue(
@@ -203,16 +204,17 @@ def assistant_issues(
                 modifier="/".join(present),
                 role=role,
                 arithmetic=arithmetic,
+                tables=tables,
             )
         )
     return issues
 
 
-def modifier_59_issues(code: str, modifiers: Iterable[str]) -> list[BillingIssue]:
+def modifier_59_issues(code: str, modifiers: Iterable[str], tables: BillingTables | None = None) -> list[BillingIssue]:
     mods = _mods(modifiers)
     xs = sorted(mods & X_MODIFIERS)
     if "59" in mods and xs:
-        return [make_issue("modifier-59-with-x", code=normalise_code(code), modifier="/".join(xs))]
+        return [make_issue("modifier-59-with-x", code=normalise_code(code), modifier="/".join(xs), tables=tables)]
     return []
 
 
@@ -229,17 +231,19 @@ class PairLine:
     distinct_time_block: bool = False
 
 
-def active_pairs() -> tuple[NcciPair, ...]:
-    return tuple(p for p in ncci_data().pairs if p.active and p.indicator != 9)
+def active_pairs(tables: BillingTables | None = None) -> tuple[NcciPair, ...]:
+    return _tables(tables).active_pairs
 
 
-def pair_issues(lines: Sequence[PairLine], *, pairs: Sequence[NcciPair] | None = None) -> list[list[BillingIssue]]:
+def pair_issues(
+    lines: Sequence[PairLine], *, pairs: Sequence[NcciPair] | None = None, tables: BillingTables | None = None
+) -> list[list[BillingIssue]]:
     """Issues per line (same order) for NCCI pairs whose two codes are both on the visit.
 
     The column-2 line carries the finding: indicator 0 cannot be bypassed; indicator 1 needs
     59 or X{EPSU}, and for two timed codes, minutes in distinct time blocks.
     """
-    table = active_pairs() if pairs is None else tuple(p for p in pairs if p.active and p.indicator != 9)
+    table = active_pairs(tables) if pairs is None else tuple(p for p in pairs if p.active and p.indicator != 9)
     codes = [normalise_code(line.code) for line in lines]
     present = set(codes)
     out: list[list[BillingIssue]] = [[] for _ in lines]
@@ -252,17 +256,19 @@ def pair_issues(lines: Sequence[PairLine], *, pairs: Sequence[NcciPair] | None =
                 continue
             note = f"NCCI column 1 {pair.column1} / column 2 {pair.column2}, modifier indicator {pair.indicator} [{pair.confidence}]: {pair.source}"
             if pair.indicator == 0:
-                out[i].append(make_issue("ncci-pair-not-bypassable", code=code, other=pair.column1, arithmetic=note))
+                out[i].append(make_issue("ncci-pair-not-bypassable", code=code, other=pair.column1, arithmetic=note, tables=tables))
                 continue
             if not (_mods(line.modifiers) & DISTINCT_MODIFIERS):
-                out[i].append(make_issue("ncci-pair-modifier-missing", code=code, other=pair.column1, arithmetic=note))
-            if is_timed(pair.column1) and is_timed(pair.column2):
+                out[i].append(make_issue("ncci-pair-modifier-missing", code=code, other=pair.column1, arithmetic=note,
+                                         tables=tables))
+            if is_timed(pair.column1, tables) and is_timed(pair.column2, tables):
                 shared = pair.column1 in {normalise_code(c) for c in line.shared_block_with} or any(
                     pair.column2 in {normalise_code(c) for c in ln.shared_block_with} for ln in col1_lines
                 )
                 if shared or not line.distinct_time_block:
                     why = "one undivided time block holds both codes" if shared else "no separate clock-time block for " + code
                     out[i].append(
-                        make_issue("ncci-pair-time-blocks", code=code, other=pair.column1, arithmetic=f"{why}; {note}")
+                        make_issue("ncci-pair-time-blocks", code=code, other=pair.column1, arithmetic=f"{why}; {note}",
+                                   tables=tables)
                     )
     return out

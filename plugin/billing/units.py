@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Generic, TypeVar
 
-from plugin.billing.data import timed_codes_data
+from plugin.billing.tables import BillingTables, tables_or_packaged
 
 CMS_TOTAL_TIME = "cms-total-time"
 AMA_PER_CODE = "ama-per-code"
@@ -34,56 +33,36 @@ def units_for_minutes(minutes: int) -> int:
     return (minutes + 7) // UNIT_MINUTES
 
 
-@cache
-def _timed() -> frozenset[str]:
-    return frozenset(c.code for c in timed_codes_data().timed)
-
-
-@cache
-def _untimed() -> dict[str, str]:
-    return {c.code: c.kind for c in timed_codes_data().untimed}
-
-
-@cache
-def _labels() -> dict[str, str]:
-    data = timed_codes_data()
-    return {c.code: c.label for c in (*data.timed, *data.untimed)}
-
-
-@cache
-def _disciplines() -> dict[str, str]:
-    return {c.code: c.discipline for c in timed_codes_data().untimed if c.discipline}
-
-
 def normalise_code(code: str) -> str:
     return (code or "").strip().upper()
 
 
-def is_timed(code: str) -> bool:
-    """True for 15-minute one-on-one codes listed as timed in ``timed_codes.yaml``."""
-    return normalise_code(code) in _timed()
+def is_timed(code: str, tables: BillingTables | None = None) -> bool:
+    """True for 15-minute one-on-one codes listed as timed in ``timed_codes.yaml`` (of ``tables``,
+    default the packaged ruleset's)."""
+    return normalise_code(code) in tables_or_packaged(tables).timed
 
 
-def is_untimed(code: str) -> bool:
+def is_untimed(code: str, tables: BillingTables | None = None) -> bool:
     """True for service-based codes (evaluations, 97150, supervised modalities): one unit per session."""
-    return normalise_code(code) in _untimed()
+    return normalise_code(code) in tables_or_packaged(tables).untimed
 
 
-def untimed_kind(code: str) -> str | None:
-    return _untimed().get(normalise_code(code))
+def untimed_kind(code: str, tables: BillingTables | None = None) -> str | None:
+    return tables_or_packaged(tables).untimed.get(normalise_code(code))
 
 
-def is_therapy_code(code: str) -> bool:
-    return is_timed(code) or is_untimed(code)
+def is_therapy_code(code: str, tables: BillingTables | None = None) -> bool:
+    return is_timed(code, tables) or is_untimed(code, tables)
 
 
-def code_label(code: str) -> str:
-    return _labels().get(normalise_code(code), "")
+def code_label(code: str, tables: BillingTables | None = None) -> str:
+    return tables_or_packaged(tables).labels.get(normalise_code(code), "")
 
 
-def code_discipline(code: str) -> str | None:
+def code_discipline(code: str, tables: BillingTables | None = None) -> str | None:
     """``PT``/``OT`` for codes that belong to one discipline (evaluations), else ``None``."""
-    return _disciplines().get(normalise_code(code))
+    return tables_or_packaged(tables).disciplines.get(normalise_code(code))
 
 
 @dataclass(frozen=True, slots=True)

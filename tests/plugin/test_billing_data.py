@@ -118,7 +118,9 @@ def test_profiles(payer_id: str, method: str, cq: bool) -> None:
     assert profile.id == payer_id
     assert profile.unit_method == method
     assert profile.assistant_modifiers_required is cq
-    assert profile.fee_schedule == "medicare-pfs"
+    # only Medicare has a published fee schedule in data; the others get "no estimate for this payer"
+    assert profile.fee_schedule == ("medicare-pfs" if payer_id == "medicare" else None)
+    assert profile.locality is None  # the packaged profiles name no locality: national unless the Coverage does
     assert profile.source
 
 
