@@ -58,16 +58,23 @@ def sentences(text: str, span: Span) -> Iterator[Span]:
         yield _trim(text, pos, end)
 
 
-def clauses(text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon) -> list[Clause]:
-    """Clauses of ``spans`` with their plan/purpose/refusal scopes resolved."""
+def clauses(
+    text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon, *, kinds: frozenset[str] | None = None,
+) -> list[Clause]:
+    """Clauses of ``spans`` with their plan/purpose/refusal scopes resolved.
+
+    ``kinds`` are the ConText kinds that can occur in the note (``lex.context_kinds`` of the whole
+    lowered note, a superset of any part's): a caller that cuts one note into several calls passes
+    them once instead of paying an RE2 pass per call."""
     out: list[Clause] = []
     spans = [sp for sp in spans if sp[1] > sp[0]]
     if not spans:
         return out
     # one search per trigger kind over the whole text first: most notes have no refusal, topic or
     # purpose at all, and then no sentence needs to be searched for one
-    lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
-    kinds = lex.context_kinds(lowered(text[lo:hi]))  # one linear RE2 pass (a superset: never hides a trigger)
+    if kinds is None:
+        lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+        kinds = lex.context_kinds(lowered(text[lo:hi]))  # one linear RE2 pass (a superset: never hides a trigger)
     has_plan, has_purpose, has_topic, has_refusal, has_stop = (
         name in kinds for name in ("plan", "purpose", "topic", "refusal", "scope_end")
     )

@@ -44,12 +44,15 @@ MAX_ANALYSED_CHARS = 60_000
 up to here (and the evaluation says so), so a pasted flowsheet or a hostile 50 MB body cannot
 stall the service."""
 _CPT = CPT_SYSTEM
-_ROLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("OTA", re.compile(r"\b(?:C?OTA(?:/L)?|COTA/L|occupational\s+therapy\s+assistant)\b", re.IGNORECASE)),
-    ("PTA", re.compile(r"\b(?:L?PTA|physical\s+therapist\s+assistant|physical\s+therapy\s+assistant)\b", re.IGNORECASE)),
-    ("OT", re.compile(r"\b(?:OTR(?:/L)?|OTD|OT)\b")),
-    ("PT", re.compile(r"\b(?:DPT|MPT|PT)\b")),
+_ROLE_PATTERNS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
+    ("OTA", ("ota", "occupational"), re.compile(r"\b(?:C?OTA(?:/L)?|COTA/L|occupational\s+therapy\s+assistant)\b", re.IGNORECASE)),
+    ("PTA", ("pta", "physical"), re.compile(r"\b(?:L?PTA|physical\s+therapist\s+assistant|physical\s+therapy\s+assistant)\b", re.IGNORECASE)),
+    ("OT", ("OT",), re.compile(r"\b(?:OTR(?:/L)?|OTD|OT)\b")),
+    ("PT", ("PT",), re.compile(r"\b(?:DPT|MPT|PT)\b")),
 )
+"""Who signed: (role, words one of which every match contains, pattern). The words are looked for
+first (lowercased for the case-blind patterns): a substring scan is far cheaper than a pattern that
+opens with a word boundary is tried at every position."""
 
 
 def evaluate_resources(
@@ -329,6 +332,8 @@ def _untimed_of_unknown_length(
     for code, regex in lex.intervention_names.items():
         if not (is_untimed(code, tables) and _SUPERVISED_MODALITY.match(code)):
             continue  # evaluations and groups named in prose are other days or the session itself
+        if layout.named_codes is not None and code not in layout.named_codes:
+            continue  # none of its names occurs in the note (one RE2 pass in read_layout)
         for m in regex.finditer(layout.text):
             if layout.in_plan(m.start()) or _NOT_GIVEN.search(layout.text, m.end(), m.end() + 30):
                 continue
@@ -374,12 +379,16 @@ def _primary_note(notes: tuple[NoteText, ...], lex: Lexicon) -> NoteText | None:
 
 
 def _role_from_text(text: str) -> str | None:
-    tail = text[-400:]
-    for role, regex in _ROLE_PATTERNS:
-        if regex.search(tail):
+    def signed_as(regex: re.Pattern[str], words: tuple[str, ...], part: str) -> bool:
+        haystack = part.lower() if regex.flags & re.IGNORECASE else part
+        return any(w in haystack for w in words) and regex.search(part) is not None
+
+    tail, head = text[-400:], text[:300]
+    for role, words, regex in _ROLE_PATTERNS:
+        if signed_as(regex, words, tail):
             return role
-    for role, regex in _ROLE_PATTERNS[:2]:
-        if regex.search(text[:300]):
+    for role, words, regex in _ROLE_PATTERNS[:2]:
+        if signed_as(regex, words, head):
             return role
     return None
 

@@ -79,6 +79,12 @@ _TOTAL_TREATMENT = re.compile(
     re.IGNORECASE,
 )
 
+_TOTAL_TIMED_CUE = re.compile(r"timed|billed|billable|direct")
+_TOTAL_TREATMENT_CUE = re.compile(r"total|treatment|tx|session|time|visit")
+"""A word every match of the pattern above contains, looked for first in the lowered note: the
+patterns open with optional words, so ``re`` tries them at every position of a note that has no
+total at all (a plain substring scan costs a fraction of that)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Heading:
@@ -124,6 +130,7 @@ class Layout:
     total_treatment: int | None
     total_treatment_span: Span | None
     subjective_spans: tuple[Span, ...] = ()  # "S:" / "Subjective:": the patient's report, not today's service
+    named_codes: frozenset[str] | None = None  # codes one of whose intervention names occurs (None: not known)
 
     def segments_for(self, code: str) -> tuple[Segment, ...]:
         return tuple(s for s in self.segments if code in s.codes)
@@ -142,7 +149,9 @@ _TIME_IN_OUT = re.compile(
 
 def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
     lex = lexicon or load_lexicon()
-    headings = _headings(text, lex)
+    scan = lowered(text)
+    named = lex.name_codes(scan)  # one RE2 pass: codes none of whose names occur are not scanned again
+    headings = _headings(text, lex, named)
     sections = list(_SECTION.finditer(text))
     plan, assess, goals, subjective = _section_spans(text, sections, headings)
     # an inline goal ("... Goal: RTW. Pt verbalized 3/3 key points.") does not end the block around
@@ -153,10 +162,10 @@ def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
     }
     boundaries = sorted(({m.start("name") for m in sections} - inline_goals) | {m.start() for m in _SIGNATURE.finditer(text)})
     segments = _segments(text, headings, boundaries)
-    timed, timed_span = _first_number(_TOTAL_TIMED, text, lambda m: True)
+    timed, timed_span = _first_number(_TOTAL_TIMED, text, lambda m: True) if _TOTAL_TIMED_CUE.search(scan) else (None, None)
     treat, treat_span = _first_number(
         _TOTAL_TREATMENT, text, lambda m: not re.match(r"total\s+timed", text[m.start():m.start() + 12], re.IGNORECASE)
-    )
+    ) if _TOTAL_TREATMENT_CUE.search(scan) else (None, None)
     if treat is None:
         clock = _TIME_IN_OUT.search(text)
         minutes = clock_minutes(clock.group("t1"), clock.group("t2")) if clock else None
@@ -174,6 +183,7 @@ def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
         total_timed_span=timed_span,
         total_treatment=treat,
         total_treatment_span=treat_span,
+        named_codes=named,
     )
 
 
@@ -241,12 +251,12 @@ def _table_headings(text: str, lex: Lexicon) -> list[Heading]:
     return out
 
 
-def _headings(text: str, lex: Lexicon) -> list[Heading]:
+def _headings(text: str, lex: Lexicon, present: frozenset[str]) -> list[Heading]:
+    """``present``: the codes whose names occur in the note (``Lexicon.name_codes``); the others are not scanned."""
     found: list[Heading] = []
     table = _table_headings(text, lex) if "|" in text or "\t" in text else []
     table_rows = [h.span for h in table]
     matches: list[tuple[int, int, str]] = []
-    present = lex.name_codes(lowered(text))  # one RE2 pass: codes none of whose names occur are not scanned
     for code, regex in lex.intervention_names.items():
         if code not in present:
             continue

@@ -75,22 +75,24 @@ def read_service(
     else:
         context = tuple(_minus((0, len(text)), others + heading_spans + not_today))
         found = False
-    cls = clauses(text, context, layout, lex)
     scan = lowered(text)  # the lexicon's hot loops match lowercase patterns on this; quotes come from text
     possible = lex.candidates(scan)  # one linear RE2 pass: entries outside it cannot match this note
+    kinds = lex.context_kinds(scan)  # likewise for the ConText triggers (refusal, plan, purpose, ...)
+    cls = clauses(text, context, layout, lex, kinds=kinds)
     activity, aims = _activities(text, scan, cls, lex, note_id, possible)
     skilled = _skilled(text, scan, cls, lex, note_id, possible)
     # responses are also read in the Assessment/Response sections; totals ("Total timed 25") are not one
     extra = [p for s in layout.assessment_spans if not _inside_any(s[0], context) for p in _minus(s, heading_spans)]
     totals = [span for span in (layout.total_timed_span, layout.total_treatment_span) if span] + list(time_spans)
-    response = _response(text, scan, cls + clauses(text, extra, layout, lex), lex, note_id, blocked=totals, possible=possible)
+    response = _response(text, scan, cls + clauses(text, extra, layout, lex, kinds=kinds), lex, note_id, blocked=totals,
+                         possible=possible, kinds=kinds)
     # outcomes first ("10/10 with neutral spine"), then the task's own counts ("lifted 10# box x10")
     task_starts = {a.span[0] for a in activity}
     response = tuple(sorted(response, key=lambda ev: (ev.start in task_starts, ev.start)))
     goal = _goal(text, scan, lex, note_id, possible)
     # a group session is often said in the note's title line, before the first service heading
     header = [(0, layout.segments[0].span[0])] if layout.segments and not _inside_any(0, context) else []
-    group = _group(text, scan, cls + clauses(text, header, layout, lex), lex, note_id, possible)
+    group = _group(text, scan, cls + clauses(text, header, layout, lex, kinds=kinds), lex, note_id, possible)
     return Reading(
         note_id=note_id,
         context=context,
@@ -237,10 +239,11 @@ def _skilled(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str
 
 
 def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str, *, blocked: list[Span] = (),  # type: ignore[assignment]
-              possible: frozenset[str] | None = None) -> tuple[Evidence, ...]:
+              possible: frozenset[str] | None = None, kinds: frozenset[str] | None = None) -> tuple[Evidence, ...]:
     index = _ClauseIndex(cls)
     goal_from: dict[int, int | None] = {}
     found: list[tuple[Clause, str]] = []
+    may_refuse = "refusal" in (kinds if kinds is not None else lex.context_kinds(scan))  # most notes refuse nothing
     for regex, rule in zip(lex.response_fast, lex.response_ids or ("",) * len(lex.response_fast), strict=True):
         if possible is not None and rule and rule not in possible:
             continue
@@ -258,7 +261,7 @@ def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: st
                 continue
             if _GRADED.search(text, max(clause.start, m.start() - 40), m.start()):
                 continue  # "raised barrier from 12 to 18 in": the clinician's grading, not the patient's result
-            if _reason_for_not_doing(text, m.start(), lex):
+            if may_refuse and _reason_for_not_doing(text, m.start(), lex):
                 continue  # "deferred: BP 178/102", "held d/t pain 8/10": why nothing was done, not a response
             found.append((clause, rule))
     return _clause_evidence(text, found, note_id)

@@ -322,7 +322,9 @@ def _excluded(text: str, span: Span, grammar: TimeGrammar) -> bool:
 
 def other_work(text: str, grammar: TimeGrammar) -> tuple[str, ...]:
     """Ids of the rules that found unbilled work (HEP review, medication reconciliation) in the note."""
-    return tuple(r.id for r in grammar.other_work if r.regex.search(text))
+    low = text.lower() if any(r.needs for r in grammar.other_work) else text
+    return tuple(r.id for r in grammar.other_work
+                 if (not r.needs or any(n in low for n in r.needs)) and r.regex.search(text))
 
 
 # --- which billed line a duration belongs to ---------------------------------------------------------
