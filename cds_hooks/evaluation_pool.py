@@ -4,8 +4,9 @@ A thread cannot be stopped and holds the interpreter while it evaluates, so a ho
 block ``/healthz`` and every other call of the process, and kept burning CPU after its caller had
 given up. Here each evaluation runs in a worker process of a small pool (default: one per core):
 
-- the event loop only pickles the bundle, waits (in a thread that sleeps on the pipe) and unpickles
-  the result;
+- the event loop only pickles the job, waits for the worker's socket to become readable (no thread:
+  a reader callback on the loop; a thread only for a job over 64 KB, so the loop never blocks
+  writing it) and unpickles the small answer;
 - a job still running at the deadline is abandoned: its worker is killed (SIGKILL) at once and a
   fresh one forked in its place, so no CPU is spent on an answer nobody waits for;
 - a call that finds no free worker before its deadline never starts;
@@ -21,10 +22,13 @@ that want no child processes). The deadline is the caller's effective anyio dead
 """
 from __future__ import annotations
 
+import asyncio
 import atexit
 import base64
+import collections
 import logging
 import os
+import pickle
 import queue
 import resource
 import signal
@@ -36,6 +40,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import anyio
@@ -85,8 +90,19 @@ _WARM_UP_BUNDLE: dict[str, Any] = {"resourceType": "Bundle", "type": "collection
 ]}
 
 
+def _hook_job(*args: Any, **kwargs: Any) -> Any:
+    from cds_hooks.hook_job import run_hook_job  # evaluation, cards and the stored summary in one job
+
+    return run_hook_job(*args, **kwargs)
+
+
 def _jobs() -> dict[str, Any]:
-    return {"evaluate_resources": evaluate_in_process, "ping": os.getpid, "burn": _burn}
+    return {"evaluate_resources": evaluate_in_process, "hook": _hook_job, "ping": os.getpid, "burn": _burn}
+
+
+_BIG_JOB = 64 * 1024
+"""A job pickled larger than this is written to the worker from a thread (the loop must not block
+on a full socket buffer while a niced worker drains an 8 MB bundle)."""
 
 
 def _limit_memory(memory_mb: int) -> None:
@@ -108,8 +124,11 @@ def worker_main(conn: Connection, memory_mb: int) -> None:
         os.nice(_WORKER_NICENESS)
     except OSError:
         pass
-    try:
-        evaluate_in_process(_WARM_UP_BUNDLE, lines_from="ServiceRequest")  # load rule data before the first call
+    try:  # load rule data (and the card wording) before the first call
+        from cds_hooks.cards import CardOptions
+
+        _hook_job(_WARM_UP_BUNDLE, lines_from="ServiceRequest", evaluation_id="warm-up",
+                  options=CardOptions(source_label="warm-up", policy_url="https://warm-up.invalid/"))
     except Exception:  # noqa: BLE001 - a failed warm-up shows on the first real call instead
         pass
     _limit_memory(memory_mb)
@@ -174,6 +193,9 @@ class EvaluationPool:
         self._closed = False
         self._ever_ready = threading.Event()
         self._limiter: anyio.CapacityLimiter | None = None
+        # callers on an asyncio loop waiting for a free worker, first come first served
+        self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[_Worker]]] = (
+            collections.deque())
 
     # lifecycle -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -209,6 +231,10 @@ class EvaluationPool:
             self._starting.clear()
         for worker in workers:
             self._kill(worker)
+        if not self._started:  # no watcher to close the wake-up pair
+            self._wake_r.close()
+            self._wake_w.close()
+            return
         try:
             self._wake_w.send(b"x")
         except OSError:
@@ -238,6 +264,13 @@ class EvaluationPool:
             pass
 
     def _watch_starting(self) -> None:
+        try:
+            self._watch()
+        finally:  # closed: the wake-up pair goes with the watcher (no socket left to the GC)
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _watch(self) -> None:
         from multiprocessing.connection import wait
 
         while not self._closed:
@@ -258,7 +291,7 @@ class EvaluationPool:
                     continue
                 try:
                     with self._lock:
-                        worker = self._starting.pop(conn.fileno(), None)
+                        worker = self._starting.pop(conn if isinstance(conn, int) else conn.fileno(), None)
                 except (OSError, ValueError):
                     continue  # closed meanwhile
                 if worker is None:
@@ -268,8 +301,8 @@ class EvaluationPool:
                 except (EOFError, OSError):
                     message = None
                 if isinstance(message, tuple) and message and message[0] == _READY:
-                    self._idle.put(worker)
                     self._ever_ready.set()
+                    self._release(worker)
                 else:
                     self._replace(worker, "did not start")
 
@@ -315,21 +348,132 @@ class EvaluationPool:
         except (EOFError, OSError) as exc:
             raise EvaluationFailed(f"evaluation worker died ({type(exc).__name__})") from None
         finally:
-            worker.jobs += 1
-            if outcome in ("ok", "error") and worker.jobs < self.max_jobs:
-                self._idle.put(worker)
-            else:
-                if outcome == "deadline":
-                    self.stats.killed_at_deadline += 1
-                else:
-                    self.stats.recycled += 1
-                self._replace(worker, outcome)
+            self._after_job(worker, outcome)
+        return self._result(outcome, value)
+
+    def _after_job(self, worker: _Worker, outcome: str, *, replace_in_thread: bool = False) -> None:
+        """Back to the idle workers after a clean answer; else killed and replaced."""
+        worker.jobs += 1
+        if outcome in ("ok", "error") and worker.jobs < self.max_jobs:
+            self._release(worker)
+            return
+        if outcome == "deadline":
+            self.stats.killed_at_deadline += 1
+        else:
+            self.stats.recycled += 1
+        if replace_in_thread:  # on the event loop: killing and forking must not block it
+            with self._lock:  # out of the pool at once (pids() no longer lists it)
+                self._workers.pop(id(worker), None)
+            threading.Thread(target=self._replace, args=(worker, outcome), name="cds97530-pool-replace",
+                             daemon=True).start()
+        else:
+            self._replace(worker, outcome)
+
+    def _result(self, outcome: str, value: Any) -> Any:
         self.stats.done += 1
         if outcome == "error":
             raise value
         if outcome == "fatal":
             raise EvaluationFailed(str(value))
         return value
+
+    # free workers ---------------------------------------------------------------------------------
+    def _release(self, worker: _Worker) -> None:
+        """A free worker goes to the longest-waiting asyncio caller, else to the idle queue (where
+        blocking ``run`` callers wait). Safe from any thread."""
+        with self._lock:
+            while self._waiters:
+                loop, future = self._waiters.popleft()
+                if future.done():
+                    continue  # that caller gave up (deadline)
+                try:
+                    loop.call_soon_threadsafe(self._hand_over, future, worker)
+                except RuntimeError:  # its loop is closed
+                    continue
+                return
+            self._idle.put(worker)
+
+    def _hand_over(self, future: asyncio.Future[_Worker], worker: _Worker) -> None:
+        if future.done():  # cancelled between the choice and now: the next waiter gets it
+            self._release(worker)
+        else:
+            future.set_result(worker)
+
+    async def _acquire(self, loop: asyncio.AbstractEventLoop) -> _Worker:
+        with self._lock:
+            try:
+                return self._idle.get_nowait()
+            except queue.Empty:
+                future: asyncio.Future[_Worker] = loop.create_future()
+                self._waiters.append((loop, future))
+        try:
+            return await future
+        except BaseException:
+            with self._lock:
+                try:
+                    self._waiters.remove((loop, future))
+                except ValueError:
+                    pass
+            if future.done() and not future.cancelled():
+                self._release(future.result())  # handed to us just as we gave up
+            raise
+
+    # one job on the event loop (no thread) ---------------------------------------------------------
+    async def _call_on_loop(self, loop: asyncio.AbstractEventLoop, name: str, args: tuple[Any, ...],
+                            kwargs: dict[str, Any], timeout: float) -> Any:
+        """Send the job, then wait for the worker's socket with a reader callback. Cancelled by the
+        caller's deadline (or ``timeout``): the worker is killed and replaced from a thread."""
+        data = bytes(ForkingPickler.dumps((name, args, kwargs), pickle.HIGHEST_PROTOCOL))
+        outcome, value = "fatal", None
+        worker: _Worker | None = None
+        try:
+            with anyio.fail_after(timeout) as scope:
+                worker = await self._acquire(loop)
+                try:
+                    answer: asyncio.Future[tuple[str, Any]] = loop.create_future()
+                    if len(data) > _BIG_JOB:
+                        await anyio.to_thread.run_sync(worker.conn.send_bytes, data, abandon_on_cancel=True)
+                    else:
+                        worker.conn.send_bytes(data)
+                    fd = worker.conn.fileno()
+                    loop.add_reader(fd, self._read_answer, worker, answer)
+                    try:
+                        outcome, value = await answer
+                    finally:
+                        loop.remove_reader(fd)
+                except (EOFError, OSError) as exc:
+                    outcome = "fatal"
+                    raise EvaluationFailed(f"evaluation worker died ({type(exc).__name__})") from None
+                except BaseException:
+                    outcome = "deadline"  # cancelled: nobody waits for this answer any more
+                    raise
+                finally:
+                    self._after_job(worker, outcome, replace_in_thread=True)
+        except TimeoutError:
+            if worker is None:
+                self.stats.timeouts_waiting += 1
+            if scope.cancel_called:  # our own bound (no caller deadline), not the caller's
+                raise EvaluationTimeout("evaluation overran the deadline" if worker is not None
+                                        else "no evaluation worker free before the deadline") from None
+            raise
+        except BaseException:
+            if worker is None:  # the caller's deadline passed while no worker was free
+                self.stats.timeouts_waiting += 1
+            raise
+        return self._result(outcome, value)
+
+    @staticmethod
+    def _read_answer(worker: _Worker, answer: asyncio.Future[tuple[str, Any]]) -> None:
+        if answer.done():
+            return
+        try:
+            message = worker.conn.recv()
+        except (EOFError, OSError) as exc:
+            answer.set_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - an answer that does not unpickle
+            answer.set_result(("fatal", f"unreadable answer {type(exc).__name__}"))
+        else:
+            answer.set_result(message)
 
     # the async API --------------------------------------------------------------------------------
     async def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
@@ -342,6 +486,14 @@ class EvaluationPool:
             job = _jobs()[name]
             return await anyio.to_thread.run_sync(partial(job, *args, **kwargs), abandon_on_cancel=True,
                                                   limiter=self._limiter)
+        self.start()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # another async library: a thread sleeps on the pipe instead
+            loop = None
+        if loop is not None and self._ever_ready.is_set():
+            # plus a hair, so the caller's own deadline fires first and answers
+            return await self._call_on_loop(loop, name, args, kwargs, max(0.0, remaining) + 0.05)
         # The thread sleeps on the pipe until the result or the deadline (plus a hair, so the
         # caller's own deadline fires first and answers; the worker is killed 50 ms later).
         stop = time.monotonic() + max(0.0, remaining) + 0.05
@@ -349,6 +501,10 @@ class EvaluationPool:
 
     async def evaluate_resources(self, bundle: dict[str, Any], **kwargs: Any) -> Any:
         return await self.call("evaluate_resources", bundle, **kwargs)
+
+    async def hook(self, bundle: dict[str, Any], **kwargs: Any) -> Any:
+        """Evaluation, cards and the stored summary (``cds_hooks.hook_job.run_hook_job``) in one job."""
+        return await self.call("hook", bundle, **kwargs)
 
 
 # --- one pool per process and configuration (apps made by tests share it) -------------------------

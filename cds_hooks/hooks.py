@@ -3,8 +3,9 @@
     result = await run_hook(service, request, client=client, deps=deps)
     result.response  # {"cards": [...]}
 
-The evaluation (CPU work) runs in a worker thread; the caller wraps the whole call in the
-request deadline. Only non-PHI metadata of the evaluation is stored.
+The evaluation and the cards (CPU work) run as one job in a worker process
+(``cds_hooks.hook_job``), which sends back only the cards and the storable summary; the caller
+wraps the whole call in the request deadline. Only non-PHI metadata of the evaluation is stored.
 """
 from __future__ import annotations
 
@@ -18,18 +19,18 @@ import anyio
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds_hooks.cards import BuiltCard, CardOptions, CardTarget, build_cards
+from cds_hooks.cards import BuiltCard, CardOptions
 from cds_hooks.clients import Client
 from cds_hooks.errors import BadRequestError
-from cds_hooks.evaluation_pool import EvaluationPool, evaluate_in_process
+from cds_hooks.evaluation_pool import EvaluationPool
 from cds_hooks.gather import Gathered, claim_encounter_id, gather, required_addressable, source_for
+from cds_hooks.hook_job import HookOutcome, run_hook_job
 from cds_hooks.models import HookRequest
 from cds_hooks.services import ServiceDef
 from cds_hooks.settings import CdsSettings
 from cds_hooks.store import Store
 from cds_hooks.visit_of_day import DayVisit, find_day_visit, name_the_visit, without_day_keys, without_encounter_prefetch
 from plugin.errors import FhirInputError
-from plugin.model import Status, VisitEvaluation
 
 log = logging.getLogger("cds97530.hooks")
 
@@ -139,34 +140,37 @@ async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client,
     bundle = _bundle(own, found)
     evaluation_id = str(uuid.uuid4())
     options = card_options(deps.settings, client, modifiers_apply=kind == "Claim")
-
-    rules_dir = getattr(deps.settings, "rules_dir", None)
-    try:  # in a worker process, cut at the request deadline (cds_hooks/evaluation_pool.py)
+    job = {
+        "lines_from": kind,
+        "evaluation_id": evaluation_id,
+        "rules_dir": getattr(deps.settings, "rules_dir", None),
+        "card_kind": kind,
+        # what the suggestions may change (a fetched copy of a resource stands in for the draft)
+        "resources": {ref: r for r in own + [r for r, _ in found.entries] if (ref := _ref(r))},
+        "claim_ref": claim_ref,
+        "encounter_id": encounter_id,
+        "options": options,
+    }
+    try:  # evaluation and cards in a worker process, cut at the request deadline (cds_hooks/evaluation_pool.py)
         if deps.evaluator is not None:
-            evaluation = await deps.evaluator.evaluate_resources(bundle, lines_from=kind, rules_dir=rules_dir)
+            outcome: HookOutcome = await deps.evaluator.hook(bundle, **job)
         else:
-            evaluation = await anyio.to_thread.run_sync(
-                lambda: evaluate_in_process(bundle, lines_from=kind, rules_dir=rules_dir),
-                abandon_on_cancel=True, limiter=deps.limiter)
+            outcome = await anyio.to_thread.run_sync(lambda: run_hook_job(bundle, **job),
+                                                     abandon_on_cancel=True, limiter=deps.limiter)
     except FhirInputError as exc:
         raise BadRequestError(f"FHIR input not usable: {exc}") from exc
 
-    def work() -> list[BuiltCard]:
-        """Build cards and store metadata in one worker-thread hop (little CPU, local I/O)."""
-        encounter_ref = evaluation.encounter_ref or (f"Encounter/{encounter_id}" if encounter_id else None)
-        target = CardTarget(
-            kind=kind,
-            resources={ref: r for r in own + [r for r, _ in found.entries] if (ref := _ref(r))},
-            claim_ref=claim_ref or evaluation.claim_ref,
-            encounter_ref=encounter_ref,
-        )
-        cards = build_cards(evaluation, evaluation_id=evaluation_id, target=target, options=options)
-        _save(deps.store, service, request, client, evaluation, evaluation_id, encounter_ref, own, cards)
-        return cards
-
-    cards = await anyio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=deps.limiter)
+    cards = outcome.cards
     if day_visit is not None:
         name_the_visit(cards, day_visit, deps.settings.patient_view_window_hours)
+    record = evaluation_record(
+        outcome.summary, evaluation_id=evaluation_id, service=service, request=request, client=client,
+        encounter_ref=outcome.encounter_ref,
+        order_refs=[ref for r in own if r.get("resourceType") == "ServiceRequest" and (ref := _ref(r))],
+        card_count=len(cards),
+    )
+    await anyio.to_thread.run_sync(_save, deps.store, service, client, record, cards,
+                                   abandon_on_cancel=True, limiter=deps.limiter)
     return HookResult(
         {"cards": [c.card for c in cards]},
         reason="evaluated",
@@ -207,7 +211,7 @@ def _bundle(own: list[dict[str, Any]], found: Gathered) -> dict[str, Any]:
 
 
 def evaluation_record(
-    evaluation: VisitEvaluation,
+    summary: dict[str, Any],
     *,
     evaluation_id: str,
     service: ServiceDef,
@@ -217,65 +221,28 @@ def evaluation_record(
     order_refs: list[str],
     card_count: int,
 ) -> dict[str, Any]:
-    """The stored row: codes, verdicts, criteria, units, rule ids and references. No text."""
-    lines = []
-    for line in evaluation.lines:
-        lines.append({
-            "code": line.code,
-            "verdict": line.verdict.value,
-            "suggestedCode": line.suggested_code,
-            "billedUnits": line.billed_units,
-            "supportedUnits": line.supported_units,
-            "modifiers": list(line.modifiers),
-            "criteria": {f.criterion: f.status.value for f in line.findings},
-            "missing": [f.criterion for f in line.findings if f.status is Status.MISSING],
-            "billing": [{"rule": b.rule, "severity": b.severity.value} for b in line.billing],
-            "unitsMethod": line.units.method if line.units else None,
-            "minutes": line.units.minutes if line.units else None,
-            "source": line.source_ref or None,
-            "itemSequence": line.item_sequence,
-            "needsAttention": line.needs_attention,
-        })
+    """The stored row: the evaluation's summary (``hook_job.evaluation_summary``: codes, verdicts,
+    criteria, units, rule ids and references) and the call's ids. No text."""
     return {
         "id": evaluation_id,
         "hook_instance": request.hookInstance,
         "service_id": service.id,
         "hook": request.hook,
         "client": client.label,
-        "patient_ref": evaluation.patient_ref,
+        "patient_ref": summary.get("patient_ref"),
         "encounter_ref": encounter_ref,
-        "claim_ref": evaluation.claim_ref,
+        "claim_ref": summary.get("claim_ref"),
         "order_refs": order_refs,
-        "payer": evaluation.payer,
-        "unit_method": evaluation.unit_method,
-        "ruleset_version": evaluation.ruleset_version or None,
-        "lines": lines,
-        "input_issue_count": len(evaluation.input_issues),
+        "payer": summary.get("payer"),
+        "unit_method": summary.get("unit_method"),
+        "ruleset_version": summary.get("ruleset_version"),
+        "lines": summary.get("lines", []),
+        "input_issue_count": summary.get("input_issue_count", 0),
         "card_count": card_count,
     }
 
 
-def _save(
-    store: Store,
-    service: ServiceDef,
-    request: HookRequest,
-    client: Client,
-    evaluation: VisitEvaluation,
-    evaluation_id: str,
-    encounter_ref: str | None,
-    own: list[dict[str, Any]],
-    cards: list[BuiltCard],
-) -> None:
-    record = evaluation_record(
-        evaluation,
-        evaluation_id=evaluation_id,
-        service=service,
-        request=request,
-        client=client,
-        encounter_ref=encounter_ref,
-        order_refs=[ref for r in own if r.get("resourceType") == "ServiceRequest" and (ref := _ref(r))],
-        card_count=len(cards),
-    )
+def _save(store: Store, service: ServiceDef, client: Client, record: dict[str, Any], cards: list[BuiltCard]) -> None:
     rows = [
         {"uuid": c.card["uuid"], "service_id": service.id, "client": client.label, "indicator": c.indicator,
          "rule": c.rule, "rules": list(c.rules), "line_ref": c.line_ref, "suggestions": c.suggestions}

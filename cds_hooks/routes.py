@@ -65,7 +65,8 @@ class Runtime:
                         evaluator=self.evaluator)
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async, so FastAPI calls it on the loop (a plain ``def`` dependency costs a thread hop per call)."""
     runtime: Runtime = request.app.state.cds
     return runtime
 
