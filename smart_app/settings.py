@@ -40,6 +40,9 @@ class SmartSettings(BaseSettings):
     session_ttl_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
     fhir_timeout_seconds: float = 15.0
     max_search_pages: int = 5  # paging bound per FHIR search (never follows links to other hosts)
+    rules_dir: Path | None = None
+    """The ruleset directory the page evaluates with (a copy of ``plugin/data``, docs/rules.md); ``serve``
+    sets it to the service's (``--rules`` / ``CDS97530_RULES_DIR``) so card and page agree. Unset = packaged."""
 
     @field_validator("base_url")
     @classmethod

@@ -67,6 +67,15 @@ class NoteView:
 
 
 @dataclass(frozen=True, slots=True)
+class QuoteView:
+    """One piece of evidence as the reader sees it, with the ids of the rules that produced it
+    (``ta.transfer``, ``skill.cues``: docs/rules.md, ``cds97530 rules explain``)."""
+
+    text: str
+    rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class CriterionView:
     key: str
     label: str
@@ -75,6 +84,7 @@ class CriterionView:
     quotes: tuple[str, ...]
     fix_hint: str
     example: str
+    evidence: tuple[QuoteView, ...] = ()  # the quotes with their rule ids, in the same order
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +97,7 @@ class LineView:
     method_label: str
     alternative_label: str
     examples: tuple[CriterionView, ...] = field(default=())
+    documented_evidence: tuple[QuoteView, ...] = ()  # a recode: the quotes that read as the other code
     status: LineStatus | None = None
     fees: LineFees | None = None
     denied: tuple[str, ...] = ()
@@ -95,8 +106,8 @@ class LineView:
     hide_money: bool = False  # the payer has no fee schedule in data: no Medicare figure anywhere
 
     def plain(self, text: str) -> str:
-        """A billing message or arithmetic as shown: without the engine's Medicare "$ at risk"
-        figure when the payer has no fee schedule (the engine prices every payer as Medicare)."""
+        """A billing message or arithmetic as shown: without a "$ at risk" figure when the payer has
+        no fee schedule (the engine computes none then; this guards text from another source)."""
         return _MONEY.sub("", text) if self.hide_money else text
 
     @property
@@ -225,6 +236,15 @@ def _clause_quote(ev: Evidence, notes: tuple[NoteText, ...]) -> str:
     return ev.text
 
 
+def _quote_views(evidence: tuple[Evidence, ...], notes: tuple[NoteText, ...]) -> tuple[QuoteView, ...]:
+    """Each distinct quote once, with the rule ids of every piece of evidence that quotes it."""
+    rules: dict[str, list[str]] = {}
+    for ev in evidence:
+        ids = rules.setdefault(_clause_quote(ev, notes), [])
+        ids.extend(r for r in ev.rules if r not in ids)
+    return tuple(QuoteView(text, tuple(ids)) for text, ids in rules.items())
+
+
 def _criteria(line: LineEvaluation, notes: tuple[NoteText, ...] = ()) -> tuple[CriterionView, ...]:
     by_key = {f.criterion: f for f in line.findings}
     views = []
@@ -232,20 +252,24 @@ def _criteria(line: LineEvaluation, notes: tuple[NoteText, ...] = ()) -> tuple[C
         finding = by_key.get(key)
         if finding is None:
             continue
+        evidence = _quote_views(finding.evidence, notes)
         views.append(CriterionView(
             key=key,
             label=CRITERION_LABELS.get(key, key),
             met=finding.status is Status.MET,
             message=finding.message,
-            quotes=tuple(dict.fromkeys(_clause_quote(ev, notes) for ev in finding.evidence)),
+            quotes=tuple(q.text for q in evidence),
             fix_hint=finding.fix_hint,
             example=finding.example,
+            evidence=evidence,
         ))
     return tuple(views)
 
 
-def line_views(evaluation: VisitEvaluation, fees: VisitFees | None = None) -> tuple[LineView, ...]:
-    fees = fees if fees is not None else visit_fees(evaluation)
+def line_views(evaluation: VisitEvaluation, fees: VisitFees | None = None, *, ruleset: Any = None) -> tuple[LineView, ...]:
+    """The page's lines. ``ruleset``: the one the evaluation was made with (its payer profiles and
+    fee tables price the lines); default the packaged one."""
+    fees = fees if fees is not None else visit_fees(evaluation, ruleset=ruleset)
     views = []
     for number, line in enumerate(evaluation.lines, start=1):
         criteria = _criteria(line, evaluation.notes)
@@ -266,6 +290,8 @@ def line_views(evaluation: VisitEvaluation, fees: VisitFees | None = None) -> tu
             method_label=METHOD_LABELS.get(units.method, units.method) if units else "",
             alternative_label=METHOD_LABELS.get(units.alternative_method, units.alternative_method) if units and units.alternative_method else "",
             examples=examples,
+            documented_evidence=_quote_views(line.documented.evidence, evaluation.notes)
+            if line.documented and line.verdict is Verdict.RECODE else (),
             status=line_status(line),
             fees=fees.lines[number - 1] if number - 1 < len(fees.lines) else None,
             denied=denied,
@@ -280,11 +306,11 @@ def line_views(evaluation: VisitEvaluation, fees: VisitFees | None = None) -> tu
     return tuple(views)
 
 
-def summary(evaluation: VisitEvaluation) -> dict[str, Any]:
+def summary(evaluation: VisitEvaluation, *, ruleset: Any = None) -> dict[str, Any]:
     """Counts for the header (lines, lines needing attention) and the visit's fee basis: one
-    payer, one fee year, named once for the whole page."""
+    payer, one fee year and one locality (or national), named once for the whole page."""
     return {
         "lines": len(evaluation.lines),
         "attention": sum(1 for line in evaluation.lines if line.needs_attention),
-        "fees": visit_fees(evaluation),
+        "fees": visit_fees(evaluation, ruleset=ruleset),
     }
