@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="never show the progress bar")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("audit", help="retrospective audit of a FHIR Bulk Data export (local or Spark)",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)

@@ -115,7 +115,7 @@ def iter_lines(file: InputFile) -> Iterator[tuple[int, bytes] | Skip]:
     line_no = 0
     try:
         opener = gzip.open if file.path.endswith(".gz") else open
-        with opener(file.path, "rb") as handle:  # type: ignore[operator]
+        with opener(file.path, "rb") as handle:
             while True:
                 chunk = handle.readline(MAX_LINE_BYTES + 1)
                 if not chunk:

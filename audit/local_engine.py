@@ -194,7 +194,7 @@ def evaluate_range(db_path: str, lo: int, hi: int, options: AuditOptions, join_o
 
 def _warm() -> None:
     """Load the plugin's rules once per worker before the first batch is timed."""
-    from plugin.engine import load_lexicon
+    from plugin.lexicon import load_lexicon
 
     load_lexicon()
 
@@ -255,7 +255,7 @@ def _run_pool(db_path: str, ranges: list[tuple[int, int]], options: AuditOptions
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
     window = 2 * processes
     with ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_warm) as pool:
-        pending: set[Future[Any]] = set()
+        pending: set[Future[tuple[list[dict[str, Any]], list[Skip], int]]] = set()
         todo = iter(ranges)
         for lo, hi in todo:
             pending.add(pool.submit(evaluate_range, db_path, lo, hi, options, join_only))

@@ -50,6 +50,7 @@ def route_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
             where = (file or "").rsplit("/", 1)[-1]
             resource = parse_line(value, where)
             routed = resource if isinstance(resource, Skip) else route(resource, where)
+            row: dict[str, Any]
             if isinstance(routed, Skip):
                 row = {"kind": routed.kind, "where": routed.where, "reason": routed.reason}
             else:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -78,7 +78,7 @@ def _line_spec(text: str) -> tuple[str, int | None, int | None]:
     return code, units, minutes
 
 
-def _count(limit: int):  # type: ignore[no-untyped-def]
+def _count(limit: int) -> Callable[[str], int]:
     """argparse type: a whole number from 0 to ``limit``."""
     def parse(text: str) -> int:
         try:
@@ -91,7 +91,7 @@ def _count(limit: int):  # type: ignore[no-untyped-def]
     return parse
 
 
-def _register_audit(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`audit` lives in the top-level audit package (plugin + the [audit] extra, no service deps)."""
     try:
         from audit import command as audit_command
@@ -100,7 +100,7 @@ def _register_audit(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     audit_command.register(sub)
 
 
-def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_optional(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``serve``, ``feedback``, ``db`` (the service's dependencies) and ``sandbox`` (the ``[sandbox]`` extra)."""
     try:
         from cds97530 import service_commands

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Table,
     bindparam,
     create_engine,
     delete,
@@ -43,6 +44,11 @@ from sqlalchemy.pool import StaticPool
 
 class Base(DeclarativeBase):
     pass
+
+
+def _table(model: type[Base]) -> Table:
+    """The Core table of a declarative model (SQLAlchemy types ``__table__`` as any FromClause)."""
+    return cast(Table, model.__table__)
 
 
 class EvaluationRow(Base):
@@ -218,10 +224,10 @@ class Store:
         """One transaction, Core inserts (the ORM unit of work costs more than the evaluation)."""
         now = _utcnow()
         with self.engine.begin() as conn:
-            conn.execute(insert(EvaluationRow.__table__), [{**evaluation, "created_at": now}])
+            conn.execute(insert(_table(EvaluationRow)), [{**evaluation, "created_at": now}])
             if cards:
                 conn.execute(
-                    insert(CardRow.__table__),
+                    insert(_table(CardRow)),
                     [{**card, "created_at": now, "evaluation_id": evaluation["id"]} for card in cards],
                 )
 
@@ -268,12 +274,12 @@ class Store:
             fresh = conn.execute(self._jti_stmt, params).first() is not None
             self._jti_inserts += 1
             if self._jti_inserts % 500 == 0:
-                table = SeenJtiRow.__table__
+                table = _table(SeenJtiRow)
                 conn.execute(delete(table).where(table.c.expires_at < now - timedelta(minutes=10)))
         return fresh
 
     def _build_jti_statement(self) -> Any:
-        table = SeenJtiRow.__table__
+        table = _table(SeenJtiRow)
         insert_ = sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert
         stmt = insert_(table).values(iss=bindparam("iss"), jti=bindparam("jti"), expires_at=bindparam("expires_at"))
         return stmt.on_conflict_do_update(

@@ -78,7 +78,8 @@ def _encounter_id(reference: Any) -> str | None:
 
 
 def _period(encounter: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
-    period = encounter.get("period") if isinstance(encounter.get("period"), dict) else {}
+    raw = encounter.get("period")
+    period: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return parse_instant(period.get("start")), parse_instant(period.get("end"))
 
 

@@ -28,7 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import parse_qsl
 
 from authlib.oauth2 import AuthorizationServer
@@ -45,7 +45,7 @@ from starlette.concurrency import run_in_threadpool
 logging.getLogger("authlib").setLevel(logging.INFO)
 log = logging.getLogger(__name__)
 
-TokenSink = Callable[[str, int, str], None]
+TokenSink = Callable[[str, int, str], object]  # what it returns is ignored
 """Called with (access_token, expires_in, patient) for each issued token; the FHIR server must accept
 it for that patient's compartment only."""
 RevokeSink = Callable[[str], None]
@@ -272,9 +272,10 @@ class _PrivateKeyJwt(JWTBearerClientAssertion):
         return True
 
     def resolve_client_public_key(self, client: DemoClient) -> Any:
-        from joserfc.jwk import KeySet
+        from joserfc.jwk import KeySet, KeySetSerialization
 
-        return KeySet.import_key_set(client.jwks or {"keys": []})
+        # a registered client's jwks is a JWK Set document ({"keys": [...]}); joserfc validates each key
+        return KeySet.import_key_set(cast(KeySetSerialization, client.jwks or {"keys": []}))
 
 
 class _CodeGrant(_AuthorizationCodeGrant):
@@ -519,16 +520,17 @@ def auth_router(server: SmartAuthServer, *, patient_picker: Callable[[], Any] | 
             return _plain_error(error)
         data = oauth_request.payload.data
         if (data.get("aud") or "").rstrip("/") != server.fhir_base:
-            error = InvalidRequestError("'aud' must be the FHIR server's base URL", redirect_uri=grant.redirect_uri, state=data.get("state"))
-            return server.handle_error_response(oauth_request, error)
+            bad_aud = InvalidRequestError("'aud' must be the FHIR server's base URL", redirect_uri=grant.redirect_uri,
+                                          state=data.get("state"))
+            return server.handle_error_response(oauth_request, bad_aud)
         if request.method == "POST" and not _csrf_ok(request, oauth_request.payload.data):
             return _plain_error(InvalidRequestError("the patient choice did not come from this server's page"))
         context = await _context_for(server, oauth_request, patient_picker)
         if isinstance(context, Response):
             return context
         if context is None:
-            error = InvalidRequestError("unknown or expired 'launch'", redirect_uri=grant.redirect_uri, state=data.get("state"))
-            return server.handle_error_response(oauth_request, error)
+            bad_launch = InvalidRequestError("unknown or expired 'launch'", redirect_uri=grant.redirect_uri, state=data.get("state"))
+            return server.handle_error_response(oauth_request, bad_launch)
         return server.create_authorization_response(oauth_request, grant_user=context, grant=grant)
 
     @router.post("/token")

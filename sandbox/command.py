@@ -28,7 +28,7 @@ ServiceFactory = Any
 composition point): the sandbox never imports the service."""
 
 
-def register(sub: argparse._SubParsersAction, *, service_factory: ServiceFactory = None) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], *, service_factory: ServiceFactory = None) -> None:
     p = sub.add_parser(
         "sandbox",
         help="rehearse locally: real FHIR server + synthetic data + simulated EHR firing hooks at the service",

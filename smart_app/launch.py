@@ -195,7 +195,7 @@ async def finish(settings: SmartSettings, state: dict[str, Any], callback_url: s
         "redirect_uri": settings.redirect_uri,
         "code_verifier": state["code_verifier"],
     }
-    auth: tuple[str, str] | None = None
+    auth: httpx.Auth | tuple[str, str] = httpx.Auth()  # the base Auth sends no credentials (not the client's default)
     if settings.private_key_file is not None:
         form["client_id"] = settings.client_id
         form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

@@ -200,7 +200,7 @@ def _engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         memory = not parsed.database or parsed.database == ":memory:"
-        if not memory:
+        if parsed.database and not memory:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         return sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
                                 poolclass=StaticPool if memory else None)
