@@ -22,7 +22,7 @@ from __future__ import annotations
 import html
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from plugin.errors import AttachmentError
@@ -258,8 +258,19 @@ _PDF_LIMITS: dict[str, Any] = {
 def _pdf_to_text(data: bytes, cuts: list[str]) -> str:
     from pypdf import apply_configuration
 
-    with apply_configuration(**_PDF_LIMITS):
+    with apply_configuration(**_pdf_limits()):
         return _read_pdf(data, cuts)
+
+
+def _pdf_limits() -> dict[str, Any]:
+    """The limits above that the installed pypdf knows. pypdf adds limits release by release (7.0,
+    the floor in pyproject.toml, knows all of them) and refuses a name it does not know with a
+    TypeError, which once made every PDF note an unexpected error and the hook answer no cards.
+    tests/plugin/test_pdf_limits.py fails when the installed pypdf leaves one of them out."""
+    from pypdf import Configuration
+
+    known = {field.name for field in fields(Configuration)}
+    return {name: value for name, value in _PDF_LIMITS.items() if name in known}
 
 
 def _read_pdf(data: bytes, cuts: list[str]) -> str:
