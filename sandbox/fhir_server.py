@@ -146,6 +146,7 @@ class FhirServer:
         self._admin_token = secrets.token_urlsafe(24)
         self._process: subprocess.Popen[str] | None = None
         self._stderr_tail: list[str] = []
+        self._stderr_reader: threading.Thread | None = None
         self.base_url = ""
         self.port = 0
         self._client: httpx.Client | None = None
@@ -179,7 +180,8 @@ class FhirServer:
         except (ValueError, KeyError, TypeError) as exc:
             self.stop()
             raise FhirServerError(f"FHIR server did not start: {line.strip() or self._stderr()}") from exc
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._stderr_reader = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr_reader.start()
         self._client = httpx.Client(timeout=60.0)
         return self
 
@@ -223,7 +225,13 @@ class FhirServer:
                 process.kill()
                 process.wait(timeout=5)
         if process is not None:
-            for stream in (process.stdin, process.stdout):
+            # stderr is read to its end by the drain thread: once the process is gone the pipe ends,
+            # the thread returns and the stream can be closed (closing it under a live read would block).
+            reader, self._stderr_reader = self._stderr_reader, None
+            if reader is not None:
+                reader.join(timeout=5)
+            drained = reader is None or not reader.is_alive()
+            for stream in (process.stdin, process.stdout, process.stderr if drained else None):
                 if stream is not None:
                     stream.close()
         for path in self._tmp_files:
