@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit.inputs import resolve_inputs
+from audit.inputs import InputFile, resolve_inputs
 from audit.join import Skip
 from audit.output import LineWriter, write_skips
 from audit.progress import Progress
@@ -88,23 +88,8 @@ def run_audit(
             log(skip)
         with Progress(progress) as bar:
             if engine == "local":
-                from audit.local_engine import default_processes, run_local
-
-                workers = processes or default_processes()
-                writer = LineWriter(out, fmt)
-
-                def on_rows(rows: list[dict[str, Any]]) -> None:
-                    writer.write(rows)
-                    summary.add_all(rows)
-
-                try:
-                    local = run_local(files, out / ".audit-work.sqlite3", options, processes=workers, on_rows=on_rows,
-                                      on_skip=log, progress=bar, join_only=join_only)
-                finally:
-                    writer.close()
-                    (out / ".audit-work.sqlite3").unlink(missing_ok=True)
-                stats = dict(vars(local))
-                label = f"{workers} process{'es' if workers != 1 else ''}"
+                label, stats = _run_local(files, out, options, processes=processes, fmt=fmt, summary=summary, log=log,
+                                          bar=bar, join_only=join_only)
             elif engine == "spark":
                 from audit.spark_engine import run_spark
 
@@ -116,15 +101,44 @@ def run_audit(
         log.close()
     result = RunResult(summary, out, engine, label, time.perf_counter() - started, rules_note(options.rules_dir), stats)
     if report:
-        from audit.html_report import write_report
-
-        data = summary.to_dict()
-        data["run"] = {"engine": engine, "workers": label, "seconds": round(result.seconds, 1), "rules": result.rules,
-                       "inputs": [f.name for f in files][:200], "input_files": len(files),
-                       "since": options.since, "until": options.until, "format": fmt}
-        (out / "summary.json").write_text(json.dumps({k: v for k, v in data.items() if k != "worklist"}, indent=1), encoding="utf-8")
-        write_report(out / "report.html", data)
+        _write_report(result, files, options, fmt)
     return result
+
+
+def _run_local(
+    files: list[InputFile], out: Path, options: AuditOptions, *, processes: int | None, fmt: str, summary: Summary,
+    log: _SkipLog, bar: Progress, join_only: bool,
+) -> tuple[str, dict[str, Any]]:
+    """The local engine: a process pool over a SQLite work file (removed afterwards); rows are written and
+    summed as they arrive. Returns the workers' label and the engine's counts."""
+    from audit.local_engine import default_processes, run_local
+
+    workers = processes or default_processes()
+    writer = LineWriter(out, fmt)
+
+    def on_rows(rows: list[dict[str, Any]]) -> None:
+        writer.write(rows)
+        summary.add_all(rows)
+
+    try:
+        local = run_local(files, out / ".audit-work.sqlite3", options, processes=workers, on_rows=on_rows,
+                          on_skip=log, progress=bar, join_only=join_only)
+    finally:
+        writer.close()
+        (out / ".audit-work.sqlite3").unlink(missing_ok=True)
+    return f"{workers} process{'es' if workers != 1 else ''}", dict(vars(local))
+
+
+def _write_report(result: RunResult, files: Sequence[InputFile], options: AuditOptions, fmt: str) -> None:
+    """summary.json (the summary without the worklist, plus how the run was made) and the HTML report."""
+    from audit.html_report import write_report
+
+    data = result.summary.to_dict()
+    data["run"] = {"engine": result.engine, "workers": result.workers, "seconds": round(result.seconds, 1), "rules": result.rules,
+                   "inputs": [f.name for f in files][:200], "input_files": len(files),
+                   "since": options.since, "until": options.until, "format": fmt}
+    (result.out_dir / "summary.json").write_text(json.dumps({k: v for k, v in data.items() if k != "worklist"}, indent=1), encoding="utf-8")
+    write_report(result.out_dir / "report.html", data)
 
 
 __all__ = ["AuditInputError", "RunResult", "run_audit", "write_skips"]
