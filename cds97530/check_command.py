@@ -39,12 +39,12 @@ def run_check(args: argparse.Namespace) -> int:
             worst = 2
             continue
         if args.format == "json":
-            print(json.dumps(_json_view(name, evaluation, locality=getattr(args, "locality", None)),
+            print(json.dumps(_json_view(name, evaluation, locality=getattr(args, "locality", None), ruleset=ruleset),
                              ensure_ascii=False, separators=(",", ":")))
         else:
             from plugin.text_report import render
 
-            print(render(name, evaluation, locality=getattr(args, "locality", None)))
+            print(render(name, evaluation, locality=getattr(args, "locality", None), ruleset=ruleset))
         if evaluation.needs_attention and worst < 1:
             worst = 1
     return worst
@@ -81,7 +81,7 @@ def _evaluate_file(path: Path, args: argparse.Namespace, evaluate_note: Any, eva
     )
 
 
-def _json_view(name: str, evaluation: Any, *, locality: str | None = None) -> dict[str, Any]:
+def _json_view(name: str, evaluation: Any, *, locality: str | None = None, ruleset: Any = None) -> dict[str, Any]:
     """The CLI contract: {"input", "lines": [{"code","verdict","suggested_code","billed_units","supported_units","findings"}]} + more.
 
     Each line also carries ``status`` (documentation and billing side by side, the words the card
@@ -90,7 +90,7 @@ def _json_view(name: str, evaluation: Any, *, locality: str | None = None) -> di
     from plugin.billing.fees import visit_fees
     from plugin.status import line_status
 
-    fees = visit_fees(evaluation, locality=locality)
+    fees = visit_fees(evaluation, locality=locality, ruleset=ruleset)  # the --rules tables and payer profiles
     data = evaluation.to_dict(include_text=True)
     data.pop("notes", None)
     lines = []

@@ -14,11 +14,11 @@ from plugin.status import line_status
 _MARK = {"met": "[x]", "missing": "[ ]"}
 
 
-def render(name: str, evaluation: Any, *, locality: str | None = None) -> str:
+def render(name: str, evaluation: Any, *, locality: str | None = None, ruleset: Any = None) -> str:
     out = [f"== {name}", f"payer: {evaluation.payer_label} ({evaluation.unit_method}); performer: {evaluation.performer_role or 'unknown'}"]
     for issue in evaluation.input_issues:
         out.append(f"! not checked: {issue}")
-    fees = visit_fees(evaluation, locality=locality)
+    fees = visit_fees(evaluation, locality=locality, ruleset=ruleset)
     for line, line_fees in zip(evaluation.lines, fees.lines, strict=True):
         status = line_status(line)
         head = f"{line.code} x{line.billed_units}: {status.text}"
