@@ -33,8 +33,10 @@ def hbars(items: Sequence[tuple[str, float, str]], *, title: str, fmt: Callable[
         short = label if len(label) <= 32 else label[:31] + "…"
         parts.append(
             f'<g class="bar"><text x="{label_width - 6}" y="{y + row * 0.65:.1f}" text-anchor="end">{escape(short)}</text>'
-            f'<rect x="{label_width}" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="{color}"><title>{escape(label)}: {escape(fmt(value))} {escape(note)}</title></rect>'
-            f'<text x="{label_width + w + 6:.1f}" y="{y + row * 0.65:.1f}">{escape(fmt(value))}{(" · " + escape(note)) if note else ""}</text></g>')
+            f'<rect x="{label_width}" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="{color}">'
+            f'<title>{escape(label)}: {escape(fmt(value))} {escape(note)}</title></rect>'
+            f'<text x="{label_width + w + 6:.1f}" y="{y + row * 0.65:.1f}">'
+            f'{escape(fmt(value))}{(" · " + escape(note)) if note else ""}</text></g>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -53,7 +55,8 @@ def vbars(items: Sequence[tuple[str, float, str]], *, title: str, fmt: Callable[
         h = plot * value / top if value > 0 else 0
         x = 10 + i * slot
         parts.append(
-            f'<g class="bar"><rect x="{x + slot * 0.15:.1f}" y="{20 + plot - h:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" fill="{color}">'
+            f'<g class="bar"><rect x="{x + slot * 0.15:.1f}" y="{20 + plot - h:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" '
+            f'fill="{color}">'
             f'<title>{escape(label)}: {escape(fmt(value))} {escape(note)}</title></rect>'
             f'<text x="{x + slot / 2:.1f}" y="{14 + plot - h:.1f}" text-anchor="middle" class="small">{escape(fmt(value))}</text>'
             f'<text x="{x + slot / 2:.1f}" y="{height - 14}" text-anchor="middle">{escape(label)}</text></g>')

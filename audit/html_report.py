@@ -51,7 +51,8 @@ def chart_set(data: dict[str, Any]) -> dict[str, Markup]:
         "verdicts": Markup(charts.stacked(mix, title="Verdict mix of the billed lines")),
         "missed": Markup(charts.hbars([(titles.get(k, k), n, k) for k, n in data["missed"]], title="Most-missed criteria (97530 lines)",
                                       fmt=lambda v: f"{int(v):,}", color="#c62828")),
-        "recodes": Markup(charts.hbars([(d["name"].replace("->", " → "), d["dollars"], f"{d['lines']:,} lines") for d in data["recodes"][:15]],
+        "recodes": Markup(charts.hbars([(d["name"].replace("->", " → "), d["dollars"], f"{d['lines']:,} lines")
+                                        for d in data["recodes"][:15]],
                                        title="Recode flows (billed → documented code)", color="#ef6c00")),
         "over": Markup(charts.hbars([(k, n, "") for k, n in data["over_units_by_clinician"][:15]],
                                     title="Over-billed units by clinician", fmt=lambda v: f"{int(v):,} units", color="#6a1b9a")),

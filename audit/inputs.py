@@ -104,7 +104,8 @@ def _manifest(path: Path, *, allow_schemes: bool) -> tuple[list[InputFile], list
         files.append(InputFile(str(target), rtype))
     for entry in data.get("error") or []:
         if isinstance(entry, dict) and isinstance(entry.get("url"), str):
-            skips.append(Skip("unreadable-file", entry["url"].rsplit("/", 1)[-1], "the export reported errors in this file (OperationOutcome); not read"))
+            skips.append(Skip("unreadable-file", entry["url"].rsplit("/", 1)[-1],
+                              "the export reported errors in this file (OperationOutcome); not read"))
     return files, skips
 
 

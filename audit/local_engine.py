@@ -102,7 +102,8 @@ class LocalStats:
     evaluate_seconds: float = 0.0
 
 
-def read_into(db: sqlite3.Connection, files: list[InputFile], on_skip: Callable[[Skip], None], progress: Progress, stats: LocalStats) -> None:
+def read_into(db: sqlite3.Connection, files: list[InputFile], on_skip: Callable[[Skip], None], progress: Progress,
+              stats: LocalStats) -> None:
     """Pass 1: every line of every file into ``res`` (streaming; only one insert batch in memory)."""
     db.executescript(SCHEMA_SQL)
     batch: list[tuple[Any, ...]] = []
@@ -175,7 +176,8 @@ def _connection(path: str) -> sqlite3.Connection:
     return _WORKER_DB[path]
 
 
-def evaluate_range(db_path: str, lo: int, hi: int, options: AuditOptions, join_only: bool = False) -> tuple[list[dict[str, Any]], list[Skip], int]:
+def evaluate_range(db_path: str, lo: int, hi: int, options: AuditOptions,
+                   join_only: bool = False) -> tuple[list[dict[str, Any]], list[Skip], int]:
     """One batch of visits, in a worker: rows, skips and the number of visits done."""
     db = _connection(db_path)
     rows: list[dict[str, Any]] = []

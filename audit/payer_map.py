@@ -39,7 +39,8 @@ def load_payer_map(path: str | Path) -> dict[str, str]:
     try:
         data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise PayerMapError(f"the payer map {file.name} is not valid {'JSON' if file.suffix.lower() == '.json' else 'YAML'}: {str(exc).splitlines()[0][:120]}") from None
+        kind = "JSON" if file.suffix.lower() == ".json" else "YAML"
+        raise PayerMapError(f"the payer map {file.name} is not valid {kind}: {str(exc).splitlines()[0][:120]}") from None
     return parse_payer_map(data, name=file.name)
 
 
@@ -51,7 +52,8 @@ def parse_payer_map(data: Any, *, name: str = "payer map") -> dict[str, str]:
     for key, value in data.items():
         profile = str(value).strip().lower()
         if profile not in known:
-            raise PayerMapError(f"the {name} maps {str(key)[:60]!r} to {str(value)[:40]!r}, not a payer profile (known: {', '.join(sorted(known))})")
+            raise PayerMapError(f"the {name} maps {str(key)[:60]!r} to {str(value)[:40]!r}, "
+                                f"not a payer profile (known: {', '.join(sorted(known))})")
         out[str(key).strip().lower()] = profile
     return out
 

@@ -114,7 +114,8 @@ def build_session(master: str | None = None, *, progress: bool = False, partitio
 
 
 def run_spark(files: list[InputFile], out: Path, options: AuditOptions, *, master: str | None, fmt: str,
-              on_skip: Callable[[Skip], None], summary: Summary, session: Any = None, join_only: bool = False) -> tuple[str, dict[str, Any]]:
+              on_skip: Callable[[Skip], None], summary: Summary, session: Any = None,
+              join_only: bool = False) -> tuple[str, dict[str, Any]]:
     from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -125,7 +126,8 @@ def run_spark(files: list[InputFile], out: Path, options: AuditOptions, *, maste
         text = (spark.read.text([f.path for f in files])
                 .select(F.col("value").cast("binary").alias("value"), F.input_file_name().alias("file")))
         routed = text.mapInArrow(route_batches, spark_schema(ROUTE_SCHEMA)).persist(StorageLevel.MEMORY_AND_DISK)
-        for row in routed.filter(F.col("kind") != "res").select("kind", "where", "reason").orderBy("where", "kind", "reason").toLocalIterator():
+        skipped = routed.filter(F.col("kind") != "res").select("kind", "where", "reason").orderBy("where", "kind", "reason")
+        for row in skipped.toLocalIterator():
             on_skip(Skip(row["kind"], row["where"], row["reason"]))
 
         newest = Window.partitionBy("ref").orderBy(F.col("ver").desc(), F.col("body").desc())
@@ -158,7 +160,8 @@ def run_spark(files: list[InputFile], out: Path, options: AuditOptions, *, maste
         visit_res = joined.unionByName(hop1).unionByName(hop2).unionByName(per_patient).distinct()
         grouped = (visit_res.join(res.select("ref", "body"), "ref").groupBy("vkey")
                    .agg(F.collect_list("body").alias("bodies")))
-        evaluated = grouped.mapInArrow(evaluate_batches(options, join_only), spark_schema(EVAL_SCHEMA)).persist(StorageLevel.MEMORY_AND_DISK)
+        evaluated = (grouped.mapInArrow(evaluate_batches(options, join_only), spark_schema(EVAL_SCHEMA))
+                     .persist(StorageLevel.MEMORY_AND_DISK))
 
         lines = evaluated.filter(F.col("_skip_kind").isNull()).select(*[name for name, _ in COLUMNS])
         target = str(out / "lines")
@@ -188,7 +191,8 @@ def _dangling(res: Any, links: Any, visits: Any, on_skip: Callable[[Skip], None]
     missing_links = links.join(refs, links.dst == refs.known, "left_anti").select(F.col("src").alias("a"), F.col("dst").alias("b"))
     encounters = res.filter(F.col("rtype") == "Encounter").select(F.col("ref").alias("known"))
     with_enc = res.filter(F.col("enc").isNotNull() & (F.col("rtype") != "Encounter"))
-    missing_enc = with_enc.join(encounters, with_enc.enc == encounters.known, "left_anti").select(F.col("ref").alias("a"), F.col("enc").alias("b"))
+    missing_enc = (with_enc.join(encounters, with_enc.enc == encounters.known, "left_anti")
+                   .select(F.col("ref").alias("a"), F.col("enc").alias("b")))
     patients = res.filter(F.col("rtype") == "Patient").select(F.col("ref").alias("known"))
     with_patient = visits.filter(F.col("patient").isNotNull())
     missing_patient = (with_patient.join(patients, with_patient.patient == patients.known, "left_anti")

@@ -71,13 +71,16 @@ class Case:
     text: str
 
 
+def _case_lines(lines: list[dict[str, Any]]) -> tuple[tuple[str, int, int | None, tuple[str, ...]], ...]:
+    return tuple((str(li["code"]), int(li["units"]), li.get("minutes"), tuple(li.get("modifiers") or ())) for li in lines)
+
+
 def load_cases(path: str | Path | None = None) -> tuple[Case, ...]:
     """The packaged labelled notes, or a labelled cases file (``cases/*.jsonl`` or the notes YAML shape)."""
     if path is None:
         data = yaml.safe_load(resources.files("audit").joinpath("data", "notes.yaml").read_text(encoding="utf-8"))
         items = data["notes"]
-        return tuple(Case(i["case"], i["payer"], i["performer"],
-                          tuple((str(li["code"]), int(li["units"]), li.get("minutes"), tuple(li.get("modifiers") or ())) for li in i["lines"]),
+        return tuple(Case(i["case"], i["payer"], i["performer"], _case_lines(i["lines"]),
                           i["expected"]["verdict"], i["expected"]["recode_to"], i["note"]) for i in items)
     out = []
     for raw in Path(path).read_text(encoding="utf-8").splitlines():
@@ -87,8 +90,7 @@ def load_cases(path: str | Path | None = None) -> tuple[Case, ...]:
         expected = (item.get("expected") or {}).get("97530") or {}
         if item.get("payer") not in PAYERS or item.get("performer") not in ROLES:
             continue
-        out.append(Case(item["id"], item["payer"], item["performer"],
-                        tuple((str(li["code"]), int(li["units"]), li.get("minutes"), tuple(li.get("modifiers") or ())) for li in item["lines"]),
+        out.append(Case(item["id"], item["payer"], item["performer"], _case_lines(item["lines"]),
                         expected.get("verdict", ""), expected.get("recode_to"), item["note"]))
     return tuple(out)
 
@@ -97,6 +99,11 @@ def load_cases(path: str | Path | None = None) -> tuple[Case, ...]:
 
 
 @lru_cache(maxsize=1024)
+def _rtf_unicode(c: str) -> str:
+    """RTF's \\uN? escape, N a signed 16-bit number."""
+    return f"\\u{ord(c) if ord(c) < 32768 else ord(c) - 65536}?"
+
+
 def render_note(text: str, content_type: str, title: str = "Daily note") -> bytes:
     """The note as an EHR attaches it: UTF-8 text, HTML, RTF or a real PDF (fpdf2)."""
     if content_type == "text/plain":
@@ -107,9 +114,10 @@ def render_note(text: str, content_type: str, title: str = "Daily note") -> byte
                 f"<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>").encode()
     if content_type == "text/rtf":
         def esc(line: str) -> str:
-            return "".join("\\" + c if c in "\\{}" else (f"\\u{ord(c) if ord(c) < 32768 else ord(c) - 65536}?" if ord(c) > 127 else c) for c in line)
+            return "".join("\\" + c if c in "\\{}" else (_rtf_unicode(c) if ord(c) > 127 else c) for c in line)
         body = "\n".join(esc(line) + "\\par" for line in text.split("\n"))
-        return ("{\\rtf1\\ansi\\deff0{\\fonttbl{\\f0 Arial;}}\\pard\\f0\\fs20{\\b " + esc(title) + "}\\par\n" + body + "\n}").encode("ascii")
+        head = "{\\rtf1\\ansi\\deff0{\\fonttbl{\\f0 Arial;}}\\pard\\f0\\fs20{\\b "
+        return (head + esc(title) + "}\\par\n" + body + "\n}").encode("ascii")
     if content_type == "application/pdf":
         from fpdf import FPDF
 
@@ -247,7 +255,8 @@ def _write_visit(sink: _Sink, n: int, pid: str, case: Case, day: date, ctype: st
     for i, (code, _units, minutes, _mods) in enumerate(case.lines, start=1):
         proc: dict[str, Any] = {"resourceType": "Procedure", "id": f"proc-{n}-{i}", "status": "completed",
                                 "code": {"coding": [{"system": CPT, "code": code}]}, "subject": patient, **encounter,
-                                "performer": [{"function": {"coding": [{"system": NUCC, "code": taxonomy, "display": display}]}, "actor": role_ref}]}
+                                "performer": [{"function": {"coding": [{"system": NUCC, "code": taxonomy, "display": display}]},
+                                               "actor": role_ref}]}
         if minutes:
             proc["performedPeriod"] = {"start": clock.isoformat(), "end": (clock + timedelta(minutes=minutes)).isoformat()}
             clock += timedelta(minutes=minutes)
@@ -296,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--months", type=int, default=6)
     parser.add_argument("--gzip", action="store_true", help="write .ndjson.gz files")
     parser.add_argument("--per-file", type=int, default=250_000, help="lines per NDJSON file before a new part starts")
-    parser.add_argument("--cases", default=None, help="labelled cases JSONL (the project's cases/*.jsonl format) instead of the packaged notes")
+    parser.add_argument("--cases", default=None,
+                        help="labelled cases JSONL (the project's cases/*.jsonl format) instead of the packaged notes")
     args = parser.parse_args(argv)
     info = write_export(args.out, args.visits, months=args.months, compress=args.gzip, per_file=args.per_file,
                         cases=load_cases(args.cases) if args.cases else None)
