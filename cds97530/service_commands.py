@@ -8,10 +8,10 @@
 Options left out fall back to ``CDS97530_*`` (service) and ``SMART_*`` (SMART page) environment
 variables, then to the defaults (docs/deploying.md).
 
-This module is where the packages meet (``build_app``; the rest of the command line is in ``cds97530/cli.py``): the CDS service at ``/``, the SMART page at
-``/smart`` (production: the EHR's own authorization server, sessions in the service's database,
-``iss`` allow-list and ``frame-ancestors`` from the settings and the clients file) and, only with
-``--demo``, the sandbox's demo EHR and authorization server at ``/demo``.
+This module is where the packages meet (``build_app``; the parser is ``cds97530/cli.py``): the CDS
+service at ``/``, the SMART page at ``/smart`` (production: the EHR's own authorization server,
+sessions in the service's database, ``iss`` allow-list and ``frame-ancestors`` from the settings and
+the clients file) and, only with ``--demo``, the sandbox's demo EHR and authorization server at ``/demo``.
 """
 from __future__ import annotations
 

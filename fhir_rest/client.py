@@ -16,6 +16,10 @@ three ways before a byte of the answer is kept:
     bundle = await client.search("Procedure", {"encounter": "9"})
     async for page in client.pages(bundle, max_pages=5): ...    # ``next`` links on this server only
     binary = await client.binary("Binary/abc", "application/pdf")  # a Binary resource (data base64)
+
+Writes (an EHR's own client: the demo EHR, the simulated EHR, loading synthetic data) go through the
+same checks and limits: ``create``, ``update``, ``delete`` and ``transaction``. The CDS service and the
+SMART page only read. ``fhir_rest.sync.SyncFhirRestClient`` is the same client for synchronous callers.
 """
 from __future__ import annotations
 
@@ -89,6 +93,10 @@ class FhirRestClient:
     # --- one GET -------------------------------------------------------------------------------
     async def fetch(self, url: str, *, accept: str = FHIR_JSON) -> Fetched:
         """GET ``url`` (which must be under the base) within the time and size limits."""
+        return await self.send("GET", url, accept=accept)
+
+    async def send(self, method: str, url: str, *, accept: str = FHIR_JSON, body: Any = None) -> Fetched:
+        """One request to ``url`` (under the base), ``body`` sent as FHIR JSON, within the limits."""
         if not under_base(url, self.base):
             raise FhirUrlError("URL outside the FHIR server")
         timeout = self.limits.call_seconds
@@ -98,9 +106,14 @@ class FhirRestClient:
                 raise FhirTimeoutError("the request's FHIR time budget is spent")
             timeout = min(timeout, left)
         headers = {"Accept": accept, "Accept-Encoding": "gzip, deflate", **self._auth}
+        content = None
+        if body is not None:
+            content = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = FHIR_JSON
+            headers["Prefer"] = "return=representation"
         try:
             with anyio.fail_after(timeout):  # total per call; httpx's own timeouts are per read
-                async with self.http.stream("GET", url, headers=headers, timeout=timeout,
+                async with self.http.stream(method, url, headers=headers, content=content, timeout=timeout,
                                             follow_redirects=False) as response:
                     body = await self._read_capped(response)
                     ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -243,3 +256,53 @@ class FhirRestClient:
             data = base64.b64encode(raw).decode("ascii")
         return {"resourceType": "Binary", "id": binary_id,
                 "contentType": content_type or fetched.content_type or "application/octet-stream", "data": data}
+
+    # --- FHIR writes ---------------------------------------------------------------------------
+    async def create(self, resource: Mapping[str, Any]) -> dict[str, Any]:
+        """POST ``resource`` to its type's endpoint; the stored resource (with its new ``id``)."""
+        return await self._write("POST", _resource_type(resource), resource)
+
+    async def update(self, resource: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT ``resource`` at ``Type/id`` (create-or-replace); the stored resource."""
+        rid = resource.get("id")
+        if not isinstance(rid, str) or not rid:
+            raise FhirRestError("an update needs the resource's id")
+        return await self._write("PUT", f"{_resource_type(resource)}/{rid}", resource)
+
+    async def delete(self, reference: str) -> int:
+        """DELETE ``Type/id``; the status (404/410: it was not there). FhirRestError for a refusal."""
+        url = self.url_for(reference)
+        if url is None:
+            raise FhirUrlError("URL outside the FHIR server")
+        fetched = await self.send("DELETE", url)
+        if fetched.status >= 300 and fetched.status not in (404, 410):
+            raise FhirRestError(f"DELETE answered {fetched.status}", status=fetched.status)
+        return fetched.status
+
+    async def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a ``transaction`` (or ``batch``) Bundle to the base; the response Bundle."""
+        if bundle.get("resourceType") != "Bundle":
+            raise FhirRestError("a transaction is a Bundle")
+        return await self._write("POST", "", bundle)
+
+    async def _write(self, method: str, relative: str, resource: Mapping[str, Any]) -> dict[str, Any]:
+        url = self.url_for(relative) if relative else self.base
+        if url is None:
+            raise FhirUrlError("URL outside the FHIR server")
+        fetched = await self.send(method, url, body=resource)
+        if fetched.status >= 300:
+            raise FhirRestError(f"{method} {relative.split('/')[0] or 'transaction'} answered {fetched.status}",
+                                status=fetched.status)
+        if not fetched.body.strip():  # a server may answer 201 with only a Location
+            return dict(resource)
+        answer = await self._decode_json(fetched.body)
+        if not isinstance(answer, dict):
+            raise FhirRestError("FHIR server answered a non-object")
+        return answer
+
+
+def _resource_type(resource: Mapping[str, Any]) -> str:
+    rtype = resource.get("resourceType") if isinstance(resource, Mapping) else None
+    if not isinstance(rtype, str) or not rtype.isalpha() or not rtype[:1].isupper() or len(rtype) > 64:
+        raise FhirRestError("a write needs a resource with a resourceType")
+    return rtype

@@ -45,9 +45,8 @@ from markupsafe import Markup
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from fhir_rest import FhirRestClient, Limits
+from fhir_rest import FhirRestClient, FhirRestError, Limits, human_name, parse_reference
 from sandbox.authserver import DemoClient, LaunchContext, SmartAuthServer, auth_router
-from sandbox.fhir_refs import human_name, parse_reference
 
 log = logging.getLogger(__name__)
 
@@ -314,23 +313,19 @@ def _headers(response: Response) -> Response:
     return response
 
 
-def _reader(http: httpx.AsyncClient, env: DemoEnvironment) -> FhirRestClient:
-    """The EHR's own reads go through the project's one FHIR REST client (``fhir_rest``); its
-    writes (applying a suggestion) are plain httpx: fhir_rest reads only."""
+def _fhir_client(http: httpx.AsyncClient, env: DemoEnvironment) -> FhirRestClient:
+    """The EHR's own reads and writes (applying a suggestion) go through the project's one FHIR
+    REST client (``fhir_rest``), with the EHR's own token."""
     return FhirRestClient(http, env.fhir_base, token=env.ehr_token, limits=Limits(call_seconds=env.settings.hook_timeout_seconds))
 
 
 async def _fhir_search(http: httpx.AsyncClient, env: DemoEnvironment, rtype: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    bundle = await _reader(http, env).search(rtype, params)
+    bundle = await _fhir_client(http, env).search(rtype, params)
     return [e["resource"] for e in bundle.get("entry") or () if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
 
 
 async def _fhir_read(http: httpx.AsyncClient, env: DemoEnvironment, ref: str) -> dict[str, Any] | None:
-    return await _reader(http, env).get(ref)
-
-
-def _ehr_auth(env: DemoEnvironment) -> dict[str, str]:
-    return {"Authorization": f"Bearer {env.ehr_token}", "Accept": "application/fhir+json"}
+    return await _fhir_client(http, env).get(ref)
 
 
 def _claim_lines(claim: dict[str, Any] | None) -> list[str]:
@@ -643,20 +638,21 @@ async def _apply_actions(http: httpx.AsyncClient, env: DemoEnvironment, actions:
     """Deletes, then creates, then updates (CDS Hooks §Suggestion), against the FHIR server."""
     done: list[str] = []
     order = {"delete": 0, "create": 1, "update": 2}
+    fhir = _fhir_client(http, env)
     for action in sorted(actions, key=lambda a: order.get(str(a.get("type")), 3)):
         kind, resource = action.get("type"), action.get("resource")
-        if kind == "delete":
-            ref = parse_reference(action.get("resourceId") or (resource if isinstance(resource, str) else None))
-            if ref:
-                r = await http.delete(f"{env.fhir_base}/{ref}", headers=_ehr_auth(env))
-                done.append(f"deleted {ref} ({r.status_code})")
-        elif kind == "create" and isinstance(resource, dict):
-            r = await http.post(f"{env.fhir_base}/{resource.get('resourceType')}", json=resource,
-                                headers={**_ehr_auth(env), "Content-Type": "application/fhir+json"})
-            done.append(f"created {resource.get('resourceType')} ({r.status_code})")
-        elif kind == "update" and isinstance(resource, dict) and resource.get("id"):
-            ref = f"{resource.get('resourceType')}/{resource['id']}"
-            r = await http.put(f"{env.fhir_base}/{ref}", json=resource,
-                               headers={**_ehr_auth(env), "Content-Type": "application/fhir+json"})
-            done.append(f"updated {ref} ({r.status_code})")
+        try:
+            if kind == "delete":
+                ref = parse_reference(action.get("resourceId") or (resource if isinstance(resource, str) else None))
+                if ref:
+                    done.append(f"deleted {ref} ({await fhir.delete(ref)})")
+            elif kind == "create" and isinstance(resource, dict):
+                stored = await fhir.create(resource)
+                done.append(f"created {resource.get('resourceType')}/{stored.get('id', '?')}")
+            elif kind == "update" and isinstance(resource, dict) and resource.get("id"):
+                await fhir.update(resource)
+                done.append(f"updated {resource.get('resourceType')}/{resource['id']}")
+        except FhirRestError as exc:  # the EHR shows what failed; the other actions still run
+            what = resource.get("resourceType") if isinstance(resource, dict) else "resource"
+            done.append(f"{kind} {what} failed ({exc})")
     return "; ".join(done) or "nothing to apply"

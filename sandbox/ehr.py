@@ -13,7 +13,9 @@ the suggestions a user accepts to that FHIR server; and post feedback.
         ehr.apply_suggestion(result.cards[0]["suggestions"][0], draft_orders=...)
         ehr.send_feedback(service_base, result.service_id, result.cards[0], accepted=[suggestion_id])
 
-It never logs: tokens, note text and names stay out of every log line.
+Its FHIR reads and writes (prefetch, applying suggestions) go through the project's one FHIR REST
+client (``fhir_rest.SyncFhirRestClient``); ``http`` carries only the CDS Hooks calls (discovery,
+hooks, feedback). It never logs: tokens, note text and names stay out of every log line.
 """
 from __future__ import annotations
 
@@ -35,8 +37,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from fhir_rest import FhirRestError, Limits, SyncFhirRestClient
 from sandbox.synthetic import TAG_SYSTEM, SyntheticDataset, SyntheticVisit
 
+FHIR_MAX_BYTES = 32_000_000
+"""Largest FHIR answer the simulated EHR keeps (its own server's prefetch Bundles)."""
 PREFETCH_MODES: tuple[str, ...] = ("full", "partial", "empty", "absent", "operation-outcome", "epic-no-results")
 _TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 _USER_TOKENS = {"Practitioner": "userPractitionerId", "PractitionerRole": "userPractitionerRoleId",
@@ -178,8 +183,8 @@ class SimulatedEhr:
         self.iss = iss
         self.fhir_base = fhir_base.rstrip("/")
         self.token_source = token_source
-        self.ehr_token = ehr_token
-        """The EHR's own token for its FHIR server (to satisfy prefetch and apply suggestions)."""
+        self._fhir = SyncFhirRestClient(self.fhir_base, token=ehr_token,
+                                        limits=Limits(call_seconds=timeout, max_bytes=FHIR_MAX_BYTES))
         self.client_id = client_id
         self.run_tag = run_tag
         self._http = http or httpx.Client(timeout=timeout)
@@ -187,8 +192,18 @@ class SimulatedEhr:
         self.issued_jwts: deque[str] = deque(maxlen=500)
         """The JWTs this EHR signed most recently (the log-leak test looks for them)."""
 
+    @property
+    def ehr_token(self) -> str | None:
+        """The EHR's own token for its FHIR server (to satisfy prefetch and apply suggestions)."""
+        return self._fhir.token
+
+    @ehr_token.setter
+    def ehr_token(self, token: str | None) -> None:
+        self._fhir.token = token
+
     def close(self) -> None:
         self._http.close()
+        self._fhir.close()
 
     def clients_entry(self, *, name: str = "sandbox-ehr") -> dict[str, Any]:
         """The entry for the service's clients YAML that trusts this EHR (iss, jku, FHIR server)."""
@@ -291,18 +306,14 @@ class SimulatedEhr:
 
     def fhir_get(self, query: str) -> Any:
         """GET a relative query from the EHR's FHIR server: a resource, a Bundle, or None when a read is 404."""
-        resp = self._http.get(f"{self.fhir_base}/{query}", headers=self._fhir_headers())
-        if resp.status_code == 404 and "?" not in query:
-            return None
-        if resp.status_code != 200:
-            raise EhrError(f"FHIR GET {query.split('?')[0]} answered {resp.status_code}")
-        return resp.json()
-
-    def _fhir_headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/fhir+json"}
-        if self.ehr_token:
-            headers["Authorization"] = f"Bearer {self.ehr_token}"
-        return headers
+        what = query.split("?")[0]
+        try:
+            value = self._fhir.get(query)
+        except FhirRestError as exc:
+            raise EhrError(f"FHIR GET {what} failed ({exc})") from exc
+        if value is None and "?" in query:
+            raise EhrError(f"FHIR GET {what} answered 404")
+        return value
 
     # --- firing ----------------------------------------------------------------------------------
     def build_request(self, service: Mapping[str, Any], context: Mapping[str, Any], *, prefetch: str = "full",
@@ -387,9 +398,10 @@ class SimulatedEhr:
                         drafts.pop(ref)
                         removed_draft_types.add(ref.split("/")[0])
                     else:
-                        resp = self._http.delete(f"{self.fhir_base}/{ref}", headers=self._fhir_headers())
-                        if resp.status_code >= 300 and resp.status_code != 404:
-                            raise EhrError(f"DELETE {ref.split('/')[0]} answered {resp.status_code}")
+                        try:
+                            self._fhir.delete(ref)  # 404/410: already gone
+                        except FhirRestError as exc:
+                            raise EhrError(f"DELETE {ref.split('/')[0]} failed ({exc})") from exc
                     done.append(ref)
             else:
                 raise EhrError(f"unknown action type {kind!r}")
@@ -404,14 +416,11 @@ class SimulatedEhr:
 
     def _write(self, kind: str, resource: dict[str, Any]) -> str:
         rtype = resource["resourceType"]
-        headers = {**self._fhir_headers(), "Content-Type": "application/fhir+json"}
-        if kind == "update" or resource.get("id"):
-            resp = self._http.put(f"{self.fhir_base}/{rtype}/{resource['id']}", content=json.dumps(resource), headers=headers)
-        else:
-            resp = self._http.post(f"{self.fhir_base}/{rtype}", content=json.dumps(resource), headers=headers)
-        if resp.status_code >= 300:
-            raise EhrError(f"{kind} {rtype} answered {resp.status_code}")
-        return f"{rtype}/{resp.json().get('id')}"
+        try:
+            stored = self._fhir.update(resource) if kind == "update" or resource.get("id") else self._fhir.create(resource)
+        except FhirRestError as exc:
+            raise EhrError(f"{kind} {rtype} failed ({exc})") from exc
+        return f"{rtype}/{stored.get('id')}"
 
     def send_feedback(self, service_base: str, service_id: str, card: Mapping[str, Any], *,
                       accepted: list[str] | None = None, override_reason: Mapping[str, Any] | None = None,

@@ -29,6 +29,8 @@ from typing import Any
 
 import httpx
 
+from fhir_rest import FhirRestError, Limits, SyncFhirRestClient
+
 SERVER_DIR_ENV = "CDS97530_FHIR_SERVER_DIR"
 DEFAULT_SERVER_DIR = Path(__file__).resolve().parent / "fhir_server_js"
 """The Node files as installed with the package (a checkout after ``make``, or a wheel)."""
@@ -290,26 +292,17 @@ class FhirServer:
 
     # --- FHIR helpers --------------------------------------------------------------------------
     def transaction(self, bundle: Mapping[str, Any], *, token: str) -> dict[str, Any]:
-        return fhir_transaction(self.base_url, bundle, token=token, client=self._client)
+        return fhir_transaction(self.base_url, bundle, token=token)
 
 
-def fhir_transaction(
-    base_url: str, bundle: Mapping[str, Any], *, token: str | None, client: httpx.Client | None = None,
-) -> dict[str, Any]:
-    """POST a transaction Bundle to any FHIR server; raise ``FhirServerError`` unless every entry succeeded."""
-    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    own = client is None
-    http = client or httpx.Client(timeout=60.0)
+def fhir_transaction(base_url: str, bundle: Mapping[str, Any], *, token: str | None) -> dict[str, Any]:
+    """POST a transaction Bundle to any FHIR server (through ``fhir_rest``, the one FHIR REST client);
+    raise ``FhirServerError`` unless every entry succeeded."""
     try:
-        resp = http.post(base_url.rstrip("/"), content=json.dumps(bundle), headers=headers)
-    finally:
-        if own:
-            http.close()
-    if resp.status_code >= 300:
-        raise FhirServerError(f"transaction answered HTTP {resp.status_code}")
-    result = resp.json()
+        with SyncFhirRestClient(base_url, token=token, limits=Limits(call_seconds=60.0, max_bytes=64_000_000)) as fhir:
+            result = fhir.transaction(bundle)
+    except FhirRestError as exc:
+        raise FhirServerError(f"transaction failed ({exc})") from exc
     bad = [e.get("response", {}).get("status") for e in result.get("entry") or ()
            if not str(e.get("response", {}).get("status", "")).startswith("2")]
     if bad:

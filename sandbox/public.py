@@ -7,8 +7,7 @@ that data afterwards, including what the simulated EHR wrote when it applied sug
 """
 from __future__ import annotations
 
-import httpx
-
+from fhir_rest import FhirRestError, Limits, SyncFhirRestClient
 from sandbox.synthetic import TAG_SYSTEM, SyntheticDataset
 
 SWEEP_TYPES = ("Claim", "ServiceRequest", "Procedure", "DocumentReference", "Communication", "Task", "Condition")
@@ -17,30 +16,22 @@ SWEEP_TYPES = ("Claim", "ServiceRequest", "Procedure", "DocumentReference", "Com
 
 def delete_dataset(base_url: str, data: SyntheticDataset, *, token: str | None, timeout: float = 30.0) -> list[str]:
     """Delete every resource of ``data`` and anything else carrying its tag. Returns what could not be deleted."""
-    headers = {"Accept": "application/fhir+json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    base = base_url.rstrip("/")
     left: list[str] = []
-    with httpx.Client(timeout=timeout, headers=headers) as http:
+    with SyncFhirRestClient(base_url, token=token, limits=Limits(call_seconds=timeout, max_bytes=32_000_000)) as fhir:
         swept: list[str] = []
         for rtype in SWEEP_TYPES:
             try:
-                resp = http.get(f"{base}/{rtype}", params={"_tag": f"{TAG_SYSTEM}|{data.tag}", "_count": "200", "_elements": "id"})
-            except httpx.HTTPError:
+                bundle = fhir.search(rtype, {"_tag": f"{TAG_SYSTEM}|{data.tag}", "_count": "200", "_elements": "id"})
+            except FhirRestError:
                 continue
-            if resp.status_code == 200:
-                for entry in resp.json().get("entry") or []:
-                    rid = (entry.get("resource") or {}).get("id")
-                    ref = f"{rtype}/{rid}"
-                    if rid and ref not in data.resources:
-                        swept.append(ref)
+            for entry in bundle.get("entry") or []:
+                rid = (entry.get("resource") or {}).get("id")
+                ref = f"{rtype}/{rid}"
+                if rid and ref not in data.resources:
+                    swept.append(ref)
         for ref in [*swept, *data.cleanup_order()]:
             try:
-                resp = http.delete(f"{base}/{ref}")
-            except httpx.HTTPError:
-                left.append(ref)
-                continue
-            if resp.status_code >= 300 and resp.status_code not in (404, 410):
+                fhir.delete(ref)  # 404/410: already gone
+            except FhirRestError:
                 left.append(ref)
     return left

@@ -25,13 +25,14 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader
 from starlette.concurrency import run_in_threadpool
 
+from fhir_rest import human_name, parse_reference
 from smart_app import launch as smart_launch
 from smart_app import logs
-from smart_app.fhir import FhirReader, FhirReadError, parse_reference
+from smart_app.fhir import FhirReader, FhirReadError
 from smart_app.sessions import Sessions, SessionStore, SqlSessionStore, session_id, set_session_cookie
 from smart_app.settings import SmartSettings
 from smart_app.view import METHOD_LABELS, line_views, summary
-from smart_app.visit import gather, human_name, list_encounters, parse_app_context
+from smart_app.visit import gather, list_encounters, parse_app_context
 
 log = logging.getLogger(__name__)
 

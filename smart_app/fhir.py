@@ -2,20 +2,16 @@
 
 A thin adapter over the project's one FHIR REST client (``fhir_rest``): the same URL checks,
 per-call time limit, streamed size cap and off-loop decoding as the CDS service. On top, what the
-page needs: ``Type/id`` references only, bounded paging (``next`` links only under the ``iss``
-base), and :class:`FhirReadError` with a short, token-free message.
+page needs: ``Type/id`` references only (``fhir_rest.parse_reference``), bounded paging (``next``
+links only under the ``iss`` base), and :class:`FhirReadError` with a short, token-free message.
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import httpx
 
-from fhir_rest import FhirRestClient, FhirRestError, Limits, under_base
-
-REFERENCE = re.compile(r"^(?P<type>[A-Z][A-Za-z]{1,40})/(?P<id>[A-Za-z0-9\-.]{1,64})$")
-"""A relative literal reference (``Encounter/123``); anything else is refused."""
+from fhir_rest import FhirRestClient, FhirRestError, Limits, parse_reference, under_base
 
 
 class FhirReadError(RuntimeError):
@@ -24,24 +20,6 @@ class FhirReadError(RuntimeError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
-
-
-def parse_reference(value: Any, *, expected: str | None = None) -> str | None:
-    """``'Encounter/1'`` or ``{'reference': 'Encounter/1'}`` -> ``'Encounter/1'``; else None.
-
-    >>> parse_reference("Encounter/e-1", expected="Encounter")
-    'Encounter/e-1'
-    >>> parse_reference("https://evil.example/Encounter/1") is None
-    True
-    """
-    if isinstance(value, dict):
-        value = value.get("reference")
-    if not isinstance(value, str):
-        return None
-    match = REFERENCE.match(value.strip())
-    if not match or (expected and match.group("type") != expected):
-        return None
-    return match.group(0)
 
 
 class FhirReader:

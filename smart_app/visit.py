@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from smart_app.fhir import FhirReader, parse_reference
+from fhir_rest import human_name, parse_reference
+from smart_app.fhir import FhirReader
 
 MAX_BINARIES = 10
 
@@ -240,22 +241,6 @@ async def _practitioners(
             if prac is not None:
                 out.append(prac)
     return out
-
-
-def human_name(resource: dict[str, Any] | None) -> str | None:
-    """``HumanName`` -> "Given Family, suffix" (``text`` when present)."""
-    for name in (resource or {}).get("name") or ():
-        if not isinstance(name, dict):
-            continue
-        if isinstance(name.get("text"), str) and name["text"].strip():
-            return name["text"].strip()
-        parts = [*(name.get("prefix") or ()), *(name.get("given") or ()), name.get("family") or ""]
-        text = " ".join(str(p) for p in parts if p).strip()
-        if name.get("suffix"):
-            text += ", " + " ".join(str(s) for s in name["suffix"])
-        if text:
-            return text
-    return None
 
 
 def _clinician_name(practitioners: list[dict[str, Any]]) -> str | None:
