@@ -116,63 +116,22 @@ def build_session(master: str | None = None, *, progress: bool = False, partitio
 def run_spark(files: list[InputFile], out: Path, options: AuditOptions, *, master: str | None, fmt: str,
               on_skip: Callable[[Skip], None], summary: Summary, session: Any = None,
               join_only: bool = False) -> tuple[str, dict[str, Any]]:
+    """The audit on Spark: route every NDJSON line to a resource (newest copy wins), join resources into
+    visits, evaluate each visit in Arrow batches, write the lines and sum them. Returns the master and counts."""
     from pyspark import StorageLevel
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     own = session is None
     spark = session or build_session(master, progress=sys.stderr.isatty())
     try:
-        text = (spark.read.text([f.path for f in files])
-                .select(F.col("value").cast("binary").alias("value"), F.input_file_name().alias("file")))
-        routed = text.mapInArrow(route_batches, spark_schema(ROUTE_SCHEMA)).persist(StorageLevel.MEMORY_AND_DISK)
-        skipped = routed.filter(F.col("kind") != "res").select("kind", "where", "reason").orderBy("where", "kind", "reason")
-        for row in skipped.toLocalIterator():
-            on_skip(Skip(row["kind"], row["where"], row["reason"]))
-
-        newest = Window.partitionBy("ref").orderBy(F.col("ver").desc(), F.col("body").desc())
-        res = (routed.filter(F.col("kind") == "res").withColumn("n", F.row_number().over(newest))
-               .withColumn("copies", F.count("*").over(Window.partitionBy("ref"))).filter(F.col("n") == 1).drop("n")
-               .persist(StorageLevel.MEMORY_AND_DISK))
-        for row in res.filter(F.col("copies") > 1).select("ref", "copies").orderBy("ref").toLocalIterator():
-            on_skip(Skip("duplicate", row["ref"], f"{row['copies']} copies; the latest (meta.lastUpdated, else content) is used"))
-
-        enc_day = (res.filter((F.col("rtype") == "Encounter") & F.col("patient").isNotNull() & F.col("day").isNotNull())
-                   .groupBy("patient", "day").agg(F.count("*").alias("n"), F.min("ref").alias("day_enc")).filter(F.col("n") == 1).drop("n"))
-        members = (res.filter(F.col("rtype").isin(*VISIT_TYPES)).join(enc_day, ["patient", "day"], "left")
-                   .withColumn("vkey", F.coalesce(F.col("enc"), F.col("day_enc"),
-                                                  F.when(F.col("patient").isNotNull() & F.col("day").isNotNull(),
-                                                         F.concat(F.col("patient"), F.lit("|"), F.col("day")))))
-                   .select("vkey", "ref", "patient").persist(StorageLevel.MEMORY_AND_DISK))
-        for row in members.filter(F.col("vkey").isNull()).select("ref").orderBy("ref").toLocalIterator():
-            on_skip(Skip("unjoinable", row["ref"], "no encounter, and no patient and date to join a visit by"))
-        visits = members.filter(F.col("vkey").isNotNull()).groupBy("vkey").agg(F.min("patient").alias("patient"))
+        routed, res = _resources(spark, files, on_skip)
+        members, visits = _visit_members(res, on_skip)
         links = res.select(F.col("ref").alias("src"), F.explode("needs").alias("dst"))
-
         _dangling(res, links, visits, on_skip)
-
-        joined = members.filter(F.col("vkey").isNotNull()).select("vkey", "ref")
-        hop1 = joined.join(links, joined.ref == links.src).select("vkey", F.col("dst").alias("ref"))
-        links2 = links.select(F.col("src").alias("src2"), F.col("dst").alias("dst2"))
-        hop2 = hop1.join(links2, hop1.ref == links2.src2).select("vkey", F.col("dst2").alias("ref"))
-        patient_res = res.filter(F.col("rtype").isin(*PATIENT_TYPES)).select(F.col("patient").alias("p"), F.col("ref"))
-        per_patient = visits.join(patient_res, visits.patient == patient_res.p).select("vkey", "ref")
-        visit_res = joined.unionByName(hop1).unionByName(hop2).unionByName(per_patient).distinct()
-        grouped = (visit_res.join(res.select("ref", "body"), "ref").groupBy("vkey")
-                   .agg(F.collect_list("body").alias("bodies")))
+        grouped = _visit_bodies(res, members, visits, links)
         evaluated = (grouped.mapInArrow(evaluate_batches(options, join_only), spark_schema(EVAL_SCHEMA))
                      .persist(StorageLevel.MEMORY_AND_DISK))
-
-        lines = evaluated.filter(F.col("_skip_kind").isNull()).select(*[name for name, _ in COLUMNS])
-        target = str(out / "lines")
-        if fmt == "csv":
-            flat = lines.select(*[F.concat_ws(";", F.col(n)).alias(n) if kind == "list" else F.col(n) for n, kind in COLUMNS])
-            flat.write.mode("overwrite").option("header", True).csv(target)
-        else:
-            lines.write.mode("overwrite").parquet(target)
-        for row in (evaluated.filter(F.col("_skip_kind").isNotNull()).select("_skip_kind", "_skip_where", "_skip_reason")
-                    .orderBy("_skip_where", "_skip_kind").toLocalIterator()):
-            on_skip(Skip(row["_skip_kind"], row["_skip_where"], row["_skip_reason"]))
+        lines = _write_lines(evaluated, out, fmt, on_skip)
         _summarise(out, fmt, lines, summary)
         stats = {"resources": res.count(), "visits": grouped.count() if join_only else summary.visits}
         for frame in (evaluated, members, res, routed):
@@ -182,6 +141,82 @@ def run_spark(files: list[InputFile], out: Path, options: AuditOptions, *, maste
         if own:
             spark.stop()
     return label, stats
+
+
+def _resources(spark: Any, files: list[InputFile], on_skip: Callable[[Skip], None]) -> tuple[Any, Any]:
+    """Every line routed (unusable lines reported), then one row per resource: the newest version (then
+    the greatest body) of each reference, with its number of copies reported as duplicates."""
+    from pyspark import StorageLevel
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    text = (spark.read.text([f.path for f in files])
+            .select(F.col("value").cast("binary").alias("value"), F.input_file_name().alias("file")))
+    routed = text.mapInArrow(route_batches, spark_schema(ROUTE_SCHEMA)).persist(StorageLevel.MEMORY_AND_DISK)
+    skipped = routed.filter(F.col("kind") != "res").select("kind", "where", "reason").orderBy("where", "kind", "reason")
+    for row in skipped.toLocalIterator():
+        on_skip(Skip(row["kind"], row["where"], row["reason"]))
+
+    newest = Window.partitionBy("ref").orderBy(F.col("ver").desc(), F.col("body").desc())
+    res = (routed.filter(F.col("kind") == "res").withColumn("n", F.row_number().over(newest))
+           .withColumn("copies", F.count("*").over(Window.partitionBy("ref"))).filter(F.col("n") == 1).drop("n")
+           .persist(StorageLevel.MEMORY_AND_DISK))
+    for row in res.filter(F.col("copies") > 1).select("ref", "copies").orderBy("ref").toLocalIterator():
+        on_skip(Skip("duplicate", row["ref"], f"{row['copies']} copies; the latest (meta.lastUpdated, else content) is used"))
+    return routed, res
+
+
+def _visit_members(res: Any, on_skip: Callable[[Skip], None]) -> tuple[Any, Any]:
+    """The visit key of each visit-type resource: its encounter, else the patient's only encounter that day,
+    else patient + day. A resource with none is reported as unjoinable. Also the visits with their patient."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    enc_day = (res.filter((F.col("rtype") == "Encounter") & F.col("patient").isNotNull() & F.col("day").isNotNull())
+               .groupBy("patient", "day").agg(F.count("*").alias("n"), F.min("ref").alias("day_enc")).filter(F.col("n") == 1).drop("n"))
+    members = (res.filter(F.col("rtype").isin(*VISIT_TYPES)).join(enc_day, ["patient", "day"], "left")
+               .withColumn("vkey", F.coalesce(F.col("enc"), F.col("day_enc"),
+                                              F.when(F.col("patient").isNotNull() & F.col("day").isNotNull(),
+                                                     F.concat(F.col("patient"), F.lit("|"), F.col("day")))))
+               .select("vkey", "ref", "patient").persist(StorageLevel.MEMORY_AND_DISK))
+    for row in members.filter(F.col("vkey").isNull()).select("ref").orderBy("ref").toLocalIterator():
+        on_skip(Skip("unjoinable", row["ref"], "no encounter, and no patient and date to join a visit by"))
+    visits = members.filter(F.col("vkey").isNotNull()).groupBy("vkey").agg(F.min("patient").alias("patient"))
+    return members, visits
+
+
+def _visit_bodies(res: Any, members: Any, visits: Any, links: Any) -> Any:
+    """The resource bodies of each visit: its members, what they reference up to two hops away (a
+    DocumentReference's Binary, or a Claim's Coverage and then its payer), and the patient-level resources."""
+    from pyspark.sql import functions as F
+
+    joined = members.filter(F.col("vkey").isNotNull()).select("vkey", "ref")
+    hop1 = joined.join(links, joined.ref == links.src).select("vkey", F.col("dst").alias("ref"))
+    links2 = links.select(F.col("src").alias("src2"), F.col("dst").alias("dst2"))
+    hop2 = hop1.join(links2, hop1.ref == links2.src2).select("vkey", F.col("dst2").alias("ref"))
+    patient_res = res.filter(F.col("rtype").isin(*PATIENT_TYPES)).select(F.col("patient").alias("p"), F.col("ref"))
+    per_patient = visits.join(patient_res, visits.patient == patient_res.p).select("vkey", "ref")
+    visit_res = joined.unionByName(hop1).unionByName(hop2).unionByName(per_patient).distinct()
+    return (visit_res.join(res.select("ref", "body"), "ref").groupBy("vkey")
+            .agg(F.collect_list("body").alias("bodies")))
+
+
+def _write_lines(evaluated: Any, out: Path, fmt: str, on_skip: Callable[[Skip], None]) -> Any:
+    """The evaluated lines written to ``out/lines`` (Parquet, or CSV with lists joined by ';'); visits the
+    evaluation refused are reported. Returns the lines frame."""
+    from pyspark.sql import functions as F
+
+    lines = evaluated.filter(F.col("_skip_kind").isNull()).select(*[name for name, _ in COLUMNS])
+    target = str(out / "lines")
+    if fmt == "csv":
+        flat = lines.select(*[F.concat_ws(";", F.col(n)).alias(n) if kind == "list" else F.col(n) for n, kind in COLUMNS])
+        flat.write.mode("overwrite").option("header", True).csv(target)
+    else:
+        lines.write.mode("overwrite").parquet(target)
+    for row in (evaluated.filter(F.col("_skip_kind").isNotNull()).select("_skip_kind", "_skip_where", "_skip_reason")
+                .orderBy("_skip_where", "_skip_kind").toLocalIterator()):
+        on_skip(Skip(row["_skip_kind"], row["_skip_where"], row["_skip_reason"]))
+    return lines
 
 
 def _dangling(res: Any, links: Any, visits: Any, on_skip: Callable[[Skip], None]) -> None:
