@@ -118,13 +118,15 @@ def main() -> int:
     results.parent.mkdir(parents=True, exist_ok=True)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-audit-"))
     print(f"bench_audit: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; work in {work}", flush=True)
-    print(f"{'visits':>8} {'config':<9} {'seconds':>9} {'visits/s':>9} {'per core':>9} {'CPU s':>8} {'visits/CPU-s':>12} {'peak MB':>8} {'x baseline':>10}", flush=True)
+    print(f"{'visits':>8} {'config':<9} {'seconds':>9} {'visits/s':>9} {'per core':>9} {'CPU s':>8} {'visits/CPU-s':>12} "
+          f"{'peak MB':>8} {'x baseline':>10}", flush=True)
     for size in (int(s) for s in args.sizes.split(",")):
         export = work / f"export-{size}"
         t = time.perf_counter()
         info = write_export(export, size, compress=True)
         size_mb = sum(p.stat().st_size for p in info.files) / 1e6
-        print(f"# export of {size:,} visits: {size_mb:.0f} MB gzip NDJSON in {len(info.files)} files, written in {time.perf_counter() - t:.0f} s", flush=True)
+        print(f"# export of {size:,} visits: {size_mb:.0f} MB gzip NDJSON in {len(info.files)} files, "
+              f"written in {time.perf_counter() - t:.0f} s", flush=True)
         baseline = None
         for config in configs:
             load = os.getloadavg()[0]

@@ -77,7 +77,8 @@ def main() -> int:
     print(f"dev cases: {len(cases)} notes x {args.rounds} rounds, Python {sys.version.split()[0]}")
     _report("baseline (parse bundle, decode note)", base)
     _report("evaluate_note (text engine)", _timed(lambda it: evaluate_note(it[0], units=2, payer=it[1]), notes, args.rounds), base)
-    _report("evaluate_resources (FHIR path)", _timed(lambda it: evaluate_resources(json.loads(it[0]), payer=it[1]), bundles, args.rounds), base)
+    _report("evaluate_resources (FHIR path)",
+            _timed(lambda it: evaluate_resources(json.loads(it[0]), payer=it[1]), bundles, args.rounds), base)
 
     big = ("Ther act 24 min: pt lifted a 10 lb box x10 with vc for hip hinge. Goal: return to work. " * 12000)[:1_000_000]
     t0 = time.perf_counter()

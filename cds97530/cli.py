@@ -37,10 +37,12 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--units", type=_count(999), default=None, help="billed units of a plain-text note")
     check.add_argument("--minutes", type=_count(24 * 60), default=None, help="minutes billed for the line of a plain-text note")
     check.add_argument("--line", action="append", default=[], type=_line_spec, metavar="CODE:UNITS[:MINUTES]",
-                       help="a billed line of a plain-text note (repeatable: --line 97530:2:25 --line 97110:1:15); replaces --code/--units/--minutes")
+                       help="a billed line of a plain-text note (repeatable: --line 97530:2:25 --line 97110:1:15); "
+                            "replaces --code/--units/--minutes")
     check.add_argument("--modifier", action="append", default=[], help="modifier of a plain-text note's line (repeatable)")
     check.add_argument("--role", choices=("PT", "PTA", "OT", "OTA"), default=None, help="who furnished a plain-text note's service")
-    check.add_argument("--locality", default=None, metavar="MAC-LOC", help="Medicare locality for fee estimates, e.g. 01112-05 (plugin/data/gpci.yaml)")
+    check.add_argument("--locality", default=None, metavar="MAC-LOC",
+                       help="Medicare locality for fee estimates, e.g. 01112-05 (plugin/data/gpci.yaml)")
     check.add_argument("--rules", default=None, metavar="DIR", help="ruleset directory (a copy of plugin/data; default the packaged rules)")
     check.set_defaults(run=_cmd_check)
 

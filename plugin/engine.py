@@ -46,7 +46,8 @@ stall the service."""
 _CPT = CPT_SYSTEM
 _ROLE_PATTERNS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     ("OTA", ("ota", "occupational"), re.compile(r"\b(?:C?OTA(?:/L)?|COTA/L|occupational\s+therapy\s+assistant)\b", re.IGNORECASE)),
-    ("PTA", ("pta", "physical"), re.compile(r"\b(?:L?PTA|physical\s+therapist\s+assistant|physical\s+therapy\s+assistant)\b", re.IGNORECASE)),
+    ("PTA", ("pta", "physical"),
+     re.compile(r"\b(?:L?PTA|physical\s+therapist\s+assistant|physical\s+therapy\s+assistant)\b", re.IGNORECASE)),
     ("OT", ("OT",), re.compile(r"\b(?:OTR(?:/L)?|OTD|OT)\b")),
     ("PT", ("PT",), re.compile(r"\b(?:DPT|MPT|PT)\b")),
 )
@@ -222,7 +223,7 @@ def _unbilled_service(layout: Layout, note: NoteText, visit: Visit) -> Documente
     if len(codes) != 1:
         return None
     code = codes.pop()
-    quotes = tuple(Evidence(s.heading.span[0], s.heading.span[1], note.text[s.heading.span[0]:s.heading.span[1]], note.note_id) for s in found)
+    quotes = tuple(Evidence(a, b, note.text[a:b], note.note_id) for a, b in (s.heading.span for s in found))
     return DocumentedService(code, 1.0, quotes, {code: 1.0}, decided_by="unbilled-service")
 
 
@@ -237,7 +238,9 @@ def _recode_fees(base: LineEvaluation, code: str, year: int | None, pricing: Pri
     return (billed, recoded) if billed is not None and recoded is not None else (base.fee, None)
 
 
-def _time_evidence(line_input: LineInput, layout: Layout, note: NoteText, base: LineEvaluation, prose: ProseTime | None = None) -> TimeEvidence:
+def _time_evidence(
+    line_input: LineInput, layout: Layout, note: NoteText, base: LineEvaluation, prose: ProseTime | None = None,
+) -> TimeEvidence:
     if line_input.shared_block_with:
         head = next((s.heading for s in layout.segments_for(TA) if s.shared), None)
         quote = (Evidence(head.span[0], head.span[1], note.text[head.span[0]:head.span[1]], note.note_id),) if head else ()
@@ -258,7 +261,8 @@ def _time_evidence(line_input: LineInput, layout: Layout, note: NoteText, base: 
         found = prose.attributions.get(TA)
         for d in (found.durations if found else ()) + ((prose.total_timed,) if prose.total_timed else ()):
             a, b = d.span
-            quotes.append(Evidence(a, b, note.text[a:b], note.note_id, rules=(d.rule,)) if _EVIDENCE_HAS_RULES else Evidence(a, b, note.text[a:b], note.note_id))
+            quotes.append(Evidence(a, b, note.text[a:b], note.note_id, rules=(d.rule,)) if _EVIDENCE_HAS_RULES
+                          else Evidence(a, b, note.text[a:b], note.note_id))
     units = base.units
     documented = bool(quotes) or line_input.minutes is not None or (
         units is not None and units.minutes is not None and units.minutes_source not in ("none", "shared-block")

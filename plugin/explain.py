@@ -173,7 +173,8 @@ def _code_decision(reading: Reading, line: LineEvaluation) -> str:
                 f"than 97530 ({ta}), so the line is recoded to {line.suggested_code}")
     if others:
         best = max(others.values())
-        return f"clauses labelled {parts}: no other code describes more clauses than 97530 ({best} vs {ta}); 97530 stands (a tie stays with the clinician's code)"
+        return (f"clauses labelled {parts}: no other code describes more clauses than 97530 ({best} vs {ta}); "
+                "97530 stands (a tie stays with the clinician's code)")
     return f"clauses labelled {parts}: every activity clause is 97530"
 
 

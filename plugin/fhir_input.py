@@ -435,7 +435,8 @@ def _notes(index: _Index, encounter_ref: str | None) -> tuple[list[NoteText], li
                 continue
             text = extraction.text
             issues.extend(f"{note_id}: {cut}" for cut in extraction.cuts)  # read only in part: say so
-            notes.append(NoteText(note_id=note_id, text=text, content_type=media_type(ctype)[0] or "text/plain", title=title or str(att.get("title") or "")))
+            notes.append(NoteText(note_id=note_id, text=text, content_type=media_type(ctype)[0] or "text/plain",
+                                  title=title or str(att.get("title") or "")))
             break
         else:
             issues.append(f"{note_id}: the note could not be read ({last_error})")

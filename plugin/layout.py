@@ -44,10 +44,13 @@ _JOIN = re.compile(r"\s*(?:/|&|\+|and|,)\s*", re.IGNORECASE)
 _POST = re.compile(
     r"""\s*
     (?:\(\s*(?P<cpt>\d{5})\s*\))?\s*                       # (97530)
-    (?:[,;]?\s*(?:billed|provided|performed|only|today|total|1:1|one[\s-]on[\s-]one|x\s*\d{1,2}\s*units?|\d{1,2}\s*units?|for|lasting|totaling|totalling|x)(?![a-z])\s*)*+[,;]?\s*   # filler words, "x 2 units", "for 25 minutes"
+    (?:[,;]?\s*(?:billed|provided|performed|only|today|total|1:1|one[\s-]on[\s-]one|x\s*\d{1,2}\s*units?|\d{1,2}\s*units?
+                 |for|lasting|totaling|totalling|x)(?![a-z])\s*)*+[,;]?\s*   # filler words, "x 2 units", "for 25 minutes"
     (?:[-–—:=]\s*)?
     (?:(?P<t1>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*)?      # 1015-1043
-    (?:\(?\s*(?:x\s*)?(?P<min>\d{1,3}|(?:twenty|thirty|forty|fifty|sixty)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|one|two|three|four|five|six|seven|eight|nine)\s*(?:minutes?|mins?\.?|min\.?|m\b|')\s*\)?)?  # 24 min / (24 min) / twenty-four minutes
+    (?:\(?\s*(?:x\s*)?(?P<min>\d{1,3}|(?:twenty|thirty|forty|fifty|sixty)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?
+        |ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|one|two|three|four|five|six|seven|eight|nine)
+        \s*(?:minutes?|mins?\.?|min\.?|m\b|')\s*\)?)?  # 24 min / (24 min) / twenty-four minutes
     (?:(?P<bare>\d{1,3})(?=[ ]{2,}|\t|\s*\|))?           # a flowsheet column: "Ther Act (97530)    25    STS x10"
     """,
     re.IGNORECASE | re.VERBOSE,
@@ -238,7 +241,8 @@ def _table_headings(text: str, lex: Lexicon) -> list[Heading]:
             minutes_col = None
             continue
         lowered = [c.lower() for c in cells]
-        header = next((i for i, c in enumerate(lowered) if re.fullmatch(r"(?:total\s+)?(?:min(?:ute)?s?|time(?:\s*\(min\))?|duration)", c)), None)
+        minutes_header = r"(?:total\s+)?(?:min(?:ute)?s?|time(?:\s*\(min\))?|duration)"
+        header = next((i for i, c in enumerate(lowered) if re.fullmatch(minutes_header, c)), None)
         if header is not None:
             minutes_col = header
             continue
@@ -328,7 +332,8 @@ def _headings(text: str, lex: Lexicon, present: frozenset[str]) -> list[Heading]
             minutes = _row_minutes(text, end)
         followed_ok = bool(_AFTER_OK.match(text, end) or _AFTER_OK.match(text, post_end)) or minutes is not None
         # "... Therapeutic activities 25 min billed." mid-paragraph states minutes; it opens no section
-        closes_sentence = bool(re.match(r"\s*(?:(?:were|was|is)?\s*(?:billed|provided|performed|completed|today|total)\s*)*[.;]", text[post_end:post_end + 40], re.IGNORECASE))
+        closes_sentence = bool(re.match(r"\s*(?:(?:were|was|is)?\s*(?:billed|provided|performed|completed|today|total)\s*)*[.;]",
+                                        text[post_end:post_end + 40], re.IGNORECASE))
         summary = bool(_SUMMARY.search(text, end, post_end))  # "97530 total 40 min", "Ther act total: 52 min"
         at_start = (lead_match is not None or (after_sentence and not closes_sentence)) and not summary
         if not followed_ok:

@@ -30,7 +30,8 @@ def render(name: str, evaluation: Any, *, locality: str | None = None, ruleset: 
         if line.documented is not None and line.suggested_code:
             quotes = "; ".join(f'"{e.text}"' for e in line.documented.evidence[:3])
             doc = line.documented
-            how = f" (decided by {doc.decided_by.replace('-', ' ')}; next: {doc.runner_up}, margin {doc.margin})" if getattr(doc, "runner_up", None) else ""
+            how = (f" (decided by {doc.decided_by.replace('-', ' ')}; next: {doc.runner_up}, margin {doc.margin})"
+                   if getattr(doc, "runner_up", None) else "")
             out.append(f"   documents {doc.code}{how}: {quotes}")
         for f in line.findings if not line.suggested_code else ():
             quote = f' — "{f.evidence[0].text}"' if f.evidence else ""

@@ -199,7 +199,8 @@ class _Payload(OAuth2Payload):
 class _StarletteRequest(OAuth2Request):
     """authlib's request model over an already-read Starlette request (query + urlencoded form)."""
 
-    def __init__(self, method: str, uri: str, headers: Mapping[str, str], query: list[tuple[str, str]], form: list[tuple[str, str]]) -> None:
+    def __init__(self, method: str, uri: str, headers: Mapping[str, str], query: list[tuple[str, str]],
+                 form: list[tuple[str, str]]) -> None:
         super().__init__(method=method, uri=uri, headers=headers)
         self._args = dict(query)
         self._form = dict(form)
@@ -279,7 +280,9 @@ class _PrivateKeyJwt(JWTBearerClientAssertion):
 
 
 class _CodeGrant(_AuthorizationCodeGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post", "none", _PrivateKeyJwt.CLIENT_AUTH_METHOD]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [
+        "client_secret_basic", "client_secret_post", "none", _PrivateKeyJwt.CLIENT_AUTH_METHOD,
+    ]
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         data = request.payload.data
@@ -342,7 +345,8 @@ class SmartAuthServer(AuthorizationServer):
         expires_at = time.time() + int(token.get("expires_in", ACCESS_TOKEN_SECONDS))
         code = getattr(request, "authorization_code", None)
         with self._s.lock:
-            self._s.tokens[token["access_token"]] = IssuedToken(request.client.get_client_id(), token.get("scope", ""), context.patient, expires_at)
+            self._s.tokens[token["access_token"]] = IssuedToken(request.client.get_client_id(), token.get("scope", ""),
+                                                                context.patient, expires_at)
             if code is not None:
                 self._s.code_tokens.setdefault(code.code, []).append(token["access_token"])
         if self._sink is not None:
@@ -545,7 +549,9 @@ def auth_router(server: SmartAuthServer, *, patient_picker: Callable[[], Any] | 
     return router
 
 
-async def _context_for(server: SmartAuthServer, request: _StarletteRequest, picker: Callable[[], Any] | None) -> LaunchContext | Response | None:
+async def _context_for(
+    server: SmartAuthServer, request: _StarletteRequest, picker: Callable[[], Any] | None,
+) -> LaunchContext | Response | None:
     data = request.payload.data
     scopes = (data.get("scope") or "").split()
     if data.get("launch"):

@@ -573,7 +573,8 @@ async def _call_service(env: DemoEnvironment, http: httpx.AsyncClient, service_i
                         context: dict[str, Any], patient_id: str) -> _CallResult:
     """POST the hook with a signed JWT, prefetch left to the service, and a short-lived FHIR token."""
     url = f"{env.settings.base}/cds-services/{service_id}"
-    scope = "patient/Patient.r patient/Encounter.rs patient/Procedure.rs patient/DocumentReference.rs patient/Binary.r patient/Coverage.rs patient/Claim.rs patient/ServiceRequest.rs"
+    scope = ("patient/Patient.r patient/Encounter.rs patient/Procedure.rs patient/DocumentReference.rs patient/Binary.r "
+             "patient/Coverage.rs patient/Claim.rs patient/ServiceRequest.rs")
     token = await run_in_threadpool(env.auth.issue_backend_token, env.settings.cds_client_id, patient_id, scope, 300)
     body = {
         "hook": hook,

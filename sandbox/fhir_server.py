@@ -2,8 +2,9 @@
 
 Why: the integration tests, ``cds97530 sandbox`` and the SMART demo EHR all need a real FHIR server
 with a bearer-token check in front of it. The server is the small Node package shipped as package
-data in ``sandbox/fhir_server_js`` (``server.mjs``, ``package.json``, ``package-lock.json``); this module runs it on a free loopback port chosen
-by the OS (``--port 0``, no race) and reads the base URL from the one line it prints.
+data in ``sandbox/fhir_server_js`` (``server.mjs``, ``package.json``, ``package-lock.json``); this module
+runs it on a free loopback port chosen by the OS (``--port 0``, no race) and reads the base URL from
+the one line it prints.
 
     with running_fhir_server() as fhir:
         token = fhir.issue_token(expires_in=300)

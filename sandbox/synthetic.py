@@ -47,7 +47,8 @@ PAYER_COVERAGE: Mapping[str, Mapping[str, str]] = {
     "medicare": {"display": "Medicare Part B", "sopt": "1", "sopt_display": "MEDICARE", "plan": "Original Medicare Part B"},
     "medicaid": {"display": "North Dakota Medicaid", "sopt": "2", "sopt_display": "MEDICAID", "plan": "ND Medicaid Expansion"},
     "commercial": {"display": "Prairie Mutual Health PPO", "sopt": "5", "sopt_display": "PRIVATE HEALTH INSURANCE", "plan": "Choice PPO"},
-    "wsi": {"display": "North Dakota Workforce Safety & Insurance (WSI)", "sopt": "95", "sopt_display": "Worker's Compensation", "plan": "Workers compensation claim"},
+    "wsi": {"display": "North Dakota Workforce Safety & Insurance (WSI)", "sopt": "95", "sopt_display": "Worker's Compensation",
+            "plan": "Workers compensation claim"},
 }
 
 ROLE_TAXONOMY: Mapping[str, tuple[str, str]] = {
@@ -83,7 +84,8 @@ _AGE = re.compile(r"\b(\d{1,3})\s*(?:y/?o|yo|y\.o\.?|yrs?(?:\s+old)?|-?\s?year-o
 _SEX_WORDS = {"female": "female", "woman": "female", "girl": "female", "she": "female", "her": "female",
               "male": "male", "man": "male", "boy": "male", "he": "male", "his": "male", "him": "male"}
 _SEX = re.compile(r"\b(female|woman|girl|male|man|boy|she|her|he|his|him)\b")
-_SIGNER = re.compile(r"(?:^|[\s.:;])(?:--\s*|-\s+)?([A-Z])\.\s?([A-Z][A-Za-z'-]+),\s*((?:PTA|PT|COTA|OTA|OTR|OT)(?:/L)?)(?:,\s*[A-Z/]+)*\s*$")
+_SIGNER = re.compile(r"(?:^|[\s.:;])(?:--\s*|-\s+)?([A-Z])\.\s?([A-Z][A-Za-z'-]+),\s*"
+                     r"((?:PTA|PT|COTA|OTA|OTR|OT)(?:/L)?)(?:,\s*[A-Z/]+)*\s*$")
 
 
 def note_demographics(text: str) -> tuple[int | None, str | None]:
@@ -345,7 +347,8 @@ def _shared_entries(store: _Entries, cases: tuple[NoteCase, ...]) -> list[dict[s
     for payer, info in PAYER_COVERAGE.items():
         store.put(entries, {
             "resourceType": "Organization", "id": f"{tag}-payer-{payer}", "active": True, "name": info["display"],
-            "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "ins", "display": "Insurance Company"}]}],
+            "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "ins",
+                                  "display": "Insurance Company"}]}],
         })
     clinicians: dict[tuple[str, str], tuple[str, str, str]] = {  # (role, slug) -> (given, family, credential)
         (role, ""): (given, family, role) for role, (given, family) in _CLINICIANS.items()}
@@ -420,9 +423,11 @@ def _coverage(tag: str, cov_id: str, pid: str, pn: int, payer: str) -> dict[str,
     return {
         "resourceType": "Coverage", "id": cov_id, "status": "active",
         "type": {"coding": [{"system": SOPT_SYSTEM, "code": info["sopt"], "display": info["sopt_display"]}], "text": info["sopt_display"]},
-        "subscriberId": f"SUB{pn:04d}", "beneficiary": {"reference": f"Patient/{pid}"}, "relationship": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/subscriber-relationship", "code": "self"}]},
+        "subscriberId": f"SUB{pn:04d}", "beneficiary": {"reference": f"Patient/{pid}"},
+        "relationship": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/subscriber-relationship", "code": "self"}]},
         "payor": [{"reference": f"Organization/{tag}-payer-{payer}", "display": info["display"]}],
-        "class": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "plan"}]}, "value": info["plan"], "name": info["plan"]}],
+        "class": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "plan"}]},
+                   "value": info["plan"], "name": info["plan"]}],
     }
 
 
@@ -504,9 +509,11 @@ def _note_resources(
     document = {
         "resourceType": "DocumentReference", "id": v.document_id, "status": "current", "docStatus": "final",
         "type": {"coding": [{"system": "http://loinc.org", "code": "11506-3", "display": "Progress note"}], "text": title},
-        "category": [{"coding": [{"system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category", "code": "clinical-note"}]}],
+        "category": [{"coding": [{"system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
+                                  "code": "clinical-note"}]}],
         "subject": patient, "date": end.isoformat(), "author": [role_ref], "description": title,
-        "content": [{"attachment": {"contentType": v.content_type, "url": f"Binary/{v.binary_id}", "title": title, "creation": end.isoformat()}}],
+        "content": [{"attachment": {"contentType": v.content_type, "url": f"Binary/{v.binary_id}", "title": title,
+                                    "creation": end.isoformat()}}],
         "context": {"encounter": [encounter], "period": {"start": start.isoformat(), "end": end.isoformat()}},
     }
     return [binary, document]
@@ -541,7 +548,8 @@ def _service_request(sr_id: str, tag: str, *, patient_id: str, encounter_id: str
     return {
         "resourceType": "ServiceRequest", "id": sr_id, "status": status, "intent": "order",
         "meta": {"tag": [{"system": TAG_SYSTEM, "code": tag}]},
-        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "386053000", "display": "Evaluation procedure"}], "text": "Rehabilitation"}],
+        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "386053000", "display": "Evaluation procedure"}],
+                      "text": "Rehabilitation"}],
         "code": {"coding": [{"system": CPT_SYSTEM, "code": code}], "text": "Therapeutic activities" if code == "97530" else code},
         "quantityQuantity": {"value": units, "unit": "units"},
         "subject": {"reference": f"Patient/{patient_id}"}, "encounter": {"reference": f"Encounter/{encounter_id}"},

@@ -288,7 +288,8 @@ def line_views(evaluation: VisitEvaluation, fees: VisitFees | None = None, *, ru
             criteria=criteria,
             notes=_note_views(line, evaluation.notes),
             method_label=METHOD_LABELS.get(units.method, units.method) if units else "",
-            alternative_label=METHOD_LABELS.get(units.alternative_method, units.alternative_method) if units and units.alternative_method else "",
+            alternative_label=(METHOD_LABELS.get(units.alternative_method, units.alternative_method)
+                               if units and units.alternative_method else ""),
             examples=examples,
             documented_evidence=_quote_views(line.documented.evidence, evaluation.notes)
             if line.documented and line.verdict is Verdict.RECODE else (),

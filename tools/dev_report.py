@@ -63,7 +63,8 @@ def main() -> int:
                 flag = "" if ok_v and ok_r else "VERDICT "
                 flag += "" if ok_u else "UNITS "
                 flag += "" if ok_m else "MISSING "
-                print(f"{case['id']}: {flag}want {want['verdict']} {want.get('recode_to') or ''} u={want['supported_units']} m={want.get('missing')}"
+                print(f"{case['id']}: {flag}want {want['verdict']} {want.get('recode_to') or ''} "
+                      f"u={want['supported_units']} m={want.get('missing')}"
                       f" | got {verdict} {got.suggested_code or ''} u={got.supported_units} m={missing}")
                 if args.detail:
                     print("   NOTE:", case["note"].replace("\n", " ⏎ ")[:1500])
@@ -71,7 +72,8 @@ def main() -> int:
                     for f in got.findings:
                         print(f"   {f.criterion}: {f.status.value} {[e.text for e in f.evidence]}")
                     if got.documented:
-                        print(f"   documented: {got.documented.code} {got.documented.scores} {[e.text for e in got.documented.evidence][:4]}")
+                        quoted = [e.text for e in got.documented.evidence][:4]
+                        print(f"   documented: {got.documented.code} {got.documented.scores} {quoted}")
                     print(f"   units: {got.units}")
         n = len([c for c in cases if not args.only or c["id"] in args.only])
         print(f"{path.name}: verdict {v_ok}/{n} ({100 * v_ok // max(n, 1)}%) · recode target {r_ok}/{r_n} · units {u_ok}/{n}")

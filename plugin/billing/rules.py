@@ -254,7 +254,8 @@ def pair_issues(
         for i, (line, code) in enumerate(zip(lines, codes, strict=True)):
             if code != pair.column2:
                 continue
-            note = f"NCCI column 1 {pair.column1} / column 2 {pair.column2}, modifier indicator {pair.indicator} [{pair.confidence}]: {pair.source}"
+            note = (f"NCCI column 1 {pair.column1} / column 2 {pair.column2}, modifier indicator {pair.indicator} "
+                    f"[{pair.confidence}]: {pair.source}")
             if pair.indicator == 0:
                 out[i].append(make_issue("ncci-pair-not-bypassable", code=code, other=pair.column1, arithmetic=note, tables=tables))
                 continue
