@@ -109,16 +109,19 @@ def evaluate_visit_input(visit: VisitInput, options: AuditOptions) -> tuple[list
         return [], [Skip("evaluation-error", visit.key, type(exc).__name__)]
     if not evaluation.lines:
         return [], [Skip("no-billed-line", visit.key, "no CPT/HCPCS line in the visit's Claim or Procedures")]
-    return [line_row(visit, evaluation, n, line) for n, line in enumerate(evaluation.lines, start=1)], []
+    ruleset = _ruleset(options.rules_dir)
+    tables = ruleset.billing if ruleset is not None else None  # --rules: the copy's fee tables
+    return [line_row(visit, evaluation, n, line, tables) for n, line in enumerate(evaluation.lines, start=1)], []
 
 
-def line_row(visit: VisitInput, evaluation: VisitEvaluation, line_no: int, line: LineEvaluation) -> dict[str, Any]:
+def line_row(visit: VisitInput, evaluation: VisitEvaluation, line_no: int, line: LineEvaluation,
+             tables: Any = None) -> dict[str, Any]:
     date = evaluation.service_date or visit.service_date
     fee_billed = line.fee.amount if line.fee else None
     # priced like the billed fee (same year and locality), and only for a payer the engine priced at all:
     # a payer without a published fee schedule has no estimate, never a Medicare one
     supported_fee = fee_estimate(line.code, line.supported_units, year=line.fee.year, modifiers=line.modifiers,
-                                 locality=evaluation.locality) if line.fee is not None else None
+                                 locality=evaluation.locality, tables=tables) if line.fee is not None else None
     fee_supported = supported_fee.amount if supported_fee else None
     over = max(0, line.billed_units - line.supported_units)
     return {
