@@ -214,6 +214,8 @@ def smart_settings_for(settings: Any, smart: Any) -> Any:
     if smart.database_url is None:
         update["database_url"] = settings.database_url
         update["create_tables"] = settings.create_tables
+    if smart.rules_dir is None:  # the page judges with the service's ruleset (--rules / CDS97530_RULES_DIR)
+        update["rules_dir"] = settings.rules_dir
     return smart.model_validate({**smart.model_dump(), **update})
 
 
