@@ -115,7 +115,8 @@ def test_payer_map() -> None:
 
 
 def _row(**kw) -> dict:
-    base = {"visit_key": "Encounter/e", "line_no": 1, "verdict": "supported", "code": "97530", "payer": "medicare", "payer_label": "Medicare",
+    base = {"visit_key": "Encounter/e", "line_no": 1, "verdict": "supported", "code": "97530", "payer": "medicare",
+            "payer_label": "Medicare",
             "clinician": "A", "month": "2026-03", "missing_criteria": [], "suggested_code": None, "over_billed_units": 0,
             "fee_billed": 50.0, "dollars_at_risk": 0.0, "needs_attention": False, "rule_ids": [], "ruleset_version": "v"}
     base.update(kw)

@@ -47,7 +47,8 @@ def test_rows_match_the_labels_of_the_notes(local_2k, export_2k: Path) -> None:
     assert sum(1 for k in labels if "|" in k) == 200
     agree = sum(1 for k, label in labels.items() if ta[k]["verdict"] == label["expected_verdict"])
     assert agree / len(labels) >= 0.9, f"{agree}/{len(labels)} verdicts agree with the labelled notes"
-    recodes = [(ta[k]["suggested_code"], label["expected_recode_to"]) for k, label in labels.items() if ta[k]["verdict"] == "recode" == label["expected_verdict"]]
+    recodes = [(ta[k]["suggested_code"], label["expected_recode_to"]) for k, label in labels.items()
+               if ta[k]["verdict"] == "recode" == label["expected_verdict"]]
     assert recodes and all(a == b for a, b in recodes)
     assert result.summary.visits == 2000 and sum(result.summary.skips.values()) == 0
     for fmt in ("text/plain", "text/html", "text/rtf", "application/pdf"):
@@ -200,7 +201,8 @@ def test_memory_is_bounded_by_streaming(tmp_path: Path) -> None:
     )
     peaks = []
     for n in (500, 5000):
-        run = subprocess.run([sys.executable, "-c", code, str(tmp_path / f"e{n}"), str(n)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+        run = subprocess.run([sys.executable, "-c", code, str(tmp_path / f"e{n}"), str(n)],
+                             capture_output=True, text=True, timeout=600, cwd=ROOT)
         assert run.returncode == 0, run.stderr
         peaks.append(int(run.stdout.split()[-1]))
     assert peaks[1] < peaks[0] * 1.3, f"peak RSS {peaks[0]} KB at 500 visits, {peaks[1]} KB at 5000"

@@ -126,7 +126,8 @@ class FakeEhr:
         hits = [r for r in self.resources.values() if r["resourceType"] == rtype and _matches(r, params)]
         entries: list[dict[str, Any]] = [{"fullUrl": f"{base}/{rtype}/{r['id']}", "resource": r, "search": {"mode": "match"}} for r in hits]
         if not entries and self.epic_empty:
-            entries = [{"resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational", "details": {"text": "Resource request returns no results."}}]}, "search": {"mode": "outcome"}}]
+            no_results = {"severity": "information", "code": "informational", "details": {"text": "Resource request returns no results."}}
+            entries = [{"resource": {"resourceType": "OperationOutcome", "issue": [no_results]}, "search": {"mode": "outcome"}}]
         return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset", "total": len(hits), "entry": entries},
                               headers={"content-type": "application/fhir+json"})
 

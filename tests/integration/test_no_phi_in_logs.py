@@ -30,7 +30,8 @@ def _drive(env: Any) -> None:
         visit = env.data.visit("medicaid2-1")
         for fault in ({"mode": "status500"}, {"mode": "malformed"}, {"mode": "huge-binary"}):
             token = env.new_token(fault=fault, expires_in=300)
-            env.ehr.fire(env.service_base, "patient-view", env.ehr.context_for("patient-view", env.data, visit), prefetch="absent", fhir_token=token)
+            env.ehr.fire(env.service_base, "patient-view", env.ehr.context_for("patient-view", env.data, visit),
+                         prefetch="absent", fhir_token=token)
         expired = env.new_token(expires_in=300)
         env.fhir.expire_token(expired)
         env.ehr.fire(env.service_base, "org.cds97530.claim-sign", env.ehr.context_for("org.cds97530.claim-sign", env.data, visit),

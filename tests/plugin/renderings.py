@@ -14,12 +14,14 @@ from collections.abc import Callable
 
 # "Ther act 24 min: ..." / "TA (20 min): ..." / "Therapeutic activities - 24 min: ..." at a line start
 _HEADING = re.compile(
-    r"^(?P<lead>[ \t\-*•]*)(?P<name>[A-Za-z][A-Za-z .&/]{1,40}?(?:\s*\(\d{5}\))?)\s*(?:-\s*|\(\s*)?(?P<min>\d{1,3})\s*min(?:utes)?\.?\s*\)?\s*(?::|-)\s*(?P<body>.+)$",
+    r"^(?P<lead>[ \t\-*•]*)(?P<name>[A-Za-z][A-Za-z .&/]{1,40}?(?:\s*\(\d{5}\))?)\s*(?:-\s*|\(\s*)?"
+    r"(?P<min>\d{1,3})\s*min(?:utes)?\.?\s*\)?\s*(?::|-)\s*(?P<body>.+)$",
     re.MULTILINE,
 )
 _NOT_A_SERVICE = re.compile(r"^(?:total|timed|session|visit|time|class|treatment\s+time)\b", re.IGNORECASE)
 
-_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen",
+         "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
 _TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 
 
@@ -60,7 +62,8 @@ def clock_blocks(note: str) -> str | None:
         start, end = clock, clock + int(m.group("min"))
         clock = end
         out.append(note[pos:m.start()])
-        out.append(f"{m.group('lead')}{start // 60:02d}{start % 60:02d}-{end // 60:02d}{end % 60:02d} {m.group('name').strip()}: {m.group('body')}")
+        block = f"{start // 60:02d}{start % 60:02d}-{end // 60:02d}{end % 60:02d}"
+        out.append(f"{m.group('lead')}{block} {m.group('name').strip()}: {m.group('body')}")
         pos = m.end()
     out.append(note[pos:])
     return "".join(out)

@@ -30,7 +30,8 @@ def test_json_lines_contract_for_several_bundles(tmp_path, make_bundle) -> None:
     line = rows[0]["lines"][0]
     assert list(line)[:6] == ["code", "verdict", "suggested_code", "billed_units", "supported_units", "findings"]
     assert line["verdict"] == "supported" and line["suggested_code"] is None
-    assert {f["criterion"] for f in line["findings"]} == {"dynamic-activity", "functional-goal", "skilled-intervention", "patient-response", "time-documented"}
+    assert {f["criterion"] for f in line["findings"]} == {
+        "dynamic-activity", "functional-goal", "skilled-intervention", "patient-response", "time-documented"}
     assert all(f["status"] in ("met", "missing") for f in line["findings"])
     ev = next(f for f in line["findings"] if f["criterion"] == "skilled-intervention")["evidence"][0]
     assert {"start", "end", "text"} <= set(ev)

@@ -55,7 +55,8 @@ def test_each_rendering_keeps_most_answers(results, name: str) -> None:
 
 
 def test_renderings_change_the_format_not_the_visit() -> None:
-    note = "Goal: lift 20# box at work.\nTher ex 10 min: bridges 2x10.\nTher act 25 min: box lifts floor to waist x10; PT cued hip hinge.\nTotal timed 35 min."
+    note = ("Goal: lift 20# box at work.\nTher ex 10 min: bridges 2x10.\n"
+            "Ther act 25 min: box lifts floor to waist x10; PT cued hip hinge.\nTotal timed 35 min.")
     table = pipe_table(note)
     assert table is not None and "| Ther act | 25 | box lifts floor to waist x10; PT cued hip hinge. |" in table
     assert "0910-0935 Ther act:" in (clock_blocks(note) or "")

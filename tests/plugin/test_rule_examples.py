@@ -84,7 +84,8 @@ def test_an_undefined_source_is_refused_naming_file_entry_and_problem() -> None:
 def test_a_duplicate_id_is_refused() -> None:
     raw = _raw(LEXICON_FILE)
     raw["activities"]["97110"]["patterns"][0]["id"] = "ta.transfer"
-    with pytest.raises(RuleSetError, match=r"activities.97110.patterns\[0\]: \[ta.transfer\] duplicate id \(also at activities.97530.patterns\[0\]\)"):
+    duplicate = r"activities.97110.patterns\[0\]: \[ta.transfer\] duplicate id \(also at activities.97530.patterns\[0\]\)"
+    with pytest.raises(RuleSetError, match=duplicate):
         parse_lexicon(raw)
 
 

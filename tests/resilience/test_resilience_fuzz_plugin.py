@@ -56,7 +56,8 @@ def concept(draw: Any) -> Any:
     if draw(st.integers(0, 9)) == 0:
         return draw(json_values)
     coding = {"system": draw(coding_systems), "code": draw(codes)}
-    return {"coding": [{k: v for k, v in coding.items() if v is not None}], **({"text": draw(st.text(max_size=20))} if draw(st.booleans()) else {})}
+    text = {"text": draw(st.text(max_size=20))} if draw(st.booleans()) else {}
+    return {"coding": [{k: v for k, v in coding.items() if v is not None}], **text}
 
 
 def _maybe(draw: Any, value: Any) -> Any:
@@ -243,7 +244,8 @@ def test_non_utf8_note_attachments_are_read_not_crashed() -> None:
                 continue
             assert isinstance(text, str)
         bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
-            {"resource": {"resourceType": "Procedure", "id": "p", "status": "completed", "code": {"coding": [{"system": CPT, "code": "97530"}]},
+            {"resource": {"resourceType": "Procedure", "id": "p", "status": "completed",
+                          "code": {"coding": [{"system": CPT, "code": "97530"}]},
                           "subject": {"reference": "Patient/x"}, "encounter": {"reference": "Encounter/e"}}},
             {"resource": {"resourceType": "DocumentReference", "id": "d", "status": "current", "subject": {"reference": "Patient/x"},
                           "context": {"encounter": [{"reference": "Encounter/e"}]},

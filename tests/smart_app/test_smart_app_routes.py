@@ -145,7 +145,8 @@ def test_ehr_launch_renders_the_whole_picture(rig: Rig) -> None:
     (call,) = rig.evaluated
     assert call["lines_from"] == "Claim"
     got = refs(call["resources"])
-    assert {"Patient/p1", "Encounter/e1", "Claim/c1", "Procedure/pc1", "DocumentReference/d1", "Binary/b1", "Coverage/cv1", "Practitioner/pr1"} <= got
+    assert {"Patient/p1", "Encounter/e1", "Claim/c1", "Procedure/pc1", "DocumentReference/d1", "Binary/b1", "Coverage/cv1",
+            "Practitioner/pr1"} <= got
     assert not any("other" in r for r in got)
     # the page parts
     assert 'data-verdict="recode"' in html and "Suggested code: CPT 97110" in html
