@@ -55,6 +55,8 @@ class _InputError(ValueError):
 
 
 def _evaluate_file(path: Path, args: argparse.Namespace, evaluate_note: Any, evaluate_resources: Any) -> Any:
+    from plugin.note_file import read_input  # what the bytes are: the library's call (NoteFileError)
+
     try:
         size = path.stat().st_size
         if size > MAX_INPUT_BYTES:
@@ -62,18 +64,10 @@ def _evaluate_file(path: Path, args: argparse.Namespace, evaluate_note: Any, eva
         raw = path.read_bytes()
     except OSError as exc:
         raise _InputError(f"cannot read the file ({exc.strerror or type(exc).__name__})") from exc
-    text = decode_text(raw)
-    stripped = text.lstrip("\ufeff \t\r\n")
-    if stripped.startswith("{") or stripped.startswith("["):
-        try:
-            data = json.loads(stripped)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise _InputError(f"not valid JSON ({getattr(exc, 'msg', 'too deeply nested')})") from exc
-        if not _is_fhir(data):
-            raise _InputError('JSON but not FHIR: expected a resource or Bundle with a "resourceType"')
-        return evaluate_resources(data, payer=args.payer)
-    if not stripped.strip():
-        raise _InputError("the file is empty")
+    kind, value = read_input(raw)
+    if kind == "fhir":
+        return evaluate_resources(value, payer=args.payer)
+    text = value
     return evaluate_note(
         text, code=args.code, units=args.units, minutes=args.minutes, payer=args.payer,
         modifiers=tuple(m.upper() for m in args.modifier), performer_role=args.role, note_id=path.name,
@@ -106,62 +100,3 @@ def _json_view(name: str, evaluation: Any, *, locality: str | None = None, rules
     out.update({k: v for k, v in data.items() if k != "lines"})
     out["fees"] = {k: v for k, v in fees.to_dict().items() if k != "lines"}
     return out
-
-
-# --- is it text? is it FHIR? ------------------------------------------------------------------------
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"%PDF-", "a PDF"),
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"),
-    (b"II*\x00", "a TIFF image"),
-    (b"MM\x00*", "a TIFF image"),
-    (b"\x7fELF", "an executable (ELF)"),
-    (b"MZ", "a Windows executable"),
-    (b"PK\x03\x04", "a ZIP archive (or a Word/Excel file)"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office document"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"SQLite format 3\x00", "an SQLite database"),
-    (b"\xca\xfe\xba\xbe", "a compiled binary"),
-)
-
-
-def decode_text(raw: bytes) -> str:
-    """The file as text, or ``_InputError`` naming what it is when it is not text.
-
-    Why sniff: a PDF, an image or a binary decoded with ``errors="replace"`` reads as a note
-    full of noise, and the engine then quotes noise as evidence ("x86" as a patient response).
-    A note is UTF-8 (with or without BOM) or UTF-16 with a BOM; Windows-1252 is accepted when it
-    decodes to printable text. Anything else is refused."""
-    for magic, what in _MAGIC:
-        if raw.startswith(magic) and (magic != b"MZ" or b"\x00" in raw[:1024]):
-            hint = " (for a PDF note, put it in a FHIR Bundle as a DocumentReference attachment)" if "PDF" in what else ""
-            raise _InputError(f"not a text note: the file is {what}{hint}")
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return raw.decode("utf-16")
-        except UnicodeDecodeError:
-            raise _InputError("not a text note: damaged UTF-16 text") from None
-    if b"\x00" in raw[:65536]:
-        raise _InputError("not a text note: the file holds binary data (NUL bytes)")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text = raw.decode("cp1252")
-        except UnicodeDecodeError:
-            raise _InputError("not a text note: the bytes are not UTF-8 or Windows-1252 text") from None
-    sample = text[:65536]
-    controls = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\t\n\r\f\v") or 0x7F <= ord(ch) < 0xA0)
-    if sample and controls / len(sample) > 0.01:
-        raise _InputError("not a text note: the file holds binary data (control characters)")
-    return text
-
-
-def _is_fhir(data: Any) -> bool:
-    if isinstance(data, dict):
-        return isinstance(data.get("resourceType"), str) and bool(data["resourceType"])
-    if isinstance(data, list):
-        return bool(data) and all(isinstance(x, dict) and isinstance(x.get("resourceType"), str) for x in data)
-    return False

@@ -8,7 +8,6 @@ which rules fired where and how each criterion and the documented code were deci
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -62,24 +61,19 @@ def _test(ruleset: object, *, verbose: bool, redos: bool = False) -> int:
 def _explain(ruleset: object, path: Path, *, payer: str | None, code: str) -> int:
     from plugin import FhirInputError, PluginError
     from plugin.explain import explain_note, explain_resources, render
+    from plugin.note_file import read_input
 
     try:
         raw = path.read_bytes()
     except OSError as exc:
         print(f"cds97530: {path}: cannot read the file ({exc.strerror or type(exc).__name__})", file=sys.stderr)
         return 2
-    text = raw.decode("utf-8", errors="replace")
-    stripped = text.lstrip("\ufeff \t\r\n")
     try:
-        if stripped.startswith(("{", "[")):
-            try:
-                data = json.loads(stripped)
-            except (json.JSONDecodeError, RecursionError):
-                print(f"cds97530: {path}: not valid JSON", file=sys.stderr)
-                return 2
-            report = explain_resources(data, ruleset=ruleset, payer=payer)  # type: ignore[arg-type]
+        kind, value = read_input(raw)  # the same reading of the file as `check` (a PDF is not a note)
+        if kind == "fhir":
+            report = explain_resources(value, ruleset=ruleset, payer=payer)  # type: ignore[arg-type]
         else:
-            report = explain_note(text, ruleset=ruleset, payer=payer, code=code, note_id=path.name)  # type: ignore[arg-type]
+            report = explain_note(value, ruleset=ruleset, payer=payer, code=code, note_id=path.name)  # type: ignore[arg-type]
     except (FhirInputError, PluginError) as exc:
         print(f"cds97530: {path}: {exc}", file=sys.stderr)
         return 2
