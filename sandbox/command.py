@@ -15,6 +15,7 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,77 +77,109 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, hooks: list[str]) -> int:
-    import yaml
-
-    from sandbox.ehr import EhrKeys, JwksServer, SimulatedEhr
-    from sandbox.fhir_server import FhirServer, fhir_transaction
-    from sandbox.public import delete_dataset
-    from sandbox.service_runner import running_service
     from sandbox.synthetic import build_dataset
 
     out = sys.stdout
     data = build_dataset()
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cds97530-sandbox-")))
-        if args.fhir_base_url:
-            base = args.fhir_base_url.rstrip("/")
-            ehr_token = args.fhir_token
-
-            def token_source() -> str:
-                return args.fhir_token or ""
-        else:
-            fhir = stack.enter_context(FhirServer())
-            base = fhir.base_url
-            ehr_token = fhir.issue_token(expires_in=None)
-
-            def token_source() -> str:
-                return fhir.issue_token(expires_in=300)
-        print(f"FHIR server     {base}", file=out)
-        for bundle in data.bundles():
-            fhir_transaction(base, bundle, token=ehr_token)
-        print(f"synthetic data  {len(data.resources)} resources, {len(data.patients)} patients, tag {data.tag_param}", file=out)
-        if args.fhir_base_url and not args.keep_data:
-            stack.callback(delete_dataset, base, data, token=ehr_token)
-
-        keys = EhrKeys()
-        jwks = stack.enter_context(JwksServer(keys, port=args.jwks_port))
-        ehr = SimulatedEhr(keys=keys, jku=jwks.url, iss=jwks.origin, fhir_base=base,
-                           token_source=token_source if (args.fhir_token or not args.fhir_base_url) else None,
-                           ehr_token=ehr_token, run_tag=data.tag)
-        stack.callback(ehr.close)
-        entry = ehr.clients_entry()
-        print(f"EHR JWKS        {jwks.url}", file=out)
-        print("clients entry   " + json.dumps(entry), file=out)
-
-        if args.service_url:
-            service_base = args.service_url.rstrip("/")
-        else:
-            if args.service_factory is None:
-                print("cds97530 sandbox: no service to start here; pass --service-url", file=sys.stderr)
-                return 2
-            clients = tmp / "clients.yaml"
-            clients.write_text(yaml.safe_dump({"clients": [entry]}), encoding="utf-8")
-            factory = args.service_factory(clients, f"sqlite:///{tmp / 'sandbox.sqlite3'}")
-            svc = stack.enter_context(running_service(factory))
-            service_base = svc.base_url
+        base, ehr_token, token_source = _fhir_with_data(stack, args, data, out)
+        ehr = _simulated_ehr(stack, args, data, base, ehr_token, token_source, out)
+        service_base = _service(stack, args, tmp, ehr.clients_entry())
+        if service_base is None:
+            print("cds97530 sandbox: no service to start here; pass --service-url", file=sys.stderr)
+            return 2
         print(f"CDS service     {service_base}/cds-services\n", file=out)
-
-        ehr.discover(service_base)
-        visits = data.visits(payer=args.payer)[: max(args.visits, 0)]
-        applied = False
-        for visit in visits:
-            for hook in hooks:
-                context = dict(ehr.context_for(hook, data, visit))
-                result = ehr.fire(service_base, HOOKS[hook], context, prefetch=args.prefetch, alg=args.alg)
-                _print_result(out, visit, hook, result, as_json=args.json)
-                if args.apply and not applied and result.status == 200:
-                    applied = _apply_first(out, ehr, service_base, result, context)
+        _fire_hooks(out, args, ehr, data, service_base, hooks)
         if args.serve:
             print("\nrunning; Ctrl-C to stop", file=out)
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(1)
     return 0
+
+
+def _fhir_with_data(
+    stack: contextlib.ExitStack, args: argparse.Namespace, data: Any, out: Any
+) -> tuple[str, str | None, Callable[[], str]]:
+    """The FHIR server (``--fhir-base-url``, else one started here) with the synthetic data loaded; data
+    put on a server we did not start is deleted on the way out unless ``--keep-data``. Returns the base,
+    the EHR's own token and where the EHR gets the token it hands the service."""
+    from sandbox.fhir_server import FhirServer, fhir_transaction
+    from sandbox.public import delete_dataset
+
+    if args.fhir_base_url:
+        base = args.fhir_base_url.rstrip("/")
+        ehr_token = args.fhir_token
+
+        def token_source() -> str:
+            return args.fhir_token or ""
+    else:
+        fhir = stack.enter_context(FhirServer())
+        base = fhir.base_url
+        ehr_token = fhir.issue_token(expires_in=None)
+
+        def token_source() -> str:
+            return fhir.issue_token(expires_in=300)
+    print(f"FHIR server     {base}", file=out)
+    for bundle in data.bundles():
+        fhir_transaction(base, bundle, token=ehr_token)
+    print(f"synthetic data  {len(data.resources)} resources, {len(data.patients)} patients, tag {data.tag_param}", file=out)
+    if args.fhir_base_url and not args.keep_data:
+        stack.callback(delete_dataset, base, data, token=ehr_token)
+    return base, ehr_token, token_source
+
+
+def _simulated_ehr(
+    stack: contextlib.ExitStack, args: argparse.Namespace, data: Any, base: str, ehr_token: str | None,
+    token_source: Callable[[], str], out: Any,
+) -> Any:
+    """The simulated EHR with its signing keys and JWKS endpoint; prints the client entry the service
+    must register. It hands the service a FHIR token only when it has one (a started server, or --fhir-token)."""
+    from sandbox.ehr import EhrKeys, JwksServer, SimulatedEhr
+
+    keys = EhrKeys()
+    jwks = stack.enter_context(JwksServer(keys, port=args.jwks_port))
+    ehr = SimulatedEhr(keys=keys, jku=jwks.url, iss=jwks.origin, fhir_base=base,
+                       token_source=token_source if (args.fhir_token or not args.fhir_base_url) else None,
+                       ehr_token=ehr_token, run_tag=data.tag)
+    stack.callback(ehr.close)
+    print(f"EHR JWKS        {jwks.url}", file=out)
+    print("clients entry   " + json.dumps(ehr.clients_entry()), file=out)
+    return ehr
+
+
+def _service(stack: contextlib.ExitStack, args: argparse.Namespace, tmp: Path, entry: dict[str, Any]) -> str | None:
+    """The service to fire at: ``--service-url``, else one started here that registers only this EHR
+    (SQLite store in the temporary folder). None when there is neither."""
+    import yaml
+
+    from sandbox.service_runner import running_service
+
+    if args.service_url:
+        return str(args.service_url).rstrip("/")
+    if args.service_factory is None:
+        return None
+    clients = tmp / "clients.yaml"
+    clients.write_text(yaml.safe_dump({"clients": [entry]}), encoding="utf-8")
+    factory = args.service_factory(clients, f"sqlite:///{tmp / 'sandbox.sqlite3'}")
+    svc = stack.enter_context(running_service(factory))
+    return str(svc.base_url)
+
+
+def _fire_hooks(out: Any, args: argparse.Namespace, ehr: Any, data: Any, service_base: str, hooks: list[str]) -> None:
+    """Discovery, then each chosen hook for each visit, printed as it answers; with ``--apply`` the first
+    suggestion of a successful answer is applied and its feedback posted."""
+    ehr.discover(service_base)
+    visits = data.visits(payer=args.payer)[: max(args.visits, 0)]
+    applied = False
+    for visit in visits:
+        for hook in hooks:
+            context = dict(ehr.context_for(hook, data, visit))
+            result = ehr.fire(service_base, HOOKS[hook], context, prefetch=args.prefetch, alg=args.alg)
+            _print_result(out, visit, hook, result, as_json=args.json)
+            if args.apply and not applied and result.status == 200:
+                applied = _apply_first(out, ehr, service_base, result, context)
 
 
 def _print_result(out: Any, visit: Any, hook: str, result: Any, *, as_json: bool) -> None:
