@@ -194,19 +194,22 @@ def test_postgres_store_and_migrations():
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
     scoped_url = scoped.render_as_string(hide_password=False)
+    stores: list[Store] = []
     try:
         upgrade_database(scoped_url)
-        store = Store(scoped_url)
+        store, replica = Store(scoped_url), Store(scoped_url)
+        stores += [store, replica]
         assert {"evaluations", "cards", "feedback", "seen_jti", "alembic_version"} <= set(
             inspect(store.engine).get_table_names())
         exp = datetime.now(UTC) + timedelta(minutes=5)
         assert store.remember_jti("iss", "j1", exp) is True
-        assert Store(scoped_url).remember_jti("iss", "j1", exp) is False  # a second replica sees it
+        assert replica.remember_jti("iss", "j1", exp) is False  # a second replica sees it
         item = {"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}
         assert store.save_feedback([item], service_id="s", client="c") == (1, 0)
-        assert Store(scoped_url).save_feedback([item], service_id="s", client="c") == (0, 1)
-        store.dispose()
+        assert replica.save_feedback([item], service_id="s", client="c") == (0, 1)
     finally:
+        for opened in stores:  # an undisposed engine leaves its connections to the garbage collector
+            opened.dispose()
         with admin.engine.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
