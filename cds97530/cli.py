@@ -42,7 +42,8 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--modifier", action="append", default=[], help="modifier of a plain-text note's line (repeatable)")
     check.add_argument("--role", choices=("PT", "PTA", "OT", "OTA"), default=None, help="who furnished a plain-text note's service")
     check.add_argument("--locality", default=None, metavar="MAC-LOC",
-                       help="Medicare locality for fee estimates, e.g. 01112-05 (plugin/data/gpci.yaml)")
+                       help="Medicare locality for fee estimates, e.g. 01112-05 (gpci.yaml); "
+                       "overrides the Coverage's and the payer profile's (none: national)")
     check.add_argument("--rules", default=None, metavar="DIR", help="ruleset directory (a copy of plugin/data; default the packaged rules)")
     check.set_defaults(run=_cmd_check)
 

@@ -370,15 +370,6 @@ def visit_pricing(
     return Pricing(schedule_id, schedule, None, "", " ".join(notes), tables)
 
 
-def payer_schedule(payer_id: str | None, ruleset: Ruleset | None = None) -> ScheduleModel | None:
-    """The fee schedule the ruleset holds for this payer profile, or ``None``."""
-    rs = _ruleset(ruleset)
-    profile = rs.payers.get((payer_id or "").strip().lower())
-    if profile is None or profile.fee_schedule is None:
-        return None
-    return rs.billing.schedules.schedules.get(profile.fee_schedule)
-
-
 def _ruleset(ruleset: Ruleset | None) -> Ruleset:
     if ruleset is not None:
         return ruleset
