@@ -24,7 +24,7 @@ from typing import Any
 from cds_hooks.errors import CdsError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser("serve", help="run the CDS Hooks service (uvicorn, one process)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8530)
@@ -278,11 +278,12 @@ def _cmd_feedback_report(args: argparse.Namespace) -> int:
     by_visit = getattr(args, "by", "rule") == "visit"
     try:
         store = Store(_settings(database_url=args.database_url).database_url)
-        rates = store.feedback_by_visit() if by_visit else store.feedback_rates()
+        visit_rows = store.feedback_by_visit() if by_visit else []
+        rates = [] if by_visit else store.feedback_rates()
     except (SQLAlchemyError, ValueError) as exc:
         return _fail(f"cannot read the store ({type(exc).__name__}); run `cds97530 db upgrade` first?")
     if by_visit:
-        print(json.dumps(rates, indent=2) if args.format == "json" else format_visit_report(rates))
+        print(json.dumps(visit_rows, indent=2) if args.format == "json" else format_visit_report(visit_rows))
         return 0
     if args.format == "json":
         print(json.dumps([

@@ -13,9 +13,9 @@ code already inside an event loop alike.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.from_thread
 import httpx
@@ -23,6 +23,8 @@ import httpx
 from fhir_rest.client import Budget, FhirRestClient, Limits
 from fhir_rest.errors import FhirRestError
 from fhir_rest.urls import check_base
+
+_T = TypeVar("_T")
 
 
 class SyncFhirRestClient:
@@ -56,36 +58,36 @@ class SyncFhirRestClient:
             assert self._http is not None
             return self._portal, self._http
 
-    def _run(self, call: Callable[[FhirRestClient], Any]) -> Any:
+    def _run(self, call: Callable[[FhirRestClient], Awaitable[_T]]) -> _T:
         portal, http = self._started()
         budget = Budget(self.budget_seconds) if self.budget_seconds is not None else None
 
-        async def run() -> Any:
+        async def run() -> _T:
             return await call(FhirRestClient(http, self.base, token=self.token, limits=self.limits, budget=budget))
 
         return portal.call(run)
 
     # --- the calls of FhirRestClient -------------------------------------------------------------
     def get(self, relative_or_absolute: str) -> dict[str, Any] | None:
-        return self._run(lambda c: c.get(relative_or_absolute))  # type: ignore[no-any-return]
+        return self._run(lambda c: c.get(relative_or_absolute))
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
-        return self._run(lambda c: c.read(resource_type, resource_id))  # type: ignore[no-any-return]
+        return self._run(lambda c: c.read(resource_type, resource_id))
 
     def search(self, resource_type: str, params: Mapping[str, Any] | str = "") -> dict[str, Any]:
-        return self._run(lambda c: c.search(resource_type, params))  # type: ignore[no-any-return]
+        return self._run(lambda c: c.search(resource_type, params))
 
     def create(self, resource: Mapping[str, Any]) -> dict[str, Any]:
-        return self._run(lambda c: c.create(resource))  # type: ignore[no-any-return]
+        return self._run(lambda c: c.create(resource))
 
     def update(self, resource: Mapping[str, Any]) -> dict[str, Any]:
-        return self._run(lambda c: c.update(resource))  # type: ignore[no-any-return]
+        return self._run(lambda c: c.update(resource))
 
     def delete(self, reference: str) -> int:
-        return self._run(lambda c: c.delete(reference))  # type: ignore[no-any-return]
+        return self._run(lambda c: c.delete(reference))
 
     def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
-        return self._run(lambda c: c.transaction(bundle))  # type: ignore[no-any-return]
+        return self._run(lambda c: c.transaction(bundle))
 
     # --- lifetime ----------------------------------------------------------------------------------
     def close(self) -> None:
