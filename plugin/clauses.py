@@ -147,8 +147,9 @@ _BOX_LABEL = re.compile(r"[^\n\[]{0,40}:\s*$")
 
 def _checkbox_items(text: str, pieces: list[Span]) -> list[tuple[int, int, bool]]:
     """EMR checkbox exports ("Cues: [ ] verbal [x] tactile"): each box starts its own clause. An
-    unchecked box's item was not done, and the group's label ("Cues:") is a form field, not a
-    statement, so both come back flagged ``not_done`` whatever words they carry."""
+    unchecked box's item was not done. The group's label ("Cues:") states something only through its
+    boxes: with one of them checked it reads as done ("Cues: [x] Verbal" says cues were given), with
+    none checked it is a form field left empty and comes back flagged ``not_done``."""
     out: list[tuple[int, int, bool]] = []
     for start, end in pieces:
         cuts = [m.start() for m in _BOX.finditer(text, start, end)]
@@ -156,12 +157,30 @@ def _checkbox_items(text: str, pieces: list[Span]) -> list[tuple[int, int, bool]
             out.append((start, end, False))
             continue
         bounds = [start, *[c for c in cuts if c > start], end]
+        any_checked = _label_checked(text, cuts, end)
         for a, b in itertools.pairwise(bounds):
             if b <= a:
                 continue
-            label = a == start and a < cuts[0] and bool(_BOX_LABEL.fullmatch(text, a, b))
+            label = a == start and a < cuts[0] and not any_checked and bool(_BOX_LABEL.fullmatch(text, a, b))
             out.append((a, b, label or bool(_UNCHECKED.match(text, a))))
     return out
+
+
+_NEXT_LABEL = re.compile(r"(?:\s{2,}|\t|[;|]\s*)[A-Za-z][^\n\[\]:;|]{0,30}:\s*$")
+"""An item that ends with another field's label ("[ ] demonstration     Assist: "): the boxes after
+it belong to that label."""
+
+
+def _label_checked(text: str, cuts: list[int], end: int) -> bool:
+    """True when one of the leading label's own boxes is checked: those up to the item that ends
+    with the next label ("Cues: [ ] verbal [ ] tactile   Assist: [x] supervision" checks no cue)."""
+    for i, cut in enumerate(cuts):
+        if not _UNCHECKED.match(text, cut):
+            return True
+        item_end = cuts[i + 1] if i + 1 < len(cuts) else end
+        if _NEXT_LABEL.search(text, cut, item_end):
+            return False
+    return False
 
 
 def negated(text: str, start: int, end: int, clause: Clause, lex: Lexicon) -> bool:

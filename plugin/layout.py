@@ -52,6 +52,8 @@ _POST = re.compile(
         |ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|one|two|three|four|five|six|seven|eight|nine)
         \s*(?:minutes?|mins?\.?|min\.?|m\b|')\s*\)?)?  # 24 min / (24 min) / twenty-four minutes
     (?:(?P<bare>\d{1,3})(?=[ ]{2,}|\t|\s*\|))?           # a flowsheet column: "Ther Act (97530)    25    STS x10"
+    (?:[|,;]?\s*(?:total\s+)?(?:minutes|mins?|time|duration)(?:\s*\(\s*min(?:ute)?s?\s*\))?\s*[:=]\s*
+       (?P<lmin>\d{1,3})(?![\d:.])(?:\s*(?:minutes?|mins?\.?|min\.?))?)?   # an export's field: "Minutes: 24", "Duration (min): 35"
     """,
     re.IGNORECASE | re.VERBOSE,
 )
@@ -317,6 +319,8 @@ def _headings(text: str, lex: Lexicon, present: frozenset[str]) -> list[Heading]
                 minutes = _number(post.group("min"))
             elif post.group("bare"):
                 minutes = int(post.group("bare"))
+            elif post.group("lmin"):
+                minutes = int(post.group("lmin"))
             if post.group("t1") and post.group("t2"):
                 clock = clock_minutes(post.group("t1"), post.group("t2"))
                 if clock is not None:
