@@ -95,7 +95,8 @@ with sync_playwright() as pw:
     page.on("console", lambda m: log.append({"dir": "console", "type": m.type, "text": m.text[:300]})
             if m.type in ("error", "warning") else None)
     # no internet on the trial machine: the sandbox's default services and web fonts are refused at once
-    page.route("**/*", lambda route: route.abort() if not route.request.url.startswith("http://127.0.0.1") else route.continue_())
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("http://127.0.0.1", "http://localhost"))
+               else route.abort())
     page.on("request", on_request)
     page.on("response", on_response)
     page.goto(f"{args.sandbox}/?fhirServiceUrl={args.fhir}&patientId={args.patient}"
