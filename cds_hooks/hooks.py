@@ -169,8 +169,7 @@ async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client,
         order_refs=[ref for r in own if r.get("resourceType") == "ServiceRequest" and (ref := _ref(r))],
         card_count=len(cards),
     )
-    await anyio.to_thread.run_sync(_save, deps.store, service, client, record, cards,
-                                   abandon_on_cancel=True, limiter=deps.limiter)
+    await _save(deps.store, service, client, record, cards)  # committed before the cards are answered
     return HookResult(
         {"cards": [c.card for c in cards]},
         reason="evaluated",
@@ -242,13 +241,14 @@ def evaluation_record(
     }
 
 
-def _save(store: Store, service: ServiceDef, client: Client, record: dict[str, Any], cards: list[BuiltCard]) -> None:
+async def _save(store: Store, service: ServiceDef, client: Client, record: dict[str, Any],
+                cards: list[BuiltCard]) -> None:
     rows = [
         {"uuid": c.card["uuid"], "service_id": service.id, "client": client.label, "indicator": c.indicator,
          "rule": c.rule, "rules": list(c.rules), "line_ref": c.line_ref, "suggestions": c.suggestions}
         for c in cards
     ]
     try:
-        store.save_evaluation(record, rows)
+        await store.save_evaluation_async(record, rows)
     except SQLAlchemyError as exc:  # advice still reaches the clinician; feedback will not match
         log.error("store write failed", extra={"error": type(exc).__name__, "service": service.id})

@@ -1,7 +1,17 @@
 """The service's database: evaluation metadata, cards sent, clinicians' feedback and seen JWT ids.
 
-SQLAlchemy 2 (sync engine, called from a worker thread). SQLite file by default, PostgreSQL by URL,
-so several replicas share the ``seen_jti`` table and a replayed JWT is refused by all of them.
+SQLAlchemy 2 (sync engine). SQLite file by default, PostgreSQL by URL, so several replicas share the
+``seen_jti`` table and a replayed JWT is refused by all of them.
+
+The hook path's writes (a call's ``jti``, then its evaluation row and cards) go through one writer
+thread per store that commits whatever calls are waiting in one transaction (group commit): on
+SQLite one connection writes, so concurrent calls never wait on each other's write lock (SQLite's
+busy handler sleeps in 1-100 ms steps), and on both databases a batch costs one commit and one
+``executemany`` per table instead of one per call. Each caller still waits until its own rows are
+committed (``await store.save_evaluation_async(...)``), so nothing is answered before it is stored
+and nothing acknowledged can be lost; a call given up at its deadline before its write started is
+not written (its answer did not carry those cards). A failed batch is retried row by row, so one
+bad row fails only its own call.
 
 What is stored: codes, verdicts, criteria met/missing, units, rule ids, FHIR references, card and
 suggestion uuids, feedback outcomes and override codings. What is never stored: note text or
@@ -11,11 +21,16 @@ quotes, names, free-text override comments, access tokens, JWTs.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
+import queue
 import re
+import threading
 from collections import defaultdict
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -200,8 +215,92 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+_MAX_BATCH = 64
+
+
+@dataclass(eq=False)
+class _Write:
+    """One queued write: a ``jti`` (result: fresh or not) or an evaluation row with its cards."""
+
+    kind: str  # "jti" | "evaluation"
+    params: dict[str, Any]
+    cards: list[dict[str, Any]] = field(default_factory=list)
+    future: Future[Any] = field(default_factory=Future)
+    result: Any = None
+
+
+class _Writer:
+    """The thread that commits queued writes in batches (see the module docstring). Started on the
+    first write (and again in a forked child); ``close`` writes what is queued, then stops."""
+
+    def __init__(self, apply: Any) -> None:
+        self._apply = apply  # list[_Write] -> None, one transaction; sets each write's result
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, write: _Write) -> Future[Any]:
+        if self._closed:  # after dispose (e.g. a call still finishing at shutdown): write it here
+            if write.future.set_running_or_notify_cancel():
+                self._run_batch([write])
+            return write.future
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                    self._queue = queue.SimpleQueue() if self._pid != os.getpid() else self._queue
+                    self._pid = os.getpid()
+                    self._thread = threading.Thread(target=self._loop, name="cds97530-store-writer", daemon=True)
+                    self._thread.start()
+        self._queue.put(write)
+        return write.future
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._closed = True
+        thread = self._thread
+        if thread is not None and thread.is_alive() and self._pid == os.getpid():
+            self._queue.put(None)
+            thread.join(timeout)
+
+    def _loop(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            # a caller that gave up (its deadline) before the write started is not written
+            self._run_batch([w for w in batch if w.future.set_running_or_notify_cancel()])
+
+    def _run_batch(self, batch: list[_Write]) -> None:
+        if not batch:
+            return
+        try:
+            self._apply(batch)
+        except Exception as exc:  # noqa: BLE001 - reported to each caller; a batch is retried row by row
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return
+            for write in batch:
+                self._run_batch([write])
+            return
+        for write in batch:
+            write.future.set_result(write.result)
+
+
 class Store:
-    """Thread-safe access to the database; every method is one short transaction."""
+    """Thread-safe access to the database; every method is one short transaction (the hook path's
+    writes: one per batch of concurrent calls)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -209,27 +308,57 @@ class Store:
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self._jti_inserts = 0
         self._jti_stmt = self._build_jti_statement()
+        self._writer = _Writer(self._apply_writes)
 
     def create_tables(self) -> None:
         Base.metadata.create_all(self.engine)
 
     def dispose(self) -> None:
+        self._writer.close()  # queued writes are committed first
         self.engine.dispose()
 
     def session(self) -> Session:
         return self._session()
 
+    # --- the writer's transaction -------------------------------------------------------------
+    def _apply_writes(self, batch: list[_Write]) -> None:
+        """One transaction for a batch: each ``jti`` statement in order (a jti twice in one batch:
+        the second is a replay), then one multi-row insert per table for the evaluations."""
+        now = _utcnow()
+        evaluations = [w for w in batch if w.kind == "evaluation"]
+        with self.engine.begin() as conn:
+            for write in batch:
+                if write.kind == "jti":
+                    write.result = conn.execute(self._jti_stmt, {**write.params, "now": now}).first() is not None
+                    self._jti_inserts += 1
+                    if self._jti_inserts % 500 == 0:
+                        table = _table(SeenJtiRow)
+                        conn.execute(delete(table).where(table.c.expires_at < now - timedelta(minutes=10)))
+            if evaluations:
+                conn.execute(insert(_table(EvaluationRow)), [{**w.params, "created_at": now} for w in evaluations])
+                cards = [{**card, "created_at": now, "evaluation_id": w.params["id"]}
+                         for w in evaluations for card in w.cards]
+                if cards:
+                    conn.execute(insert(_table(CardRow)), cards)
+
+    @staticmethod
+    async def _wait(future: Future[Any]) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # not on asyncio (e.g. trio): a thread waits instead
+            import anyio
+
+            return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+        return await asyncio.wrap_future(future)
+
     # --- evaluations and cards ---------------------------------------------------------------
     def save_evaluation(self, evaluation: dict[str, Any], cards: list[dict[str, Any]]) -> None:
-        """One transaction, Core inserts (the ORM unit of work costs more than the evaluation)."""
-        now = _utcnow()
-        with self.engine.begin() as conn:
-            conn.execute(insert(_table(EvaluationRow)), [{**evaluation, "created_at": now}])
-            if cards:
-                conn.execute(
-                    insert(_table(CardRow)),
-                    [{**card, "created_at": now, "evaluation_id": evaluation["id"]} for card in cards],
-                )
+        """The evaluation row and its cards in one transaction (shared with concurrent calls)."""
+        self._writer.submit(_Write("evaluation", evaluation, cards)).result()
+
+    async def save_evaluation_async(self, evaluation: dict[str, Any], cards: list[dict[str, Any]]) -> None:
+        """``save_evaluation`` from the event loop: returns once the rows are committed."""
+        await self._wait(self._writer.submit(_Write("evaluation", evaluation, cards)))
 
     def get_evaluation(self, evaluation_id: str, *, client: str | None = None) -> dict[str, Any] | None:
         """What ``GET /evaluations/{id}`` shows: no patient reference (the SMART page knows its
@@ -268,15 +397,14 @@ class Store:
         replicas racing on the same jti cannot both win. The statement is built once."""
         if unstorable_field(SeenJtiRow.__table__, {"iss": iss, "jti": jti}):
             return False  # a jti the store cannot hold (over 200 characters, NUL) is refused like a replay
-        now = _utcnow()
-        params = {"iss": iss, "jti": jti, "expires_at": expires_at, "now": now}
-        with self.engine.begin() as conn:
-            fresh = conn.execute(self._jti_stmt, params).first() is not None
-            self._jti_inserts += 1
-            if self._jti_inserts % 500 == 0:
-                table = _table(SeenJtiRow)
-                conn.execute(delete(table).where(table.c.expires_at < now - timedelta(minutes=10)))
-        return fresh
+        return bool(self._writer.submit(_Write("jti", {"iss": iss, "jti": jti, "expires_at": expires_at})).result())
+
+    async def remember_jti_async(self, iss: str, jti: str, expires_at: datetime) -> bool:
+        """``remember_jti`` from the event loop (the writer thread commits it with its batch)."""
+        if unstorable_field(SeenJtiRow.__table__, {"iss": iss, "jti": jti}):
+            return False
+        return bool(await self._wait(self._writer.submit(_Write("jti", {"iss": iss, "jti": jti,
+                                                                         "expires_at": expires_at}))))
 
     def _build_jti_statement(self) -> Any:
         table = _table(SeenJtiRow)
