@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from plugin.clauses import Clause, after_cue, clauses, negated
@@ -238,7 +238,7 @@ def _skilled(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str
     return _clause_evidence(text, found, note_id)
 
 
-def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str, *, blocked: list[Span] = (),  # type: ignore[assignment]
+def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str, *, blocked: Sequence[Span] = (),
               possible: frozenset[str] | None = None, kinds: frozenset[str] | None = None) -> tuple[Evidence, ...]:
     index = _ClauseIndex(cls)
     goal_from: dict[int, int | None] = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from plugin.lexicon import ActivityCategory, Lexicon, Rule, bounded
 from plugin.model import Evidence
@@ -120,14 +121,14 @@ def _criterion_without(lexicon: Lexicon, rule: Rule) -> Lexicon:
     plain, fast, ids_field = fields
     ids: tuple[str, ...] = getattr(lexicon, ids_field)
     keep = [i for i, rid in enumerate(ids) if rid != rule.id]
-    changes: dict[str, object] = {
+    changes: dict[str, Any] = {  # Lexicon fields named at run time: no static type to check them against
         plain: tuple(getattr(lexicon, plain)[i] for i in keep),
         ids_field: tuple(ids[i] for i in keep),
         "rules": _rules_without(lexicon, rule.id),
     }
     if fast is not None:
         changes[fast] = tuple(getattr(lexicon, fast)[i] for i in keep)
-    return replace(lexicon, **changes)  # type: ignore[arg-type]
+    return replace(lexicon, **changes)
 
 
 def _alternation(rules: Iterable[Rule]) -> re.Pattern[str]:
@@ -145,7 +146,7 @@ def _context_without(lexicon: Lexicon, rule: Rule) -> Lexicon:
     cat = lexicon.context[name]
     kept = tuple(t for t in cat.triggers if t.id != rule.id)
     context = {**lexicon.context, name: replace(cat, triggers=kept)}
-    changes: dict[str, object] = {"context": context, "rules": _rules_without(lexicon, rule.id)}
+    changes: dict[str, Any] = {"context": context, "rules": _rules_without(lexicon, rule.id)}
     if name == "negation":
         changes["negation_before"] = _alternation(t for t in kept if t.direction in ("forward", "both"))
         changes["negation_after"] = _alternation(t for t in kept if t.direction in ("backward", "both"))
@@ -154,7 +155,7 @@ def _context_without(lexicon: Lexicon, rule: Rule) -> Lexicon:
     if name in ("terminators", "sequel"):  # a refusal's or topic's scope ends at either kind
         other = "sequel" if name == "terminators" else "terminators"
         changes["scope_end"] = _alternation([*kept, *(lexicon.context[other].triggers if other in lexicon.context else ())])
-    return replace(lexicon, **changes)  # type: ignore[arg-type]
+    return replace(lexicon, **changes)
 
 
 def ablation_failures(lexicon: Lexicon, rules: Iterable[Rule] | None = None) -> list[ExampleFailure]:

@@ -13,12 +13,15 @@ from functools import cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from plugin.errors import RuleSetError
+
+if TYPE_CHECKING:  # tables.py imports this module
+    from plugin.billing.tables import BillingTables
 
 DATA_PACKAGE = "plugin"
 DATA_DIR = "data"
@@ -99,9 +102,8 @@ class RvuModel(_Strict):
 
     @model_validator(mode="after")
     def _complete(self) -> RvuModel:
-        parts = (self.work, self.pe, self.mp)
-        if all(p is not None for p in parts):
-            summed = round(sum(parts), 4)  # type: ignore[arg-type]
+        if self.work is not None and self.pe is not None and self.mp is not None:
+            summed = round(self.work + self.pe + self.mp, 4)
             if self.total is not None and abs(summed - self.total) > 0.005:
                 raise ValueError(f"work + pe + mp = {summed} but total = {self.total}")
         elif self.total is None:
@@ -341,7 +343,7 @@ def _read(relative: str) -> str:
         raise RuleSetError(f"cannot read packaged data file: {exc.__class__.__name__}", file=f"plugin/data/{relative}") from None
 
 
-def _packaged() -> Any:
+def _packaged() -> BillingTables:
     from plugin.billing.tables import packaged_tables
 
     return packaged_tables()
@@ -349,23 +351,23 @@ def _packaged() -> Any:
 
 def fees_data() -> FeesModel:
     """The packaged ``fees.yaml`` (a ruleset's own is ``Ruleset.billing.fees``)."""
-    return _packaged().fees  # type: ignore[no-any-return]
+    return _packaged().fees
 
 
 def mue_data() -> MueModel:
-    return _packaged().mue  # type: ignore[no-any-return]
+    return _packaged().mue
 
 
 def ncci_data() -> NcciModel:
-    return _packaged().ncci  # type: ignore[no-any-return]
+    return _packaged().ncci
 
 
 def timed_codes_data() -> TimedCodesModel:
-    return _packaged().timed_codes  # type: ignore[no-any-return]
+    return _packaged().timed_codes
 
 
 def rules_data() -> RulesModel:
-    return _packaged().rules  # type: ignore[no-any-return]
+    return _packaged().rules
 
 
 @cache
@@ -410,9 +412,9 @@ def payer_models_in(directory: Path) -> dict[str, PayerModel]:
 def data_sources() -> tuple[tuple[str, SourceModel], ...]:
     """(file, source block) of every billing data file, for reports and the docs."""
     tables = _packaged()
-    models = {"fees.yaml": tables.fees, "gpci.yaml": tables.gpci, "fee_schedules.yaml": tables.schedules,
-              "mue.yaml": tables.mue, "ncci_pairs.yaml": tables.ncci, "timed_codes.yaml": tables.timed_codes,
-              "modifier_rules.yaml": tables.rules}
-    out: list[tuple[str, SourceModel]] = [(f"plugin/data/{name}", models[name].source) for name in DATA_FILES]
+    sources = {"fees.yaml": tables.fees.source, "gpci.yaml": tables.gpci.source, "fee_schedules.yaml": tables.schedules.source,
+               "mue.yaml": tables.mue.source, "ncci_pairs.yaml": tables.ncci.source, "timed_codes.yaml": tables.timed_codes.source,
+               "modifier_rules.yaml": tables.rules.source}
+    out: list[tuple[str, SourceModel]] = [(f"plugin/data/{name}", sources[name]) for name in DATA_FILES]
     out.extend((f"plugin/data/payers/{stem}.yaml", payer_data(stem).source) for stem in payer_files())
     return tuple(out)

@@ -69,8 +69,8 @@ class BillingTables:
 
     def fee_table(self, year: int | None) -> FeeYearModel:
         """The requested year's RVU table; when absent (or ``None``) the latest year available."""
-        if year in self.fee_years:
-            return self.fee_years[year]  # type: ignore[index]
+        if year is not None and year in self.fee_years:
+            return self.fee_years[year]
         return self.fee_years[max(self.fee_years)]
 
 
