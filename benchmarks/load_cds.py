@@ -434,23 +434,54 @@ async def _post(http: httpx.AsyncClient, balancer: Balancer, path: str, body: by
     return None
 
 
-async def drive(cluster: Cluster, mode: str, *, seconds: float, concurrency: int, feedback_every: int = 4,
-                ledger: FeedbackLedger | None = None, kill_after: float | None = None,
-                timeout: float = 30.0, replicas: list[Replica] | None = None) -> ModeResult:
-    """Run ``concurrency`` looping clients for ``seconds`` against ``replicas`` (default: all of the
-    cluster's); optionally SIGKILL the first of them ``kill_after`` seconds in."""
-    bodies = build_bodies(cluster, mode)
-    replicas = replicas if replicas is not None else cluster.replicas
-    balancer = Balancer(replicas)
-    result = ModeResult(mode=mode, seconds=seconds)
-    ledger = ledger if ledger is not None else FeedbackLedger()
-    path = f"/cds-services/{SERVICE_ID}"
-    fb_path = path + "/feedback"
-    counter = itertools.count()
-    killed_at: list[float] = []
-    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
+class _Clients:
+    """The looping clients of one mode: each fires the rotating hook bodies through the balancer, records
+    latency and status, and sends feedback on every ``feedback_every``-th answer's first card."""
 
-    async def feedback(http: httpx.AsyncClient, card: dict[str, Any], n: int) -> None:
+    def __init__(self, cluster: Cluster, bodies: list[dict[str, Any]], balancer: Balancer, result: ModeResult,
+                 ledger: FeedbackLedger, feedback_every: int) -> None:
+        self.cluster = cluster
+        self.bodies = bodies
+        self.balancer = balancer
+        self.result = result
+        self.ledger = ledger
+        self.feedback_every = feedback_every
+        self.path = f"/cds-services/{SERVICE_ID}"
+        self.counter = itertools.count()
+        self.killed_at: list[float] = []
+
+    async def warm_up(self, http: httpx.AsyncClient, replicas: list[Replica]) -> None:
+        """One call per replica: first-call costs are not the steady state being measured."""
+        for replica in replicas:
+            body = dict(self.bodies[0], hookInstance=str(uuid.uuid4()))
+            await http.post(replica.base_url + self.path, content=json.dumps(body).encode(),
+                            headers={"Authorization": f"Bearer {self.cluster.jwt(self.path)}", "Content-Type": "application/json"})
+
+    async def worker(self, http: httpx.AsyncClient, stop_at: float) -> None:
+        result = self.result
+        while time.monotonic() < stop_at:
+            n = next(self.counter)
+            body = copy.deepcopy(self.bodies[n % len(self.bodies)])
+            body["hookInstance"] = str(uuid.uuid4())
+            started = time.perf_counter()
+            response = await _post(http, self.balancer, self.path, json.dumps(body).encode(), self.cluster.jwt, result)
+            if response is None:
+                continue
+            result.latencies_ms.append((time.perf_counter() - started) * 1000)
+            result.statuses[response.status_code] += 1
+            if self.killed_at:
+                result.answered_after_kill[response.url.host + ":" + str(response.url.port)] += 1
+            if response.status_code != 200:
+                continue
+            cards = response.json().get("cards") or []
+            if not cards:
+                result.empty += 1
+            elif self.feedback_every and n % self.feedback_every == 0:
+                await self.feedback(http, cards[0], n)
+
+    async def feedback(self, http: httpx.AsyncClient, card: dict[str, Any], n: int) -> None:
+        """An override of the card; every fifth item is sent to two replicas and must be stored once."""
+        ledger = self.ledger
         item = {"card": card["uuid"], "outcome": "overridden",
                 "overrideReason": {"reason": {"system": "https://cds97530.example/override", "code": "load-test",
                                               "display": "Load test"}},
@@ -459,52 +490,37 @@ async def drive(cluster: Cluster, mode: str, *, seconds: float, concurrency: int
         payload = json.dumps({"feedback": [item]}).encode()
         sends = 2 if n % 5 == 0 else 1  # every fifth item goes to two replicas: must be stored once
         for _ in range(sends):
-            response = await _post(http, balancer, fb_path, payload, cluster.jwt, result)
+            response = await _post(http, self.balancer, self.path + "/feedback", payload, self.cluster.jwt, self.result)
             if response is not None and response.status_code == 200:
                 ledger.acknowledged.add(card["uuid"])
             elif response is not None:
-                result.statuses[response.status_code] += 1
+                self.result.statuses[response.status_code] += 1
                 ledger.failed += 1
         ledger.resent += sends - 1
 
-    async def worker(http: httpx.AsyncClient, stop_at: float) -> None:
-        while time.monotonic() < stop_at:
-            n = next(counter)
-            body = copy.deepcopy(bodies[n % len(bodies)])
-            body["hookInstance"] = str(uuid.uuid4())
-            started = time.perf_counter()
-            response = await _post(http, balancer, path, json.dumps(body).encode(), cluster.jwt, result)
-            if response is None:
-                continue
-            result.latencies_ms.append((time.perf_counter() - started) * 1000)
-            result.statuses[response.status_code] += 1
-            if killed_at:
-                result.answered_after_kill[response.url.host + ":" + str(response.url.port)] += 1
-            if response.status_code != 200:
-                continue
-            cards = response.json().get("cards") or []
-            if not cards:
-                result.empty += 1
-            elif feedback_every and n % feedback_every == 0:
-                await feedback(http, cards[0], n)
-
-    async def killer() -> None:
-        assert kill_after is not None
+    async def killer(self, replica: Replica, kill_after: float) -> None:
         await asyncio.sleep(kill_after)
-        await asyncio.to_thread(replicas[0].kill)
-        killed_at.append(time.monotonic())
+        await asyncio.to_thread(replica.kill)
+        self.killed_at.append(time.monotonic())
 
+
+async def drive(cluster: Cluster, mode: str, *, seconds: float, concurrency: int, feedback_every: int = 4,
+                ledger: FeedbackLedger | None = None, kill_after: float | None = None,
+                timeout: float = 30.0, replicas: list[Replica] | None = None) -> ModeResult:
+    """Run ``concurrency`` looping clients for ``seconds`` against ``replicas`` (default: all of the
+    cluster's); optionally SIGKILL the first of them ``kill_after`` seconds in."""
+    replicas = replicas if replicas is not None else cluster.replicas
+    result = ModeResult(mode=mode, seconds=seconds)
+    clients = _Clients(cluster, build_bodies(cluster, mode), Balancer(replicas), result,
+                       ledger if ledger is not None else FeedbackLedger(), feedback_every)
+    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
-        # One warm-up call per replica (first-call costs are not the steady state being measured).
-        for replica in replicas:
-            body = dict(bodies[0], hookInstance=str(uuid.uuid4()))
-            await http.post(replica.base_url + path, content=json.dumps(body).encode(),
-                            headers={"Authorization": f"Bearer {cluster.jwt(path)}", "Content-Type": "application/json"})
+        await clients.warm_up(http, replicas)
         started = time.monotonic()
         stop_at = started + seconds
-        tasks = [asyncio.create_task(worker(http, stop_at)) for _ in range(concurrency)]
+        tasks = [asyncio.create_task(clients.worker(http, stop_at)) for _ in range(concurrency)]
         if kill_after is not None:
-            tasks.append(asyncio.create_task(killer()))
+            tasks.append(asyncio.create_task(clients.killer(replicas[0], kill_after)))
         await asyncio.gather(*tasks)
         result.seconds = time.monotonic() - started
     return result
