@@ -80,8 +80,9 @@ _TOTAL_TREATMENT = re.compile(
     r"(?:total\s+(?:tx|treatment|session|visit|therapy)(?:\s+time)?|total(?=\s*[:=]?\s*\d)|treatment\s+time|tx\s+time)"
     r"\s*+(?:minutes?|mins?|min)?\s*+(?:[:=-]|was|of)?\s*+(?P<n>\d{1,3})(?!\s*(?:/\s*\d|x|lb|#|ft|of\s))"
     r"|(?:session(?:\s+(?:time|length|duration))?|time\s+in\s+(?:circuit|session|group|clinic|class)|visit\s+(?:time|length))"
-    r"\s*+(?:[:=-]|was|of)?\s*+(?P<n2>\d{1,3})\s*(?:minutes?|mins?|min\b|')",
-    re.IGNORECASE,
+    r"\s*+(?:[:=-]|was|of)?\s*+(?P<n2>\d{1,3})\s*(?:minutes?|mins?|min\b|')"
+    r"|(?:^|(?<=\n)|(?<=[.;] ))time\s*+[:=-]?\s*+(?P<n3>\d{1,3})\s*(?:minutes?|mins?|min\b|')\.?[ \t]*(?:$|\n)",  # "Time 30 min." on its own
+    re.IGNORECASE | re.MULTILINE,
 )
 
 _TOTAL_TIMED_CUE = re.compile(r"timed|billed|billable|direct")
@@ -537,7 +538,7 @@ def _first_number(regex: re.Pattern[str], text: str, keep: Callable[[re.Match[st
     for m in regex.finditer(text):
         if not keep(m):
             continue
-        raw = m.group("n") if m.group("n") else (m.groupdict().get("n2") or None)
+        raw = m.group("n") or m.groupdict().get("n2") or m.groupdict().get("n3")
         if raw is None:
             continue
         value = int(raw)
