@@ -42,8 +42,24 @@ def parse_app_context(raw: str | None) -> AppContext:
     >>> parse_app_context("not json").empty
     True
     """
-    if not raw or len(raw) > 4096:
+    lowered = _context_keys(raw)
+    if lowered is None:
         return AppContext()
+    return AppContext(
+        encounter=_one(lowered, ("encounter", "encounterid", "encounter_ref"), "Encounter"),
+        claim=_one(lowered, ("claim", "claimid", "claim_ref"), "Claim"),
+        patient=_one(lowered, ("patient", "patientid"), "Patient"),
+        procedures=_many(lowered, ("procedure", "procedures"), "Procedure"),
+        service_requests=_many(lowered, ("servicerequest", "servicerequests", "order", "orders"), "ServiceRequest"),
+        claim_item=_small_int(lowered.get("claimitem")),
+    )
+
+
+def _context_keys(raw: str | None) -> dict[str, Any] | None:
+    """The appContext as an object with lower-case keys: JSON as sent, a bare reference as
+    ``{type: reference}``; None for anything else (empty, over 4 KB, not an object or a reference)."""
+    if not raw or len(raw) > 4096:
+        return None
     try:
         data: Any = json.loads(raw)
     except ValueError:
@@ -51,37 +67,32 @@ def parse_app_context(raw: str | None) -> AppContext:
     if isinstance(data, str):
         ref = parse_reference(data)
         if ref is None:
-            return AppContext()
+            return None
         data = {ref.split("/")[0].lower(): ref}
     if not isinstance(data, dict):
-        return AppContext()
-    lowered = {str(k).lower(): v for k, v in data.items()}
-
-    def one(keys: tuple[str, ...], rtype: str) -> str | None:
-        for key in keys:
-            ref = parse_reference(lowered.get(key), expected=rtype)
-            if ref:
-                return ref
         return None
+    return {str(k).lower(): v for k, v in data.items()}
 
-    def many(keys: tuple[str, ...], rtype: str) -> tuple[str, ...]:
-        out: list[str] = []
-        for key in keys:
-            value = lowered.get(key)
-            for item in value if isinstance(value, list) else [value]:
-                ref = parse_reference(item, expected=rtype)
-                if ref and ref not in out:
-                    out.append(ref)
-        return tuple(out)
 
-    return AppContext(
-        encounter=one(("encounter", "encounterid", "encounter_ref"), "Encounter"),
-        claim=one(("claim", "claimid", "claim_ref"), "Claim"),
-        patient=one(("patient", "patientid"), "Patient"),
-        procedures=many(("procedure", "procedures"), "Procedure"),
-        service_requests=many(("servicerequest", "servicerequests", "order", "orders"), "ServiceRequest"),
-        claim_item=_small_int(lowered.get("claimitem")),
-    )
+def _one(lowered: dict[str, Any], keys: tuple[str, ...], rtype: str) -> str | None:
+    """The first of ``keys`` that holds a reference of ``rtype``."""
+    for key in keys:
+        ref = parse_reference(lowered.get(key), expected=rtype)
+        if ref:
+            return ref
+    return None
+
+
+def _many(lowered: dict[str, Any], keys: tuple[str, ...], rtype: str) -> tuple[str, ...]:
+    """Every reference of ``rtype`` under ``keys`` (a value or a list), once each, in order."""
+    out: list[str] = []
+    for key in keys:
+        value = lowered.get(key)
+        for item in value if isinstance(value, list) else [value]:
+            ref = parse_reference(item, expected=rtype)
+            if ref and ref not in out:
+                out.append(ref)
+    return tuple(out)
 
 
 def _small_int(value: Any) -> int | None:
@@ -144,15 +155,7 @@ async def gather(
         notices.append("The card's context names another patient; it was ignored.")
         app_context = AppContext()
 
-    encounter: dict[str, Any] | None = None
-    for candidate in (app_context.encounter, encounter_ref):
-        if not candidate:
-            continue
-        found = await reader.read(candidate)
-        if found is not None and belongs_to(found, patient_ref):
-            encounter = found
-            break
-        notices.append("A visit named by the launch does not belong to this patient; it was ignored.")
+    encounter = await _encounter(reader, (app_context.encounter, encounter_ref), patient_ref, notices)
     enc_ref = f"Encounter/{encounter['id']}" if encounter else None
 
     async def search(rtype: str, **params: str) -> list[dict[str, Any]]:
@@ -168,17 +171,7 @@ async def gather(
         documents = [d for d in documents if _references_encounter(d, enc_ref)]
         requests = [r for r in requests if _references_encounter(r, enc_ref)]
         claims = [c for c in claims if _references_encounter(c, enc_ref)]
-    chosen_claim = None
-    if app_context.claim:
-        chosen_claim = next((c for c in claims if f"Claim/{c.get('id')}" == app_context.claim), None)
-        if chosen_claim is None:
-            read = await reader.read(app_context.claim)
-            if read is not None and belongs_to(read, patient_ref) and (not enc_ref or _references_encounter(read, enc_ref)):
-                chosen_claim = read
-            else:
-                notices.append("The claim named by the card is not part of this visit; it was ignored.")
-    if chosen_claim is None and claims:
-        chosen_claim = sorted(claims, key=lambda c: str(c.get("created") or ""), reverse=True)[0]
+    chosen_claim = await _claim(reader, claims, app_context.claim, patient_ref, enc_ref, notices)
     claims = [chosen_claim] if chosen_claim else []
     if app_context.procedures:
         wanted = set(app_context.procedures)
@@ -200,6 +193,40 @@ async def gather(
         payer_display=_payer_display(coverages),
         notices=notices,
     )
+
+
+async def _encounter(
+    reader: FhirReader, candidates: tuple[str | None, ...], patient_ref: str, notices: list[str]
+) -> dict[str, Any] | None:
+    """The first named encounter that is this patient's (the card's, then the launch's); each one
+    that is not is noted and ignored."""
+    for candidate in candidates:
+        if not candidate:
+            continue
+        found = await reader.read(candidate)
+        if found is not None and belongs_to(found, patient_ref):
+            return found
+        notices.append("A visit named by the launch does not belong to this patient; it was ignored.")
+    return None
+
+
+async def _claim(
+    reader: FhirReader, claims: list[dict[str, Any]], named: str | None, patient_ref: str, enc_ref: str | None,
+    notices: list[str],
+) -> dict[str, Any] | None:
+    """The one claim the page judges: the card's, when it is this patient's and this visit's (read if the
+    search did not return it), else the newest of the visit's claims."""
+    if named:
+        chosen = next((c for c in claims if f"Claim/{c.get('id')}" == named), None)
+        if chosen is not None:
+            return chosen
+        read = await reader.read(named)
+        if read is not None and belongs_to(read, patient_ref) and (not enc_ref or _references_encounter(read, enc_ref)):
+            return read
+        notices.append("The claim named by the card is not part of this visit; it was ignored.")
+    if claims:
+        return sorted(claims, key=lambda c: str(c.get("created") or ""), reverse=True)[0]
+    return None
 
 
 async def _binaries(reader: FhirReader, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
