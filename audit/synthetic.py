@@ -162,6 +162,7 @@ class _Sink:
         name = f"{rtype}.{part:03d}.ndjson" + (".gz" if self.compress else "")
         path = self.folder / name
         self.files.append((rtype, path, 0))
+        # GzipFile is a binary file object, but typeshed does not declare it an IO[bytes]
         return gzip.open(path, "wb", compresslevel=3) if self.compress else path.open("wb")  # type: ignore[return-value]
 
     def write(self, resource: dict[str, Any]) -> None:

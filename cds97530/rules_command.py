@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports the plugin when a command runs
+    from plugin import Ruleset
 
 
 def run_rules(args: argparse.Namespace) -> int:
@@ -26,10 +30,10 @@ def run_rules(args: argparse.Namespace) -> int:
     return _explain(ruleset, Path(args.file), payer=args.payer, code=args.code)
 
 
-def _test(ruleset: object, *, verbose: bool, redos: bool = False) -> int:
+def _test(ruleset: Ruleset, *, verbose: bool, redos: bool = False) -> int:
     from plugin.rulecheck import ablation_failures, check_entry, redos_failures
 
-    lexicon = ruleset.lexicon  # type: ignore[attr-defined]
+    lexicon = ruleset.lexicon
     failures = []
     if redos:  # first: an exponential pattern would hang the examples below
         try:
@@ -53,12 +57,12 @@ def _test(ruleset: object, *, verbose: bool, redos: bool = False) -> int:
     entries = len(lexicon.rules)
     examples = sum(len(r.fires) + len(r.quiet) for r in lexicon.rules)
     bad = len({f.rule_id for f in failures})
-    print(f"{entries} entries, {examples} examples, ruleset {ruleset.directory}: "  # type: ignore[attr-defined]
+    print(f"{entries} entries, {examples} examples, ruleset {ruleset.directory}: "
           f"{'all pass' if not failures else f'{len(failures)} failures in {bad} entries'}")
     return 1 if failures else 0
 
 
-def _explain(ruleset: object, path: Path, *, payer: str | None, code: str) -> int:
+def _explain(ruleset: Ruleset, path: Path, *, payer: str | None, code: str) -> int:
     from plugin import FhirInputError, PluginError
     from plugin.explain import explain_note, explain_resources, render
     from plugin.note_file import read_input
@@ -71,9 +75,9 @@ def _explain(ruleset: object, path: Path, *, payer: str | None, code: str) -> in
     try:
         kind, value = read_input(raw)  # the same reading of the file as `check` (a PDF is not a note)
         if kind == "fhir":
-            report = explain_resources(value, ruleset=ruleset, payer=payer)  # type: ignore[arg-type]
+            report = explain_resources(value, ruleset=ruleset, payer=payer)
         else:
-            report = explain_note(value, ruleset=ruleset, payer=payer, code=code, note_id=path.name)  # type: ignore[arg-type]
+            report = explain_note(value, ruleset=ruleset, payer=payer, code=code, note_id=path.name)
     except (FhirInputError, PluginError) as exc:
         print(f"cds97530: {path}: {exc}", file=sys.stderr)
         return 2

@@ -78,6 +78,7 @@ def run_hook_job(
     encounter_ref = evaluation.encounter_ref or (f"Encounter/{encounter_id}" if encounter_id else None)
     cards: list[BuiltCard] = []
     if options is not None:
+        # services.yaml's lines_from is one of CardTarget's three kinds; a plain str crosses the process pool
         target = CardTarget(kind=card_kind or lines_from or "ServiceRequest",  # type: ignore[arg-type]
                             resources=resources or {}, claim_ref=claim_ref or evaluation.claim_ref,
                             encounter_ref=encounter_ref)

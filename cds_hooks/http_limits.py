@@ -36,6 +36,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     max_headers = 64
     header_timeout = 5.0
 
+    # asyncio.Protocol declares BaseTransport; a TCP server (uvicorn) always hands a Transport
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_bytes = 0
@@ -125,6 +126,7 @@ class EnvLimitedHttpToolsProtocol(LimitedHttpToolsProtocol):
 
     _loaded = False
 
+    # asyncio.Protocol declares BaseTransport; a TCP server (uvicorn) always hands a Transport
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         cls = type(self)
         if not cls._loaded:

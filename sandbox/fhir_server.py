@@ -191,7 +191,8 @@ class FhirServer:
     def _read_first_line(self) -> str:
         assert self._process is not None and self._process.stdout is not None
         result: list[str] = []
-        reader = threading.Thread(target=lambda: result.append(self._process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        stdout = self._process.stdout
+        reader = threading.Thread(target=lambda: result.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(START_TIMEOUT_SECONDS)
         if not result:
