@@ -336,13 +336,11 @@ def _encounter_of(resource: Mapping[str, Any]) -> str | None:
 
 
 def _lines(index: _Index, lines_from: str | None) -> tuple[list[BilledLine], str | None, str | None]:
+    """The billed lines, from the first source that has any (``lines_from``, else Claim, then Procedure,
+    then ServiceRequest), with the claim they came from and the visit's encounter. Minutes come from the
+    Procedures' performedPeriods, summed per code."""
     procedures = [p for p in index.of("Procedure") if p.get("status") not in ("entered-in-error", "not-done")]
-    minutes_by_code: dict[str, int] = {}
-    for proc in procedures:
-        found = billing_code(proc.get("code"))
-        minutes = _period_minutes(proc.get("performedPeriod"))
-        if found and minutes is not None:
-            minutes_by_code[found[0]] = minutes_by_code.get(found[0], 0) + minutes
+    minutes_by_code = _minutes_by_code(procedures)
     encounter = next((e for p in procedures if (e := _encounter_of(p))), None)
     if encounter is None and index.of("Encounter"):
         encounter = ref_of(index.of("Encounter")[0])
@@ -350,60 +348,90 @@ def _lines(index: _Index, lines_from: str | None) -> tuple[list[BilledLine], str
     order = (lines_from,) if lines_from else LINE_SOURCES
     for source in order:
         if source == "Claim":
-            claims = [c for c in index.of("Claim") if c.get("status") != "entered-in-error"]
-            for claim in claims:
-                lines = []
-                for item in _items(claim.get("item")):
-                    if not isinstance(item, dict):
-                        continue
-                    found = billing_code(item.get("productOrService"))
-                    if not found:
-                        continue
-                    lines.append(BilledLine(
-                        code=found[0], system=found[1],
-                        billed_units=_int_quantity(item.get("quantity")),
-                        modifiers=_modifiers(item.get("modifier")),
-                        source_ref=ref_of(claim),
-                        item_sequence=_int_quantity(item.get("sequence")),
-                        performed_minutes=minutes_by_code.get(found[0]),
-                        service_date=item.get("servicedDate") if isinstance(item.get("servicedDate"), str) else None,
-                    ))
-                    encounter = encounter or _encounter_of(item)
+            for claim in (c for c in index.of("Claim") if c.get("status") != "entered-in-error"):
+                lines, line_encounter = _claim_lines(claim, minutes_by_code)
                 if lines:
-                    return lines, ref_of(claim), encounter
+                    return lines, ref_of(claim), encounter or line_encounter
         elif source == "Procedure":
-            lines = []
-            for proc in procedures:
-                found = billing_code(proc.get("code"))
-                if not found:
-                    continue
-                lines.append(BilledLine(
-                    code=found[0], system=found[1], billed_units=None, modifiers=(),
-                    source_ref=ref_of(proc),
-                    performed_minutes=_period_minutes(proc.get("performedPeriod")),
-                    service_date=_date_part(proc.get("performedDateTime") or _obj(proc.get("performedPeriod")).get("start")),
-                ))
+            lines = _procedure_lines(procedures)
             if lines:
                 return lines, None, encounter
         elif source == "ServiceRequest":
-            lines = []
-            for req in index.of("ServiceRequest"):
-                if req.get("status") in ("entered-in-error", "revoked"):
-                    continue
-                found = billing_code(req.get("code"))
-                if not found:
-                    continue
-                lines.append(BilledLine(
-                    code=found[0], system=found[1],
-                    billed_units=_int_quantity(req.get("quantityQuantity")),
-                    modifiers=(),
-                    source_ref=ref_of(req),
-                    performed_minutes=minutes_by_code.get(found[0]),
-                ))
-                encounter = encounter or _encounter_of(req)
+            lines, line_encounter = _request_lines(index, minutes_by_code)
             if lines:
-                return lines, None, encounter
+                return lines, None, encounter or line_encounter
     return [], None, encounter
+
+
+def _minutes_by_code(procedures: list[dict[str, Any]]) -> dict[str, int]:
+    """The Procedures' performedPeriod minutes, summed per billing code."""
+    minutes_by_code: dict[str, int] = {}
+    for proc in procedures:
+        found = billing_code(proc.get("code"))
+        minutes = _period_minutes(proc.get("performedPeriod"))
+        if found and minutes is not None:
+            minutes_by_code[found[0]] = minutes_by_code.get(found[0], 0) + minutes
+    return minutes_by_code
+
+
+def _claim_lines(claim: Mapping[str, Any], minutes_by_code: dict[str, int]) -> tuple[list[BilledLine], str | None]:
+    """One claim's items with a billing code, and the first encounter those items name."""
+    lines = []
+    encounter = None
+    for item in _items(claim.get("item")):
+        if not isinstance(item, dict):
+            continue
+        found = billing_code(item.get("productOrService"))
+        if not found:
+            continue
+        lines.append(BilledLine(
+            code=found[0], system=found[1],
+            billed_units=_int_quantity(item.get("quantity")),
+            modifiers=_modifiers(item.get("modifier")),
+            source_ref=ref_of(claim),
+            item_sequence=_int_quantity(item.get("sequence")),
+            performed_minutes=minutes_by_code.get(found[0]),
+            service_date=item.get("servicedDate") if isinstance(item.get("servicedDate"), str) else None,
+        ))
+        encounter = encounter or _encounter_of(item)
+    return lines, encounter
+
+
+def _procedure_lines(procedures: list[dict[str, Any]]) -> list[BilledLine]:
+    """A line per Procedure with a billing code: no units stated, its own performed minutes and date."""
+    lines = []
+    for proc in procedures:
+        found = billing_code(proc.get("code"))
+        if not found:
+            continue
+        lines.append(BilledLine(
+            code=found[0], system=found[1], billed_units=None, modifiers=(),
+            source_ref=ref_of(proc),
+            performed_minutes=_period_minutes(proc.get("performedPeriod")),
+            service_date=_date_part(proc.get("performedDateTime") or _obj(proc.get("performedPeriod")).get("start")),
+        ))
+    return lines
+
+
+def _request_lines(index: _Index, minutes_by_code: dict[str, int]) -> tuple[list[BilledLine], str | None]:
+    """A line per live ServiceRequest (an order) with a billing code, and the first encounter they name."""
+    lines = []
+    encounter = None
+    for req in index.of("ServiceRequest"):
+        if req.get("status") in ("entered-in-error", "revoked"):
+            continue
+        found = billing_code(req.get("code"))
+        if not found:
+            continue
+        lines.append(BilledLine(
+            code=found[0], system=found[1],
+            billed_units=_int_quantity(req.get("quantityQuantity")),
+            modifiers=(),
+            source_ref=ref_of(req),
+            performed_minutes=minutes_by_code.get(found[0]),
+        ))
+        encounter = encounter or _encounter_of(req)
+    return lines, encounter
 
 
 def _date_part(value: Any) -> str | None:
