@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from plugin import evaluate_resources  # noqa: E402
+from plugin import evaluate_resources  # noqa: E402 - importable once sys.path has the repo
 
 
 def _score_module():

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "plugin"))
 
-from renderings import RENDERINGS  # noqa: E402
+from renderings import RENDERINGS  # noqa: E402 - importable once sys.path has the repo
 
-from plugin import evaluate_resources  # noqa: E402
+from plugin import evaluate_resources  # noqa: E402 - importable once sys.path has the repo
 
 SCORER = ROOT.parent / "shared" / "tools" / "score_cases.py"
 

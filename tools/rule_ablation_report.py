@@ -23,13 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
-
-from plugin import BilledLine, NoteText, Visit, evaluate_resources, evaluate_visit, load_ruleset  # noqa: E402
-from plugin.rulecheck import without  # noqa: E402
+from plugin import BilledLine, NoteText, Visit, evaluate_resources, evaluate_visit, load_ruleset  # noqa: E402 - needs sys.path
+from plugin.rulecheck import without  # noqa: E402 - importable once sys.path has the repo
 
 SHARED = ROOT.parent / "shared"
 BEGIN = "<!-- ablation-report:begin -->"

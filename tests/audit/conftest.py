@@ -56,7 +56,7 @@ def local_2k(export_2k: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
 def spark() -> Iterator[Any]:
     """One Spark session per test module (local[2]); fails in CI when PySpark or Java 17 is missing."""
     try:
-        import pyspark  # noqa: F401
+        import pyspark  # noqa: F401 - only whether PySpark imports
     except ImportError:
         need(False, "pyspark is not installed (pip install -e '.[audit]')")
     need(java_ok(), "Java 17+ is not installed (the spark engine needs it)")

@@ -4,7 +4,9 @@ the data can be had neither way."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
+import zlib
 
 import httpx
 import pytest
@@ -15,6 +17,16 @@ from cds_hooks.gather import gather
 from cds_hooks.models import HookRequest
 from cds_hooks.services import load_catalogue
 from cds_hooks.settings import CdsSettings
+from fhir_rest import (
+    Budget,
+    FhirRestClient,
+    FhirTimeoutError,
+    FhirTooLargeError,
+    FhirUrlError,
+    Limits,
+    check_base,
+    under_base,
+)
 
 ORDER_SIGN = load_catalogue().get("order-sign-97530")
 PATIENT_VIEW = load_catalogue().get("patient-view-97530")
@@ -173,20 +185,6 @@ def test_patient_view_templates_need_the_encounter(fx, ehr, client_reg):
 
 
 # --- fhir_rest budgets: size, inflation, time, URLs (httpx.MockTransport with real streamed bodies) ---
-import gzip  # noqa: E402
-import zlib  # noqa: E402
-
-from fhir_rest import (  # noqa: E402
-    Budget,
-    FhirRestClient,
-    FhirTimeoutError,
-    FhirTooLargeError,
-    FhirUrlError,
-    Limits,
-    check_base,
-    under_base,
-)
-
 BASE = "https://ehr.test/fhir"
 
 

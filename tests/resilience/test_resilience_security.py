@@ -230,7 +230,7 @@ class Canary:
 
             do_GET = do_POST = do_CONNECT = do_HEAD = do_PUT = do_DELETE = _any
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib method's parameter name
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
