@@ -81,7 +81,8 @@ _TOTAL_TREATMENT = re.compile(
     r"\s*+(?:minutes?|mins?|min)?\s*+(?:[:=-]|was|of)?\s*+(?P<n>\d{1,3})(?!\s*(?:/\s*\d|x|lb|#|ft|of\s))"
     r"|(?:session(?:\s+(?:time|length|duration))?|time\s+in\s+(?:circuit|session|group|clinic|class)|visit\s+(?:time|length))"
     r"\s*+(?:[:=-]|was|of)?\s*+(?P<n2>\d{1,3})\s*(?:minutes?|mins?|min\b|')"
-    r"|(?:^|(?<=\n)|(?<=[.;] ))time\s*+[:=-]?\s*+(?P<n3>\d{1,3})\s*(?:minutes?|mins?|min\b|')\.?[ \t]*(?:$|\n)",  # "Time 30 min." on its own
+    # "Time 30 min." on its own line
+    r"|(?:^|(?<=\n)|(?<=[.;] ))time\s*+[:=-]?\s*+(?P<n3>\d{1,3})\s*(?:minutes?|mins?|min\b|')\.?[ \t]*(?:$|\n)",
     re.IGNORECASE | re.MULTILINE,
 )
 
