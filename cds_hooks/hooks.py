@@ -140,7 +140,7 @@ async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client,
     bundle = _bundle(own, found)
     evaluation_id = str(uuid.uuid4())
     options = card_options(deps.settings, client, modifiers_apply=kind == "Claim")
-    job = {
+    job: dict[str, Any] = {  # run_hook_job's keyword arguments, sent to a worker process as they are
         "lines_from": kind,
         "evaluation_id": evaluation_id,
         "rules_dir": getattr(deps.settings, "rules_dir", None),
