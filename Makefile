@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 FHIR_SERVER_DIR := sandbox/fhir_server_js
 
-.PHONY: setup run test test-deps chromium fhir-server-deps bench load score clean
+.PHONY: setup run lint test test-deps chromium fhir-server-deps bench load score clean
 
 setup: $(VENV)/.installed
 
@@ -24,9 +24,14 @@ PORT ?= 8530
 run: setup fhir-server-deps
 	$(BIN)/cds97530 serve --host 127.0.0.1 --port $(PORT) --demo
 
+# Lint and types ([tool.ruff], [tool.mypy] in pyproject.toml); `test` runs this first, so CI fails on either.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 # PostgreSQL tests (replicas, shared jti cache) run against the machine's server when it answers.
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
-test: setup test-deps
+test: setup lint test-deps
 	@if [ -z "$$CDS97530_TEST_DATABASE_URL" ] && $(BIN)/python -c "import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(('127.0.0.1',5432)))" 2>/dev/null; then \
 	  export CDS97530_TEST_DATABASE_URL='$(PG_URL)'; fi; \
 	$(BIN)/python -m pytest
