@@ -408,47 +408,62 @@ def _detail(line: LineEvaluation, evaluation: VisitEvaluation, *, unread: bool) 
         out.add("text", md(text["not_checked_advice"]))
         return out.render()
 
-    over = line.billed_units > line.supported_units
-    issues = [b for b in line.billing if b.severity is not Severity.INFO and not b.rule.startswith("units-")]
     if line.verdict is Verdict.RECODE and line.suggested_code:
-        # what the note documents, and that code; nothing about 97530's criteria
-        label = _label(line.suggested_code)
-        doc = line.documented
         if close_call(line):
-            # a close decision is put to the clinician, not asserted
-            out.add("text", f"The note describes both {md(label)} and {md(_label(line.code))} for this time; "
-                            "which one it mainly documents is a close call.")
-            out.add("bullet", f"If the time was mainly {md(label)}, bill {md(line.suggested_code)}; "
-                              f"if it was mainly {md(_label(line.code))}, keep {md(line.code)}.")
+            _close_call_detail(out, line, line.suggested_code)
             return out.render()
-        quoted = f"The note describes {md(label)} for this time: {_quote(doc.evidence[0])}." if doc and doc.evidence else ""
-        if not out.add("text", quoted):
-            out.add("text", f"The note describes {md(label)} for this time.")
-        if line.supported_units > 0:
-            out.add("bullet", f"Bill {md(line.suggested_code)} ({md(label)}), {_units(line.supported_units)}.")
-        else:
-            out.add("bullet", f"Bill {md(line.suggested_code)} ({md(label)}) for the minutes that were recorded at the time.")
+        _recode_detail(out, line, line.suggested_code)
     else:
-        denied = _denied(line, evaluation)
-        rest = [c for c in line.missing if c not in denied and not (over and c == "time-documented")]
-        for c in denied:  # the note says it did not happen: that comes first
-            out.add("text", md(" ".join(str(text["denied"][c]).split())))
-        if over:
-            out.add("text", md(_minutes_phrase(line)))  # "25 minutes support 2 units; 3 are billed"
-            if line.supported_units > 0:
-                out.add("bullet", f"Bill {_units(line.supported_units)}, " + md(str(text["more_minutes"])))
-            else:
-                out.add("bullet", md(str(text["minutes_elsewhere"])))
-                out.add("bullet", f"Otherwise remove the {md(line.code)} line.")
-        if rest:
-            if len(rest) == 1:  # the status line names several; one gets its plain reason
-                out.add("text", md(text["missing_why"].get(rest[0], "")))
-            out.add("bullet", md(" ".join(str(text["addendum"]).split())))
-        for b in issues:
-            out.add("bullet", md(_billing_fix(b)))
+        _fix_detail(out, line, evaluation, text)
     if evaluation.input_issues:
         out.add("text", md(f"Not checked: {plain_reason(evaluation.input_issues[0])}."))
     return out.render()
+
+
+def _close_call_detail(out: _Detail, line: LineEvaluation, suggested: str) -> None:
+    """A close decision between two services is put to the clinician, not asserted."""
+    label = _label(suggested)
+    out.add("text", f"The note describes both {md(label)} and {md(_label(line.code))} for this time; "
+                    "which one it mainly documents is a close call.")
+    out.add("bullet", f"If the time was mainly {md(label)}, bill {md(suggested)}; "
+                      f"if it was mainly {md(_label(line.code))}, keep {md(line.code)}.")
+
+
+def _recode_detail(out: _Detail, line: LineEvaluation, suggested: str) -> None:
+    """What the note documents (quoted), and that code with its units; nothing about 97530's criteria."""
+    label = _label(suggested)
+    doc = line.documented
+    quoted = f"The note describes {md(label)} for this time: {_quote(doc.evidence[0])}." if doc and doc.evidence else ""
+    if not out.add("text", quoted):
+        out.add("text", f"The note describes {md(label)} for this time.")
+    if line.supported_units > 0:
+        out.add("bullet", f"Bill {md(suggested)} ({md(label)}), {_units(line.supported_units)}.")
+    else:
+        out.add("bullet", f"Bill {md(suggested)} ({md(label)}) for the minutes that were recorded at the time.")
+
+
+def _fix_detail(out: _Detail, line: LineEvaluation, evaluation: VisitEvaluation, text: dict[str, Any]) -> None:
+    """The line stays its code: what the note denies first, then units over the minutes, then what to
+    document, then the billing findings (modifiers, pairs, MUE) with their fixes."""
+    over = line.billed_units > line.supported_units
+    issues = [b for b in line.billing if b.severity is not Severity.INFO and not b.rule.startswith("units-")]
+    denied = _denied(line, evaluation)
+    rest = [c for c in line.missing if c not in denied and not (over and c == "time-documented")]
+    for c in denied:  # the note says it did not happen: that comes first
+        out.add("text", md(" ".join(str(text["denied"][c]).split())))
+    if over:
+        out.add("text", md(_minutes_phrase(line)))  # "25 minutes support 2 units; 3 are billed"
+        if line.supported_units > 0:
+            out.add("bullet", f"Bill {_units(line.supported_units)}, " + md(str(text["more_minutes"])))
+        else:
+            out.add("bullet", md(str(text["minutes_elsewhere"])))
+            out.add("bullet", f"Otherwise remove the {md(line.code)} line.")
+    if rest:
+        if len(rest) == 1:  # the status line names several; one gets its plain reason
+            out.add("text", md(text["missing_why"].get(rest[0], "")))
+        out.add("bullet", md(" ".join(str(text["addendum"]).split())))
+    for b in issues:
+        out.add("bullet", md(_billing_fix(b)))
 
 
 # --- suggestions --------------------------------------------------------------------------------
