@@ -162,7 +162,7 @@ def build_app(settings: Any, *, demo: bool = False, smart: Any = None, demo_env:
         except ImportError as exc:
             raise DemoUnavailableError(
                 f"--demo needs the demo world: pip install 'cds97530[sandbox]' ({exc.name} is missing)") from exc
-        env = start_demo(DemoSettings(public_url=settings.public_url))
+        env = start_demo(DemoSettings(public_url=settings.public_url), extra_clients=settings.clients_file)
     if env is not None:
         from sandbox.demo_ehr import demo_app
 

@@ -138,9 +138,12 @@ class DemoEnvironment:
         return jwt.encode(claims, self.signing_key, algorithm="ES384", headers={"kid": self.kid, "typ": "JWT"})
 
 
-def start_demo(settings: DemoSettings | None = None, *, fhir_server: Any = None) -> DemoEnvironment:
+def start_demo(settings: DemoSettings | None = None, *, fhir_server: Any = None,
+               extra_clients: Path | None = None) -> DemoEnvironment:
     """Start (or reuse) the FHIR server, load the synthetic data, make the EHR key and clients
-    file. Call ``env.close()`` when done (``demo_environment`` does it for you)."""
+    file. ``extra_clients`` is the operator's own clients file (``serve --demo --clients``): its
+    clients are trusted beside the demo EHR (e.g. the CDS Hooks sandbox), not dropped.
+    Call ``env.close()`` when done (``demo_environment`` does it for you)."""
     from sandbox.fhir_server import FhirServer
     from sandbox.synthetic import build_dataset
 
@@ -174,7 +177,7 @@ def start_demo(settings: DemoSettings | None = None, *, fhir_server: Any = None)
             "name": "demo-ehr",
             "jwks": env.jwks(),
             "fhir_servers": [env.fhir_base],
-        }]}), encoding="utf-8")
+        }, *_operator_clients(extra_clients)]}), encoding="utf-8")
     except BaseException:
         tmp.cleanup()
         if own:
@@ -188,6 +191,17 @@ def start_demo(settings: DemoSettings | None = None, *, fhir_server: Any = None)
 
     env._close = close
     return env
+
+
+def _operator_clients(path: Path | None) -> list[Any]:
+    """The ``clients`` of the operator's clients file, as written (the service validates them)."""
+    if path is None:
+        return []
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    clients = data.get("clients") if isinstance(data, dict) else None
+    if not isinstance(clients, list):
+        raise ValueError(f"{path}: a clients file is a mapping with a 'clients' list (docs/registering.md)")
+    return clients
 
 
 @contextmanager

@@ -76,3 +76,49 @@ def test_serve_demo_walks_from_card_to_page_and_stops_the_fhir_server(tmp_path: 
         live.stop()
     with pytest.raises(httpx.HTTPError):  # the demo's FHIR server stopped with the app
         httpx.get(fhir + "/metadata", timeout=2)
+
+
+def test_serve_demo_keeps_the_operators_clients_file(tmp_path: Any) -> None:
+    """`serve --demo --clients FILE` trusts FILE's clients beside the demo EHR. Found from outside
+    (docs/outside-clients.md): the CDS Hooks sandbox registered in FILE was blocked by CORS and got
+    401, because the demo's clients file silently replaced the operator's."""
+    _need_node()
+    import json
+    import time
+    import uuid
+
+    import jwt
+    import yaml
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from cds97530.service_commands import build_app
+    from cds_hooks.settings import CdsSettings
+
+    from .conftest import LiveServer  # type: ignore[import-not-found]
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    public.update(kid="trial-1", alg="ES384")
+    origin = "http://sandbox.example.test"
+    clients = tmp_path / "clients.yaml"
+    clients.write_text(yaml.safe_dump({"clients": [{"iss": "https://sandbox.example.test", "name": "trial-sandbox",
+                                                    "jwks": {"keys": [public]}, "cors_origins": [origin]}]}))
+    live = LiveServer(None)
+    settings = CdsSettings(public_url=live.url, database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}", clients_file=clients)
+    live.start(build_app(settings, demo=True))
+    try:
+        discovery = httpx.get(f"{live.url}/cds-services", headers={"Origin": origin}, timeout=30)
+        assert discovery.status_code == 200
+        assert discovery.headers.get("access-control-allow-origin") == origin
+        url = f"{live.url}/cds-services/patient-view-97530"
+        now = int(time.time())
+        token = jwt.encode({"iss": "https://sandbox.example.test", "aud": url, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())},
+                           key, algorithm="ES384", headers={"kid": "trial-1", "typ": "JWT"})
+        body = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
+                "context": {"patientId": "not-in-the-demo", "userId": "Practitioner/x"}, "prefetch": {}}
+        answer = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert answer.status_code == 200, answer.text[:300]  # trusted (a 401 before the fix)
+        assert answer.json() == {"cards": []}  # no visit for that patient: no card
+        assert "sample patients" in httpx.get(live.url + "/", follow_redirects=True, timeout=30).text  # the demo EHR is still there
+    finally:
+        live.stop()
