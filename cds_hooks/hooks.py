@@ -19,11 +19,13 @@ import anyio
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
+import plugin
 from cds_hooks.cards import BuiltCard, CardOptions
 from cds_hooks.clients import Client
 from cds_hooks.errors import BadRequestError
 from cds_hooks.evaluation_pool import EvaluationPool
 from cds_hooks.gather import Gathered, claim_encounter_id, gather, required_addressable, source_for
+from cds_hooks.hook_cache import HookCache
 from cds_hooks.hook_job import HookOutcome, run_hook_job
 from cds_hooks.models import HookRequest
 from cds_hooks.services import ServiceDef
@@ -44,6 +46,7 @@ class HookDeps:
     store: Store
     limiter: anyio.CapacityLimiter | None = None
     evaluator: EvaluationPool | None = None
+    cache: HookCache | None = None
 
 
 @dataclass
@@ -151,14 +154,21 @@ async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client,
         "encounter_id": encounter_id,
         "options": options,
     }
-    try:  # evaluation and cards in a worker process, cut at the request deadline (cds_hooks/evaluation_pool.py)
-        if deps.evaluator is not None:
-            outcome: HookOutcome = await deps.evaluator.hook(bundle, **job)
-        else:
-            outcome = await anyio.to_thread.run_sync(lambda: run_hook_job(bundle, **job),
-                                                     abandon_on_cancel=True, limiter=deps.limiter)
-    except FhirInputError as exc:
-        raise BadRequestError(f"FHIR input not usable: {exc}") from exc
+    key = deps.cache.key(bundle, job, _ruleset_version(job["rules_dir"])) if deps.cache is not None else None
+    cached = deps.cache.get(key, evaluation_id) if deps.cache is not None else None
+    if cached is not None:  # the same inputs answered before: same cards, new ids, no worker
+        outcome: HookOutcome = cached
+    else:
+        try:  # evaluation and cards in a worker process, cut at the request deadline (cds_hooks/evaluation_pool.py)
+            if deps.evaluator is not None:
+                outcome = await deps.evaluator.hook(bundle, **job)
+            else:
+                outcome = await anyio.to_thread.run_sync(lambda: run_hook_job(bundle, **job),
+                                                         abandon_on_cancel=True, limiter=deps.limiter)
+        except FhirInputError as exc:
+            raise BadRequestError(f"FHIR input not usable: {exc}") from exc
+        if deps.cache is not None:
+            deps.cache.put(key, outcome, evaluation_id)  # before the cards are changed below
 
     cards = outcome.cards
     if day_visit is not None:
@@ -177,6 +187,14 @@ async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client,
         cards=cards,
         sources=found.sources,
     )
+
+
+def _ruleset_version(rules_dir: Any) -> str:
+    """The ruleset's version, part of the cache key (the ruleset is loaded once per process)."""
+    try:
+        return str(plugin.load_ruleset(rules_dir).version)
+    except Exception:  # noqa: BLE001 - an unloadable ruleset fails in the worker, not here
+        return "unknown"
 
 
 def card_options(settings: CdsSettings, client: Client, *, modifiers_apply: bool = True) -> CardOptions:

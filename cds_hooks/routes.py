@@ -35,6 +35,7 @@ from cds_hooks.errors import (
 )
 from cds_hooks.evaluation_pool import EvaluationPool
 from cds_hooks.guard import new_error_id
+from cds_hooks.hook_cache import HookCache
 from cds_hooks.hooks import HookDeps, card_options, run_hook
 from cds_hooks.models import FeedbackRequest, HookRequest
 from cds_hooks.services import Catalogue, ServiceDef
@@ -56,13 +57,16 @@ class Runtime:
     verifier: JwtVerifier
     evaluator: EvaluationPool
     limiter: anyio.CapacityLimiter | None = None
+    cache: HookCache | None = None
 
     @property
     def deps(self) -> HookDeps:
         if self.limiter is None:
             self.limiter = anyio.CapacityLimiter(self.settings.max_parallel_evaluations)
+        if self.cache is None:
+            self.cache = HookCache(getattr(self.settings, "evaluation_cache_size", 0))
         return HookDeps(settings=self.settings, http=self.http, store=self.store, limiter=self.limiter,
-                        evaluator=self.evaluator)
+                        evaluator=self.evaluator, cache=self.cache if self.cache.size else None)
 
 
 async def get_runtime(request: Request) -> Runtime:

@@ -44,6 +44,10 @@ class CdsSettings(BaseSettings):
     """Address space each evaluation worker may add after loading (0: no limit)."""
     evaluation_max_jobs: int = Field(default=5000, ge=1)
     """A worker is replaced after this many evaluations (bounds slow leaks)."""
+    evaluation_cache_size: int = Field(default=256, ge=0, le=100_000)
+    """Hook outcomes kept for a hook fired again on identical inputs (an EHR re-firing order-sign
+    or patient-view): answered without re-evaluating, with fresh card ids. Card text (quotes from
+    the note) stays in the service's memory for at most this many entries; 0 turns it off."""
     deadline_answer: Literal["info-card", "no-card"] = "info-card"
     """What a call cut by the deadline answers: an info card saying the note could not be checked
     in time, or no card at all."""
