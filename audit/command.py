@@ -59,12 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from audit.rows import AuditOptions, rules_note
     from audit.run import AuditInputError, run_audit
 
-    if args.since and args.until and args.since > args.until:
-        return _fail(f"--since {args.since} is after --until {args.until}")
-    if args.master and args.engine != "spark":
-        return _fail("--master needs --engine spark")
-    if args.processes and args.engine != "local":
-        return _fail("--processes is for --engine local (Spark uses --master local[N])")
+    if problem := _option_problem(args):
+        return _fail(problem)
     try:
         payer_map = load_payer_map(args.payer_map) if args.payer_map else {}
     except PayerMapError as exc:
@@ -91,6 +87,17 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"Spark failed: {str(exc).splitlines()[0][:200]}")
     print(result.line())
     return 0
+
+
+def _option_problem(args: argparse.Namespace) -> str | None:
+    """Options that contradict each other, refused before anything is read."""
+    if args.since and args.until and args.since > args.until:
+        return f"--since {args.since} is after --until {args.until}"
+    if args.master and args.engine != "spark":
+        return "--master needs --engine spark"
+    if args.processes and args.engine != "local":
+        return "--processes is for --engine local (Spark uses --master local[N])"
+    return None
 
 
 def _spark_errors() -> tuple[type[BaseException], ...]:

@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from audit.join import Skip
@@ -69,6 +70,28 @@ def resolve_inputs(paths: Sequence[str], *, allow_schemes: bool = False) -> tupl
     return unique, skips
 
 
+def _manifest_output(path: Path, n: int, entry: Any, *, allow_schemes: bool) -> InputFile | Skip:
+    """One ``output`` entry of a manifest: a local file (relative to the manifest, or file://), a
+    cluster path (``hdfs://``, ``s3a://``, …: Spark only), or why it is not read (no url, remote, missing)."""
+    url = entry.get("url") if isinstance(entry, dict) else None
+    rtype = entry.get("type") if isinstance(entry, dict) and isinstance(entry.get("type"), str) else None
+    if not isinstance(url, str) or not url:
+        return Skip("unreadable-file", f"{path.name} output[{n}]", "manifest entry without a url")
+    parsed = urlparse(url)
+    if parsed.scheme in REMOTE_SCHEMES:
+        return Skip("unreadable-file", url.rsplit("/", 1)[-1], "remote URLs are not fetched: download the export first")
+    if parsed.scheme and parsed.scheme != "file" and len(parsed.scheme) > 1:
+        if allow_schemes:
+            return InputFile(url, rtype)
+        return Skip("unreadable-file", url, f"{parsed.scheme}:// paths need --engine spark")
+    target = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(url)
+    if not target.is_absolute():
+        target = path.parent / target
+    if not target.is_file():
+        return Skip("unreadable-file", target.name, "listed in the manifest but not found")
+    return InputFile(str(target), rtype)
+
+
 def _manifest(path: Path, *, allow_schemes: bool) -> tuple[list[InputFile], list[Skip]]:
     try:
         with path.open("rb") as handle:
@@ -80,28 +103,11 @@ def _manifest(path: Path, *, allow_schemes: bool) -> tuple[list[InputFile], list
     files: list[InputFile] = []
     skips: list[Skip] = []
     for n, entry in enumerate(data["output"], start=1):
-        url = entry.get("url") if isinstance(entry, dict) else None
-        rtype = entry.get("type") if isinstance(entry, dict) and isinstance(entry.get("type"), str) else None
-        if not isinstance(url, str) or not url:
-            skips.append(Skip("unreadable-file", f"{path.name} output[{n}]", "manifest entry without a url"))
-            continue
-        parsed = urlparse(url)
-        if parsed.scheme in REMOTE_SCHEMES:
-            skips.append(Skip("unreadable-file", url.rsplit("/", 1)[-1], "remote URLs are not fetched: download the export first"))
-            continue
-        if parsed.scheme and parsed.scheme != "file" and len(parsed.scheme) > 1:
-            if allow_schemes:
-                files.append(InputFile(url, rtype))
-            else:
-                skips.append(Skip("unreadable-file", url, f"{parsed.scheme}:// paths need --engine spark"))
-            continue
-        target = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(url)
-        if not target.is_absolute():
-            target = path.parent / target
-        if not target.is_file():
-            skips.append(Skip("unreadable-file", target.name, "listed in the manifest but not found"))
-            continue
-        files.append(InputFile(str(target), rtype))
+        found = _manifest_output(path, n, entry, allow_schemes=allow_schemes)
+        if isinstance(found, InputFile):
+            files.append(found)
+        else:
+            skips.append(found)
     for entry in data.get("error") or []:
         if isinstance(entry, dict) and isinstance(entry.get("url"), str):
             skips.append(Skip("unreadable-file", entry["url"].rsplit("/", 1)[-1],
