@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from plugin.clauses import Clause, after_cue, clauses, negated
-from plugin.layout import Layout, Span
+from plugin.layout import Layout, Segment, Span
 from plugin.lexicon import Lexicon, lowered
 from plugin.model import Evidence
 
@@ -60,7 +60,7 @@ def read_service(
     not_today = list(layout.goal_spans) + list(layout.subjective_spans)
     own = Holes(own_prose)
     others = [p for s in layout.segments if code not in s.codes for p in own.cut(s.span)] + list(other_services)
-    if segments:
+    if segments and not _summary_only(text, segments, heading_spans):
         pieces: list[Span] = []
         not_this = Holes(heading_spans + not_today + list(other_services))
         row_holes = Holes(list(layout.subjective_spans) + list(other_services))
@@ -104,6 +104,20 @@ def read_service(
         group=group,
         purpose_scores=aims,
     )
+
+
+def _summary_only(text: str, segments: Sequence[Segment], heading_spans: list[Span]) -> bool:
+    """True when the service's headings introduce no text: "Ther act 30 min." closing a dictated
+    note (or followed only by a signature) sums up the time of what the note said above it, so the
+    whole note is the service's text, as when no heading names it."""
+    if any(s.heading.table_row or s.heading.in_table for s in segments):
+        return False
+    holes = Holes(heading_spans)
+    return not any(_WORDS.search(text, a, b) for s in segments for a, b in holes.cut(s.span))
+
+
+_WORDS = re.compile(r"[A-Za-z]{3,}(?:\s+[A-Za-z]{2,}){2,}")
+"""Three words in a row: more than a signature ("B. Hartmann, OTR/L") or a lone time stamp."""
 
 
 # --- evidence collectors -------------------------------------------------------------------------
