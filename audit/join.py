@@ -103,7 +103,7 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def route(resource: Any, where: str = "") -> Routed | Skip:
+def route(resource: Any, where: str = "") -> Routed | Skip:  # noqa: C901 - one branch per FHIR resource type: where each keeps its patient, encounter and day
     """Where one resource belongs; a ``Skip`` for unknown types and resources without an id."""
     if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
         return Skip("not-a-resource", where, "JSON without a resourceType")
@@ -225,7 +225,7 @@ def assemble(key: str, bodies: Sequence[str | dict[str, Any]]) -> VisitInput:
     )
 
 
-def _service_date(of: Mapping[str, list[dict[str, Any]]]) -> str | None:
+def _service_date(of: Mapping[str, list[dict[str, Any]]]) -> str | None:  # noqa: C901 - the visit's day from four resource types in order of trust; the first found wins
     for claim in of["Claim"]:
         for item in _items(claim.get("item")):
             if day := _day(_obj(item).get("servicedDate")):

@@ -237,7 +237,7 @@ def _what(criterion: str) -> str:
     return str(card_text()["missing_what"].get(criterion, criterion.replace("-", " ")))
 
 
-def _summary(line: LineEvaluation, evaluation: VisitEvaluation, *, recode: bool, over: bool,
+def _summary(line: LineEvaluation, evaluation: VisitEvaluation, *, recode: bool, over: bool,  # noqa: C901 - one ordered if/elif: the first condition that holds names the fix (the order is the priority)
              billing_warn: list[BillingIssue]) -> str:
     """One sentence that names the fix (what to bill, or what to document)."""
     code = line.code

@@ -87,7 +87,7 @@ def required_addressable(service: ServiceDef, request: HookRequest, extra_values
     return all(render(service.prefetch[key], values) is not None for key in service.evaluation.required)
 
 
-async def gather(
+async def gather(  # noqa: C901 - prefetch, then FHIR, per key in the spec's order; not split yet (hook-path work, issue 13)
     service: ServiceDef,
     request: HookRequest,
     *,
@@ -151,7 +151,7 @@ async def gather(
     return found
 
 
-async def _fetch_binaries(entries: list[tuple[dict[str, Any], str | None]], source: FhirSource) -> int:
+async def _fetch_binaries(entries: list[tuple[dict[str, Any], str | None]], source: FhirSource) -> int:  # noqa: C901 - which attachment URLs to fetch (not inline, not present, capped); not split yet (issue 13)
     """Fetch attachment URLs of DocumentReferences that are not inline and not already present."""
     have = {f"Binary/{r.get('id')}" for r, _ in entries if r.get("resourceType") == "Binary"}
     have |= {u for r, u in entries if u and r.get("resourceType") == "Binary"}

@@ -88,7 +88,7 @@ def _encounter_matches(resource: dict[str, Any], encounter_id: str) -> bool:
     return not isinstance(ref, str) or ref.rstrip("/").endswith(f"Encounter/{encounter_id}")
 
 
-async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client, deps: HookDeps) -> HookResult:
+async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client, deps: HookDeps) -> HookResult:  # noqa: C901, PLR0915 - a hook's steps in order (context, gather, evaluate, cards); not split yet (hook-path work, issue 13)
     if request.hook != service.hook:
         return HookResult({"cards": []}, reason="hook-not-handled")
     context = request.context

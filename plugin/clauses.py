@@ -58,7 +58,7 @@ def sentences(text: str, span: Span) -> Iterator[Span]:
         yield _trim(text, pos, end)
 
 
-def clauses(
+def clauses(  # noqa: C901 - the per-sentence hot loop: trigger searches and the clause split share one sentence's bounds
     text: str, spans: Iterable[Span], layout: Layout, lex: Lexicon, *, kinds: frozenset[str] | None = None,
 ) -> list[Clause]:
     """Clauses of ``spans`` with their plan/purpose/refusal scopes resolved.

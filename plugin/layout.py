@@ -259,7 +259,7 @@ def _table_headings(text: str, lex: Lexicon) -> list[Heading]:
     return out
 
 
-def _headings(text: str, lex: Lexicon, present: frozenset[str]) -> list[Heading]:
+def _headings(text: str, lex: Lexicon, present: frozenset[str]) -> list[Heading]:  # noqa: C901, PLR0915 - the heading grammar in one pass (names, tables, clock blocks, minutes); not split yet (engine speed work)
     """``present``: the codes whose names occur in the note (``Lexicon.name_codes``); the others are not scanned."""
     found: list[Heading] = []
     table = _table_headings(text, lex) if "|" in text or "\t" in text else []

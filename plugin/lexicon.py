@@ -375,7 +375,7 @@ def parse_examples(raw: Any, *, file: str = EXAMPLES_FILE) -> dict[str, _Example
     return out
 
 
-def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,
+def parse_lexicon(raw: Any, *, examples: Any = None, file: str = LEXICON_FILE,  # noqa: C901, PLR0915 - validates and compiles each section of the document in turn; not split yet (engine speed work)
                   examples_file: str = EXAMPLES_FILE) -> Lexicon:
     """Validate and compile a lexicon document (the YAML already parsed), joining its examples."""
     try:

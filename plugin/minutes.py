@@ -43,7 +43,7 @@ class ProseTime:
         return [span for other, spans in self.described.items() if other != code for span in spans]
 
 
-def read_prose_time(
+def read_prose_time(  # noqa: C901 - prose durations joined to lines in one pass over the time grammar's matches (engine hot path)
     layout: Layout, lex: Lexicon, grammar: TimeGrammar, inputs: list[LineInput], tables: BillingTables | None = None,
 ) -> ProseTime:
     text = layout.text

@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - exercised where the wheel is missing
 _ASCII_SPACE = "\\t\\n\\x0b\\x0c\\r "  # Python's \s under re.ASCII (RE2's \s lacks \v)
 
 
-def superset_pattern(pattern: str) -> str | None:
+def superset_pattern(pattern: str) -> str | None:  # noqa: C901 - a character scanner over regex syntax: one branch per construct
     """``pattern`` without lookaround groups, in RE2 syntax; ``None`` when it cannot be rewritten
     safely (the entry is then always a candidate)."""
     out: list[str] = []

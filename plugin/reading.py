@@ -157,7 +157,7 @@ def _merge_spans(spans: list[Span], gap: int = 0) -> list[Span]:
 
 
 
-def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str,
+def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str,  # noqa: C901 - the engine's hottest loop (every activity pattern over the clauses), kept inline for speed
                 possible: frozenset[str] | None = None) -> tuple[tuple[ActivityClause, ...], dict[str, float]]:
     """One pass of every activity pattern: clauses labelled by service, and the stated aims' scores.
 
@@ -252,7 +252,7 @@ def _skilled(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str
     return _clause_evidence(text, found, note_id)
 
 
-def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str, *, blocked: Sequence[Span] = (),
+def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str, *, blocked: Sequence[Span] = (),  # noqa: C901 - one pass of the response patterns with goal and refusal checks, kept inline for speed
               possible: frozenset[str] | None = None, kinds: frozenset[str] | None = None) -> tuple[Evidence, ...]:
     index = _ClauseIndex(cls)
     goal_from: dict[int, int | None] = {}

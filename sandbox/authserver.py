@@ -495,7 +495,7 @@ async def read_request(request: Request) -> _StarletteRequest:
     return _StarletteRequest(request.method, str(request.url), request.headers, query, form)
 
 
-def auth_router(server: SmartAuthServer, *, patient_picker: Callable[[], Any] | None = None) -> APIRouter:
+def auth_router(server: SmartAuthServer, *, patient_picker: Callable[[], Any] | None = None) -> APIRouter:  # noqa: C901 - the OAuth endpoints (discovery, authorize, token) registered on one router over one server
     """``/authorize``, ``/token`` and ``/.well-known/smart-configuration`` for ``server``.
 
     ``patient_picker`` is an async callable returning ``[(patient_id, display)]`` for a standalone

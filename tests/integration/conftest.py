@@ -161,7 +161,7 @@ def _debug_logging_during_each_test(request: pytest.FixtureRequest) -> Iterator[
 
 
 @pytest.fixture(scope="session")
-def env(log_capture: LogCapture, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(log_capture: LogCapture, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:  # noqa: PLR0915 - the session's real parts started in order, each with its cleanup beside it
     public_base = os.environ.get("FHIR_BASE_URL", "").strip()
     need(public_base or node_available(), "node 20.19+ is not installed: the integration tests need it for the real "
          "FHIR server (or set FHIR_BASE_URL to use an external FHIR R4 server)")
