@@ -318,7 +318,7 @@ def _line_input(line: BilledLine, layout: Layout | None) -> LineInput:
     )
 
 
-def _untimed_of_unknown_length(
+def _untimed_of_unknown_length(  # noqa: C901 - three sources of an untimed service (billed line, heading, prose) in order; the first answers
     lines: tuple[BilledLine, ...], inputs: list[LineInput], layout: Layout | None, lex: Lexicon | None = None,
     ruleset: Ruleset | None = None,
 ) -> bool:
