@@ -495,7 +495,7 @@ async def read_request(request: Request) -> _StarletteRequest:
     return _StarletteRequest(request.method, str(request.url), request.headers, query, form)
 
 
-def auth_router(server: SmartAuthServer, *, patient_picker: Callable[[], Any] | None = None) -> APIRouter:  # noqa: C901 - the OAuth endpoints (discovery, authorize, token) registered on one router over one server
+def auth_router(server: SmartAuthServer, *, patient_picker: Callable[[], Any] | None = None) -> APIRouter:
     """``/authorize``, ``/token`` and ``/.well-known/smart-configuration`` for ``server``.
 
     ``patient_picker`` is an async callable returning ``[(patient_id, display)]`` for a standalone
@@ -509,33 +509,7 @@ def auth_router(server: SmartAuthServer, *, patient_picker: Callable[[], Any] | 
 
     @router.api_route("/authorize", methods=["GET", "POST"])
     async def authorize(request: Request) -> Response:
-        return _framing(await _authorize(request))
-
-    async def _authorize(request: Request) -> Response:
-        try:
-            oauth_request = await read_request(request)
-        except OAuth2Error as error:
-            return server.handle_error_response(None, error)
-        try:
-            grant = server.get_consent_grant(oauth_request)
-        except OAuth2Error as error:
-            if getattr(error, "redirect_uri", None):
-                return server.handle_error_response(oauth_request, error)
-            return _plain_error(error)
-        data = oauth_request.payload.data
-        if (data.get("aud") or "").rstrip("/") != server.fhir_base:
-            bad_aud = InvalidRequestError("'aud' must be the FHIR server's base URL", redirect_uri=grant.redirect_uri,
-                                          state=data.get("state"))
-            return server.handle_error_response(oauth_request, bad_aud)
-        if request.method == "POST" and not _csrf_ok(request, oauth_request.payload.data):
-            return _plain_error(InvalidRequestError("the patient choice did not come from this server's page"))
-        context = await _context_for(server, oauth_request, patient_picker)
-        if isinstance(context, Response):
-            return context
-        if context is None:
-            bad_launch = InvalidRequestError("unknown or expired 'launch'", redirect_uri=grant.redirect_uri, state=data.get("state"))
-            return server.handle_error_response(oauth_request, bad_launch)
-        return server.create_authorization_response(oauth_request, grant_user=context, grant=grant)
+        return _framing(await _authorize(server, request, patient_picker))
 
     @router.post("/token")
     async def token(request: Request) -> Response:
@@ -547,6 +521,35 @@ def auth_router(server: SmartAuthServer, *, patient_picker: Callable[[], Any] | 
         return await run_in_threadpool(server.create_token_response, oauth_request)
 
     return router
+
+
+async def _authorize(server: SmartAuthServer, request: Request, patient_picker: Callable[[], Any] | None) -> Response:
+    """The authorization endpoint: a valid request for this FHIR server (``aud``), with a launch it issued
+    or, standalone, a patient chosen on its page; errors go back to the client when they can."""
+    try:
+        oauth_request = await read_request(request)
+    except OAuth2Error as error:
+        return server.handle_error_response(None, error)
+    try:
+        grant = server.get_consent_grant(oauth_request)
+    except OAuth2Error as error:
+        if getattr(error, "redirect_uri", None):
+            return server.handle_error_response(oauth_request, error)
+        return _plain_error(error)
+    data = oauth_request.payload.data
+    if (data.get("aud") or "").rstrip("/") != server.fhir_base:
+        bad_aud = InvalidRequestError("'aud' must be the FHIR server's base URL", redirect_uri=grant.redirect_uri,
+                                      state=data.get("state"))
+        return server.handle_error_response(oauth_request, bad_aud)
+    if request.method == "POST" and not _csrf_ok(request, oauth_request.payload.data):
+        return _plain_error(InvalidRequestError("the patient choice did not come from this server's page"))
+    context = await _context_for(server, oauth_request, patient_picker)
+    if isinstance(context, Response):
+        return context
+    if context is None:
+        bad_launch = InvalidRequestError("unknown or expired 'launch'", redirect_uri=grant.redirect_uri, state=data.get("state"))
+        return server.handle_error_response(oauth_request, bad_launch)
+    return server.create_authorization_response(oauth_request, grant_user=context, grant=grant)
 
 
 async def _context_for(
