@@ -66,3 +66,29 @@ def _stated_aim(reading: Reading, code: str) -> bool:
     aims = reading.purpose_scores
     top = aims.get(code, 0.0)
     return top > 0 and all(v < top for c, v in aims.items() if c != code)
+
+
+MINUTES_COVERAGE = 0.6
+"""Timed pieces must account for this share of the line's minutes before their minutes decide."""
+
+
+def by_minutes(
+    documented: DocumentedService | None, minutes: dict[str, int], line_minutes: int | None, reading: Reading,
+) -> DocumentedService | None:
+    """The labelling conventions recode a line when its billed minutes were *mainly* another
+    service. When the note times the pieces of the block (covering at least ``MINUTES_COVERAGE`` of
+    the line's minutes), the service with more than half of the line's minutes is the documented one,
+    whatever the count of clauses says; otherwise, or for a group session, ``documented`` stands."""
+    if documented is None or documented.decided_by == "group" or not line_minutes or not minutes:
+        return documented
+    if sum(minutes.values()) < MINUTES_COVERAGE * line_minutes:
+        return documented
+    code, top = max(minutes.items(), key=lambda kv: (kv[1], kv[0] == TA))
+    if code == documented.code or top * 2 <= line_minutes:
+        return documented
+    runner_up = documented.code
+    share = round(top / sum(minutes.values()), 3)
+    evidence = tuple(ev for clause in reading.activity_clauses if clause.code == code for ev in clause.evidence)[:6]
+    return DocumentedService(code, share, evidence,
+                             {c: round(m / sum(minutes.values()), 3) for c, m in minutes.items()},
+                             decided_by="minutes", runner_up=runner_up, margin=0, close=True)

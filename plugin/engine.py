@@ -16,13 +16,13 @@ from typing import Any
 
 from plugin.billing import BillingInput, LineInput, assess_billing, is_timed, is_untimed, match_payer
 from plugin.billing.fees import Pricing, visit_pricing
-from plugin.classify import documented_service
+from plugin.classify import by_minutes, documented_service
 from plugin.codes import CPT_SYSTEM
 from plugin.criteria import TimeEvidence, judge
 from plugin.fhir_input import coverage_texts, visit_from_resources
 from plugin.layout import Layout, read_layout
 from plugin.lexicon import Lexicon, load_lexicon
-from plugin.minutes import ProseTime, apply_prose_time, read_prose_time
+from plugin.minutes import ProseTime, apply_prose_time, minutes_by_service, read_prose_time
 from plugin.model import (
     BilledLine,
     DocumentedService,
@@ -198,6 +198,9 @@ def _judge_97530(
     time = _time_evidence(line_input, layout, note, base, prose)
     findings = judge(reading, time, ruleset)
     documented = documented_service(reading) or _unbilled_service(layout, note, visit)
+    if prose is not None and base.units is not None and base.units.minutes:
+        timed_pieces = minutes_by_service(note.text, lex, prose.durations, reading.context, base.units.minutes)
+        documented = by_minutes(documented, timed_pieces, base.units.minutes, reading)
     segment = None
     if reading.context:
         start, end = reading.context[0][0], reading.context[-1][1]

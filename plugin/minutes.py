@@ -120,6 +120,29 @@ def read_prose_time(  # noqa: C901 - prose durations joined to lines in one pass
     return ProseTime(total, session, attributions, other_work(text, grammar), tuple(durations), described)
 
 
+def minutes_by_service(
+    text: str, lex: Lexicon, durations: tuple[Duration, ...], context: tuple[Span, ...], whole: int,
+) -> dict[str, int]:
+    """Minutes of each service inside one line's text, when the note times the pieces of the block
+    ("donning/doffing training 20 min: ...; then 10 min of sit-stand ..."): each service duration in
+    ``context`` goes to the service its sentence describes after it (else before it), or to none.
+    A duration of ``whole`` minutes or more restates the line's time ("18 min billed as ..."): not a piece."""
+    scan = lowered(text)
+    spans = list(sentences(text, (0, len(text))))
+    starts = [a for a, _ in spans]
+    out: dict[str, int] = {}
+    for d in durations:
+        if d.kind != "service" or d.minutes >= whole or not any(a <= d.span[0] < b for a, b in context):
+            continue
+        i = bisect_right(starts, d.span[0]) - 1
+        a, b = spans[i] if i >= 0 and spans[i][0] <= d.span[0] < spans[i][1] else d.span
+        code = _described_code(text, scan, (d.span[1], min(b, d.span[1] + LOOK_BACK)), lex) or _described_code(
+            text, scan, (max(a, d.span[0] - LOOK_BACK), d.span[0]), lex)
+        if code is not None:
+            out[code] = out.get(code, 0) + d.minutes
+    return out
+
+
 def _described_code(text: str, scan: str, span: Span, lex: Lexicon) -> str | None:
     """The service a stretch of prose names ('of gait in the parallel bars') or describes most."""
     a, b = span

@@ -154,7 +154,7 @@ class DocumentedService:
     share: float  # share of the line's activity statements that belong to ``code``
     evidence: tuple[Evidence, ...] = ()
     scores: dict[str, float] = field(default_factory=dict)
-    decided_by: str = "activities"  # "activities" | "stated-aim" | "group" | "unbilled-service" | "tie-kept-billed-code"
+    decided_by: str = "activities"  # "activities" | "stated-aim" | "minutes" | "group" | "unbilled-service" | "tie-kept-billed-code"
     runner_up: str | None = None  # the next most documented service
     margin: int = 0  # activity statements the chosen code has over the runner-up
     close: bool = False  # a close call: a card asks for review instead of asserting a recode
