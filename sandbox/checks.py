@@ -36,7 +36,8 @@ def _no_empty_fields(node: Any, path: str, out: list[str]) -> None:
             _no_empty_fields(value, f"{path}[{i}]", out)
 
 
-def card_problems(card: Any, where: str = "card") -> list[str]:  # noqa: C901 - a checklist: one check per CDS Hooks 2.0 card rule, in the spec's order
+def card_problems(card: Any, where: str = "card") -> list[str]:
+    """Everything wrong with one card: its own fields, then each suggestion and link, then empty fields."""
     out: list[str] = []
     if not isinstance(card, Mapping):
         return [f"{where} is not an object"]
@@ -56,26 +57,37 @@ def card_problems(card: Any, where: str = "card") -> list[str]:  # noqa: C901 - 
     if suggestions and "selectionBehavior" not in card:
         out.append(f"{where}.selectionBehavior is required when suggestions are present")
     for i, s in enumerate(suggestions):
-        sw = f"{where}.suggestions[{i}]"
-        if not isinstance(s, Mapping) or not s.get("label"):
-            out.append(f"{sw}.label is required")
-            continue
-        for j, action in enumerate(s.get("actions") or []):
-            aw = f"{sw}.actions[{j}]"
-            kind = action.get("type") if isinstance(action, Mapping) else None
-            if kind not in ACTION_TYPES:
-                out.append(f"{aw}.type must be create, update or delete")
-            elif kind in ("create", "update") and not isinstance(action.get("resource"), Mapping):
-                out.append(f"{aw}.resource is required for {kind}")
-            elif kind == "delete" and not action.get("resourceId"):
-                out.append(f"{aw}.resourceId is required for delete")
+        out += _suggestion_problems(s, f"{where}.suggestions[{i}]")
     for i, link in enumerate(card.get("links") or []):
-        lw = f"{where}.links[{i}]"
-        if not isinstance(link, Mapping) or not link.get("label") or not link.get("url"):
-            out.append(f"{lw} needs label and url")
-        elif link.get("type") not in LINK_TYPES:
-            out.append(f"{lw}.type must be absolute or smart")
+        out += _link_problems(link, f"{where}.links[{i}]")
     _no_empty_fields(card, where, out)
+    return out
+
+
+def _link_problems(link: Any, where: str) -> list[str]:
+    """A link needs a label and a url, and is absolute or smart."""
+    if not isinstance(link, Mapping) or not link.get("label") or not link.get("url"):
+        return [f"{where} needs label and url"]
+    if link.get("type") not in LINK_TYPES:
+        return [f"{where}.type must be absolute or smart"]
+    return []
+
+
+def _suggestion_problems(suggestion: Any, where: str) -> list[str]:
+    """A suggestion needs a label; each action a known type, and the resource (create, update) or the
+    resourceId (delete) that type acts on."""
+    if not isinstance(suggestion, Mapping) or not suggestion.get("label"):
+        return [f"{where}.label is required"]
+    out: list[str] = []
+    for j, action in enumerate(suggestion.get("actions") or []):
+        aw = f"{where}.actions[{j}]"
+        kind = action.get("type") if isinstance(action, Mapping) else None
+        if kind not in ACTION_TYPES:
+            out.append(f"{aw}.type must be create, update or delete")
+        elif kind in ("create", "update") and not isinstance(action.get("resource"), Mapping):
+            out.append(f"{aw}.resource is required for {kind}")
+        elif kind == "delete" and not action.get("resourceId"):
+            out.append(f"{aw}.resourceId is required for delete")
     return out
 
 
