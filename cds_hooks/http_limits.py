@@ -147,4 +147,5 @@ def uvicorn_limits(settings: Any, *, workers: int = 1) -> dict[str, Any]:
         "http": http,
         "h11_max_incomplete_event_size": int(settings.max_header_bytes),  # if h11 is ever chosen
         "timeout_keep_alive": 5,
+        "ws": "none",  # no WebSocket routes: load no WebSocket protocol (uvicorn 0.29's imports websockets.legacy)
     }

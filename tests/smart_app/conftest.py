@@ -46,7 +46,8 @@ class LiveServer:
     def start(self, app: Any | None = None) -> LiveServer:
         if app is not None:
             self.app = app
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False)
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False,
+                                ws="none")  # as serve: no WebSocket protocol (uvicorn 0.29's is deprecated)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True)
         self.thread.start()
