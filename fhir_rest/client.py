@@ -123,7 +123,9 @@ class FhirRestClient:
         except httpx.HTTPError as exc:
             raise FhirRestError(f"FHIR server unreachable ({type(exc).__name__})") from exc
 
-    async def _read_capped(self, response: httpx.Response) -> bytes:  # noqa: C901 - a streaming read with a cap at every stage (declared, on the wire, inflated) kept in one loop
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        """The body, never more than ``max_bytes``: refused on its declared length, while it streams,
+        and again as it inflates (a small gzip can hold a huge answer)."""
         limit = self.limits.max_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -132,46 +134,8 @@ class FhirRestClient:
             if len(response.content) > limit:
                 raise FhirTooLargeError(f"FHIR answer over {limit} bytes")
             return response.content
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
-        if encoding in ("", "identity"):
-            inflater = None
-        elif encoding in ("gzip", "x-gzip"):
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            inflater = zlib.decompressobj()
-        else:
-            raise FhirRestError(f"FHIR answer uses an unsupported content-encoding ({encoding[:20]})")
-        parts: list[bytes] = []
-        wire = kept = 0
-        try:
-            async for raw in response.aiter_raw():
-                await anyio.lowlevel.checkpoint()  # a fast sender must not starve the other tasks of the loop
-                wire += len(raw)
-                if wire > limit:
-                    raise FhirTooLargeError(f"FHIR answer over {limit} bytes")
-                if inflater is None:
-                    kept += len(raw)
-                    parts.append(raw)
-                    continue
-                data = raw
-                while data:  # inflate in small steps (never past the limit), yielding to the loop between
-                    chunk = inflater.decompress(data, min(_INFLATE_STEP, limit - kept + 1))
-                    kept += len(chunk)
-                    if kept > limit:
-                        raise FhirTooLargeError(f"FHIR answer inflates to over {limit} bytes")
-                    parts.append(chunk)
-                    data = inflater.unconsumed_tail
-                    if data:
-                        await anyio.lowlevel.checkpoint()
-            if inflater is not None:
-                tail = inflater.flush()
-                kept += len(tail)
-                if kept > limit:
-                    raise FhirTooLargeError(f"FHIR answer inflates to over {limit} bytes")
-                parts.append(tail)
-        except zlib.error as exc:
-            raise FhirRestError("FHIR answer is not valid gzip/deflate") from exc
-        return b"".join(parts)
+        inflater = _inflater(response.headers.get("content-encoding", "identity").strip().lower())
+        return await _read_stream(response, inflater, limit)
 
     async def _decode_json(self, body: bytes) -> Any:
         try:
@@ -306,3 +270,50 @@ def _resource_type(resource: Mapping[str, Any]) -> str:
     if not isinstance(rtype, str) or not rtype.isalpha() or not rtype[:1].isupper() or len(rtype) > 64:
         raise FhirRestError("a write needs a resource with a resourceType")
     return rtype
+
+
+def _inflater(encoding: str) -> zlib._Decompress | None:
+    """The decompressor for a content-encoding (None for identity); an unknown encoding is refused."""
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise FhirRestError(f"FHIR answer uses an unsupported content-encoding ({encoding[:20]})")
+
+
+async def _read_stream(response: httpx.Response, inflater: zlib._Decompress | None, limit: int) -> bytes:
+    """Read the raw stream under ``limit`` on the wire and, inflated, in small steps (never past the
+    limit), yielding to the event loop between chunks so a fast sender cannot starve other tasks."""
+    parts: list[bytes] = []
+    wire = kept = 0
+    try:
+        async for raw in response.aiter_raw():
+            await anyio.lowlevel.checkpoint()  # a fast sender must not starve the other tasks of the loop
+            wire += len(raw)
+            if wire > limit:
+                raise FhirTooLargeError(f"FHIR answer over {limit} bytes")
+            if inflater is None:
+                kept += len(raw)
+                parts.append(raw)
+                continue
+            data = raw
+            while data:  # inflate in small steps (never past the limit), yielding to the loop between
+                chunk = inflater.decompress(data, min(_INFLATE_STEP, limit - kept + 1))
+                kept += len(chunk)
+                if kept > limit:
+                    raise FhirTooLargeError(f"FHIR answer inflates to over {limit} bytes")
+                parts.append(chunk)
+                data = inflater.unconsumed_tail
+                if data:
+                    await anyio.lowlevel.checkpoint()
+        if inflater is not None:
+            tail = inflater.flush()
+            kept += len(tail)
+            if kept > limit:
+                raise FhirTooLargeError(f"FHIR answer inflates to over {limit} bytes")
+            parts.append(tail)
+    except zlib.error as exc:
+        raise FhirRestError("FHIR answer is not valid gzip/deflate") from exc
+    return b"".join(parts)
