@@ -79,7 +79,6 @@ class Stack:
 @contextmanager
 def production_stack(tmp_path: Path, private_key: Path, *, frame_origin: bool = True) -> Iterator[Stack]:
     from fastapi import FastAPI
-    from fastapi.responses import HTMLResponse
 
     from cds97530.service_commands import build_app
     from cds_hooks.settings import CdsSettings
@@ -106,11 +105,7 @@ def production_stack(tmp_path: Path, private_key: Path, *, frame_origin: bool = 
             fhir.transaction(bundle, token=loader)
         visit = data.visits(verdict="needs-documentation")[0]
 
-        clients = tmp_path / "clients.yaml"
-        clients.write_text(yaml.safe_dump({"clients": [{
-            "iss": "https://ehr.hospital.example", "jku": ["https://ehr.hospital.example/jwks"],
-            "fhir_servers": [auth.fhir_base], "cors_origins": [EHR_ORIGIN, *([ehr_shell.url] if frame_origin else [])],
-        }]}), encoding="utf-8")
+        clients = _clients_file(tmp_path, auth.fhir_base, [EHR_ORIGIN, *([ehr_shell.url] if frame_origin else [])])
         db = tmp_path / "shared.sqlite3"
         settings = CdsSettings(public_url=public_url, database_url=f"sqlite:///{db}", clients_file=clients)
         smart = SmartSettings(private_key_file=private_key)  # confidential client: private_key_jwt
@@ -122,21 +117,40 @@ def production_stack(tmp_path: Path, private_key: Path, *, frame_origin: bool = 
         auth_app = FastAPI()
         auth_app.include_router(auth_router(auth), prefix="/auth")
         started.append(ehr_auth.start(auth_app))
-        shell = FastAPI()
-
-        @shell.get("/chart")
-        async def chart(src: str) -> HTMLResponse:  # the EHR's chart with the app in its iframe
-            from html import escape
-
-            return HTMLResponse(f'<!doctype html><title>EHR</title><iframe id="app" src="{escape(src)}" '
-                                'width="1000" height="800"></iframe>')
-
-        started.append(ehr_shell.start(shell))
+        started.append(ehr_shell.start(_ehr_chart_shell()))
         yield Stack(replica_a, replica_b, ehr_auth, ehr_shell, auth, visit, db)
     finally:
         for server in started:
             server.stop()
         fhir.stop()
+
+
+def _clients_file(tmp_path: Path, fhir_base: str, cors_origins: list[str]) -> Path:
+    """The hospital's registration of its EHR as a CDS client: its iss and JWKS, its FHIR server, the
+    origins that may call the service (and frame the page)."""
+    clients = tmp_path / "clients.yaml"
+    clients.write_text(yaml.safe_dump({"clients": [{
+        "iss": "https://ehr.hospital.example", "jku": ["https://ehr.hospital.example/jwks"],
+        "fhir_servers": [fhir_base], "cors_origins": cors_origins,
+    }]}), encoding="utf-8")
+    return clients
+
+
+def _ehr_chart_shell() -> Any:
+    """The EHR's chart page with the app in its iframe (``/chart?src=...``)."""
+    from html import escape
+
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+
+    shell = FastAPI()
+
+    @shell.get("/chart")
+    async def chart(src: str) -> HTMLResponse:
+        return HTMLResponse(f'<!doctype html><title>EHR</title><iframe id="app" src="{escape(src)}" '
+                            'width="1000" height="800"></iframe>')
+
+    return shell
 
 
 def test_production_serve_launches_against_the_ehrs_authorization_server(tmp_path: Any, private_key: Any) -> None:
