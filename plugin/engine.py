@@ -16,6 +16,7 @@ from typing import Any
 
 from plugin.billing import BillingInput, LineInput, assess_billing, is_timed, is_untimed, match_payer
 from plugin.billing.fees import Pricing, visit_pricing
+from plugin.billing.tables import BillingTables
 from plugin.classify import by_minutes, documented_service
 from plugin.codes import CPT_SYSTEM
 from plugin.criteria import TimeEvidence, judge
@@ -132,6 +133,7 @@ def evaluate_visit(visit: Visit, *, ruleset: Ruleset | None = None) -> VisitEval
         untimed_minutes_stated=_untimed_of_unknown_length(visit.lines, inputs, layout, lex, rs) or bool(prose and prose.other_work),
         tables=rs.billing,
         pricing=pricing,
+        unbilled_timed=_unbilled_timed(visit.lines, layout, rs.billing),
     )) if inputs else ()
 
     lines: list[LineEvaluation] = []
@@ -285,28 +287,56 @@ def _empty_reading() -> Any:
 # --- minutes per billed line ---------------------------------------------------------------------
 
 
+def _layout_minutes(code: str, layout: Layout) -> tuple[int | None, str, tuple[str, ...], bool]:
+    """The minutes the note's headings give ``code``: (minutes, source, codes sharing its block, distinct block)."""
+    segs = layout.segments_for(code)
+    own = [s for s in segs if not s.shared and s.minutes is not None]
+    if own:
+        values = [s.minutes or 0 for s in own]
+        # the same minutes restated (narrative, then a billing summary) count once; separate
+        # blocks of one code ("0900-0910 TA ... 0930-0945 TA") add up
+        minutes = values[0] if len(set(values)) == 1 and not all(s.heading.time_block for s in own) else sum(values)
+        distinct = all(s.heading.time_block for s in own)
+        return minutes, "time-block" if distinct else "note-heading", (), distinct
+    if segs and all(s.shared for s in segs):
+        return None, "none", tuple(c for s in segs for c in s.codes if c != code), False
+    prose = [h for h in layout.headings if code in h.codes and len(h.codes) == 1 and h.minutes is not None]
+    return (prose[0].minutes, "note-heading", (), False) if prose else (None, "none", (), False)
+
+
+def _unbilled_timed(
+    lines: tuple[BilledLine, ...], layout: Layout | None, tables: BillingTables | None,
+) -> tuple[tuple[str, int | None], ...]:
+    """Timed codes the note documents today that no billed line carries, with the minutes its headings
+    give each (None: documented without minutes of its own, or inside a block shared with another code).
+    A name in prose without minutes, or in the plan, goals or subjective, is not a service documented."""
+    if layout is None:
+        return ()
+    billed = {line.code for line in lines}
+    elsewhere = (*layout.plan_spans, *layout.goal_spans, *layout.subjective_spans)
+    found: dict[str, None] = {}
+    for head in layout.headings:
+        if not (head.starts_segment or head.minutes is not None):
+            continue
+        if any(a <= head.span[0] < b for a, b in elsewhere):
+            continue
+        for code in head.codes:
+            if code not in billed and is_timed(code, tables):
+                found.setdefault(code)
+    out = []
+    for code in found:
+        minutes, _, shared, _ = _layout_minutes(code, layout)
+        out.append((code, None if shared else minutes))
+    return tuple(out)
+
+
 def _line_input(line: BilledLine, layout: Layout | None) -> LineInput:
     minutes: int | None = None
     source = "none"
     shared: tuple[str, ...] = ()
     distinct = False
     if layout is not None:
-        segs = layout.segments_for(line.code)
-        own = [s for s in segs if not s.shared and s.minutes is not None]
-        if own:
-            values = [s.minutes or 0 for s in own]
-            # the same minutes restated (narrative, then a billing summary) count once; separate
-            # blocks of one code ("0900-0910 TA ... 0930-0945 TA") add up
-            minutes = values[0] if len(set(values)) == 1 and not all(s.heading.time_block for s in own) else sum(values)
-            distinct = all(s.heading.time_block for s in own)
-            source = "time-block" if distinct else "note-heading"
-        elif segs and all(s.shared for s in segs):
-            shared = tuple(c for s in segs for c in s.codes if c != line.code)
-        else:
-            prose = [h for h in layout.headings if line.code in h.codes and len(h.codes) == 1 and h.minutes is not None]
-            if prose:
-                minutes = prose[0].minutes
-                source = "note-heading"
+        minutes, source, shared, distinct = _layout_minutes(line.code, layout)
     if minutes is None and not shared and line.performed_minutes is not None:
         minutes, source = line.performed_minutes, "performed-period"
     return LineInput(

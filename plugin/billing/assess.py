@@ -219,23 +219,35 @@ def _visit_units(inp: BillingInput, codes: list[str], resolved: list[_Minutes | 
 
 def _total_mismatch(inp: BillingInput, resolved: list[_Minutes | None], alloc: Allocation[str]) -> BillingIssue | None:
     """The visit-level consistency check: a stated total timed that gives other units than the per-code
-    minutes do. Only when every timed line has minutes of its own (else the total is what was used)."""
+    minutes do. The per-code minutes are the note's for every timed code it documents: the billed lines'
+    and those of codes on no billed line (an order carries 97530 alone, the note also times 97110).
+    Only when every one of them has minutes of its own (else the total is what was used)."""
     timed = [(m, inp.lines[i]) for i, m in enumerate(resolved) if m is not None]
+    unbilled = [(code, minutes) for code, minutes in inp.unbilled_timed if normalise_code(code) not in alloc.full]
     if (
         inp.total_timed_minutes is None
         or not timed
         or not all(m.minutes is not None and line.minutes is not None for m, line in timed)
-        or units_for_minutes(inp.total_timed_minutes) == units_for_minutes(alloc.total_minutes)
+        or any(minutes is None for _, minutes in unbilled)
     ):
         return None
+    unbilled_sum = sum(minutes or 0 for _, minutes in unbilled)
+    total_sum = alloc.total_minutes + unbilled_sum
+    if units_for_minutes(inp.total_timed_minutes) == units_for_minutes(total_sum):
+        return None
+    also = (
+        f" (billed lines {alloc.total_minutes} + " + " + ".join(f"{normalise_code(c)} {m}" for c, m in unbilled)
+        + " on no billed line)"
+        if unbilled else ""
+    )
     return make_issue(
         "timed-total-mismatch",
         tables=inp.tables,
         total_stated=inp.total_timed_minutes,
-        total_sum=alloc.total_minutes,
+        total_sum=total_sum,
         arithmetic=(
             f"stated {inp.total_timed_minutes} min -> {units_for_minutes(inp.total_timed_minutes)} unit(s); "
-            f"per-code sum {alloc.total_minutes} min -> {units_for_minutes(alloc.total_minutes)} unit(s)"
+            f"per-code sum {total_sum} min{also} -> {units_for_minutes(total_sum)} unit(s)"
         ),
     )
 

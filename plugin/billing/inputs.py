@@ -42,6 +42,9 @@ class BillingInput:
     untimed_minutes_stated: bool = False  # the note documents an untimed service whose length is not stated
     tables: BillingTables | None = None  # the ruleset's billing tables (None = the packaged ones)
     pricing: Pricing | None = None  # the payer's schedule and locality (None = the payer's schedule, national)
+    # timed codes the note documents that are on no billed line (an order carries 97530 alone), with the
+    # minutes the note states for each (None = documented, minutes not stated); the stated total covers them
+    unbilled_timed: tuple[tuple[str, int | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
