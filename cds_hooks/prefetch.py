@@ -82,7 +82,7 @@ def _outcome_is_error(outcome: dict[str, Any]) -> bool:
                for i in issues)
 
 
-def read_value(value: Any, query: str) -> KeyData:  # noqa: C901 - one branch per shape a prefetch value takes (resource, Bundle, OperationOutcome, Epic's no-results)
+def read_value(value: Any, query: str) -> KeyData:  # noqa: C901 - one branch per shape a prefetch value takes (none, a resource, an OperationOutcome, a searchset Bundle with outcome entries and a next link)
     """Interpret a prefetch value (or a FHIR server answer) for ``query``."""
     if value is None:
         return KeyData(satisfied=True)
