@@ -116,8 +116,10 @@ def _summary_only(text: str, segments: Sequence[Segment], heading_spans: list[Sp
     return not any(_WORDS.search(text, a, b) for s in segments for a, b in holes.cut(s.span))
 
 
-_WORDS = re.compile(r"[A-Za-z]{3,}(?:\s+[A-Za-z]{2,}){2,}")
-"""Three words in a row: more than a signature ("B. Hartmann, OTR/L") or a lone time stamp."""
+_WORDS = re.compile(r"(?<![A-Za-z])[A-Za-z]{3,}+(?:[ \t]++[A-Za-z]{2,}+){2}")
+"""Three words in a row: more than a signature ("B. Hartmann, OTR/L") or a lone time stamp. Each
+word starts where no letter precedes it and is taken whole (possessive), so a 100 K-letter token is
+scanned once, not once per starting letter."""
 
 
 # --- evidence collectors -------------------------------------------------------------------------

@@ -4,7 +4,7 @@ pattern that backtracks super-linearly.
 The notes are the shapes an attack or a broken export produces (runs of clock times before a
 heading, a heading followed by a thousand form feeds, every Unicode whitespace kind in runs,
 one heading repeated, one very long token, long runs of em spaces). Each is evaluated
-in-process within 0.3 s of CPU (best of 3 after a warm-up; the target is 0.2 s, see BUDGET_IN_PROCESS), and ``cds97530 check`` answers on it
+in-process within 0.2 s of CPU (best of 3 after a warm-up), and ``cds97530 check`` answers on it
 in under 2 s including interpreter start-up. These are bars, not benchmarks: the engine's
 throughput is measured in ``benchmarks/bench_engine.py``.
 
@@ -44,10 +44,9 @@ NOTES = {
     "digit-runs": _fill("1" * 5000 + " min "),
     "repeated-minutes": _fill("25 min "),
 }
-BUDGET_IN_PROCESS = 0.3
-"""Issue 10's target is 0.2 s, and a quiet machine meets it (best of 3: 0.07-0.16 s of CPU for these notes,
-2026-12-01). The bound here is 0.3 s because this suite runs on a shared 2-core runner, where even CPU time
-rises with the neighbours; a super-linear regression costs seconds, far past either figure."""
+BUDGET_IN_PROCESS = 0.2
+"""Issue 10's bound. Measured 2026-12-01 (best of 3, CPU, under a load average of 4): 0.03-0.09 s for
+these notes; a super-linear regression costs seconds (one such cost 74 s on the long token), far past it."""
 BUDGET_CLI = 2.0
 
 
