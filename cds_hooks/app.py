@@ -30,6 +30,7 @@ from cds_hooks.routes import Runtime, router
 from cds_hooks.services import load_catalogue
 from cds_hooks.settings import CdsSettings
 from cds_hooks.store import Store
+from plugin.preload import preload
 
 log = logging.getLogger("cds97530.app")
 
@@ -55,6 +56,7 @@ def warm_up() -> None:
     ]}
     started = time.perf_counter()
     try:
+        preload()  # the R4 models and attachment readers a Claim, Encounter or PDF note would load on demand
         plugin.evaluate_resources(bundle, lines_from="ServiceRequest")
     except Exception as exc:  # noqa: BLE001 - a failed warm-up must not stop the service from starting
         log.error("warm-up evaluation failed", extra={"error": type(exc).__name__})

@@ -126,7 +126,9 @@ def worker_main(conn: Connection, memory_mb: int) -> None:
         pass
     try:  # load rule data (and the card wording) before the first call
         from cds_hooks.cards import CardOptions
+        from plugin.preload import preload
 
+        preload()  # a fresh worker's first call must not pay for the R4 models and the PDF/RTF readers
         _hook_job(_WARM_UP_BUNDLE, lines_from="ServiceRequest", evaluation_id="warm-up",
                   options=CardOptions(source_label="warm-up", policy_url="https://warm-up.invalid/"))
     except Exception:  # noqa: BLE001 - a failed warm-up shows on the first real call instead
