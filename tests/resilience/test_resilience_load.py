@@ -67,7 +67,9 @@ def test_with_the_database_down_no_card_is_given_without_the_replay_check(cluste
                                          log_dir=cluster.workdir)
     path = "/cds-services/order-sign-97530"
     try:
-        body = dict(load_harness.build_bodies(cluster, "full")[0], hookInstance="db-down-check")
+        # a visit labelled as not supported, so a healthy replica has a card for it (bodies follow data.visits())
+        index = next(i for i, v in enumerate(cluster.data.visits()) if v.case.verdict != "supported")
+        body = dict(load_harness.build_bodies(cluster, "full")[index], hookInstance="db-down-check")
         for _ in range(3):
             response = httpx.post(replica.base_url + path, json=body, timeout=30,
                                   headers={"Authorization": f"Bearer {cluster.jwt(path)}"})
