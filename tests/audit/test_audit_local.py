@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import subprocess
@@ -41,7 +42,7 @@ def test_dollars_at_risk(verdict, billed, supported, fee, suggested, supported_f
 def test_rows_match_the_labels_of_the_notes(local_2k, export_2k: Path) -> None:
     result, out = local_2k
     rows = read_lines(out).to_pylist()
-    labels = {r["visit_key"]: r for r in csv.DictReader((export_2k.parent / "labels.csv").open())}
+    labels = {r["visit_key"]: r for r in csv.DictReader(io.StringIO((export_2k.parent / "labels.csv").read_text(encoding="utf-8")))}
     ta = {r["visit_key"]: r for r in rows if r["code"] == "97530"}
     assert set(ta) == set(labels)  # every visit found, those without an Encounter joined by patient and date
     assert sum(1 for k in labels if "|" in k) == 200
@@ -94,7 +95,7 @@ def test_bad_inputs_are_counted_and_listed_never_a_crash(bad_export: Path, bad_e
     missing_note = [r for r in rows if r["code"] == "97530" and any("Binary/missing" in i for i in r["input_issues"])]
     assert missing_note and missing_note[0]["verdict"] == "needs-documentation"
     assert any(r["visit_key"] == "Encounter/ghost" for r in rows)
-    listed = list(csv.DictReader((tmp_path / "skipped.csv").open()))
+    listed = list(csv.DictReader(io.StringIO((tmp_path / "skipped.csv").read_text(encoding="utf-8"))))
     assert any(r["kind"] == "unreadable-line" and r["where"] == "Mixed.bad.ndjson:1" for r in listed)
     report = (tmp_path / "report.html").read_text()
     for kind in BAD_KINDS:
@@ -112,7 +113,7 @@ def test_corrupt_gzip_truncated_file_and_manifest_problems(tmp_path: Path) -> No
     manifest["output"] += [{"type": "Claim", "url": "Claim.999.ndjson"}, {"type": "Binary", "url": "https://bulk.example.org/x.ndjson"}]
     info.manifest.write_text(json.dumps(manifest))
     result = run_audit([str(info.manifest)], tmp_path / "out", processes=1, progress=False)
-    listed = list(csv.DictReader((tmp_path / "out" / "skipped.csv").open()))
+    listed = list(csv.DictReader(io.StringIO((tmp_path / "out" / "skipped.csv").read_text(encoding="utf-8"))))
     reasons = {r["where"].split(":")[0]: r["reason"] for r in listed if r["kind"] == "unreadable-file"}
     assert "could not be read past line" in reasons[claim_file.name]
     assert "not found" in reasons["Claim.999.ndjson"] and "remote URLs are not fetched" in reasons["x.ndjson"]
