@@ -33,18 +33,24 @@ class Clause:
     purpose_from: int | None  # absolute position where the session's aim starts
     refused: bool
     topic: Span | None = None  # what an education block covered: subjects, not tasks done
+    plan_until: int | None = None  # where a plan trigger's scope ends (a terminator or sequel); None: the sentence's end
+    purpose_until: int | None = None  # likewise for the aim ("so he can go back to farming, so today I did ...")
 
     def in_topic(self, pos: int) -> bool:
         return self.topic is not None and self.topic[0] <= pos < self.topic[1]
 
+    def in_plan(self, pos: int) -> bool:
+        return self.plan_from is not None and pos >= self.plan_from and (self.plan_until is None or pos < self.plan_until)
+
+    def in_purpose(self, pos: int) -> bool:
+        return self.purpose_from is not None and pos >= self.purpose_from and (self.purpose_until is None or pos < self.purpose_until)
+
     def is_current(self, pos: int) -> bool:
         """True when text at ``pos`` describes what was done in this session."""
-        if self.refused:
-            return False
-        return self.plan_from is None or pos < self.plan_from
+        return not self.refused and not self.in_plan(pos)
 
     def is_activity(self, pos: int) -> bool:
-        return self.is_current(pos) and (self.purpose_from is None or pos < self.purpose_from)
+        return self.is_current(pos) and not self.in_purpose(pos)
 
 
 def sentences(text: str, span: Span) -> Iterator[Span]:
@@ -87,6 +93,9 @@ def clauses(  # noqa: C901 - the per-sentence hot loop: trigger searches and the
             purpose_m = lex.purpose.search(text, s_start, s_end) if has_purpose else None
             plan_from = s_start if in_plan_section else (plan_m.start() if plan_m else None)
             purpose_from = purpose_m.start() if purpose_m else None
+            # a trigger's scope ends at a terminator or a sequel after it (a Plan section covers all of it)
+            plan_until = None if in_plan_section or plan_m is None else _scope_stop(text, plan_m.end(), s_end, lex, has_stop)
+            purpose_until = None if purpose_m is None else _scope_stop(text, purpose_m.end(), s_end, lex, has_stop)
             topic_m = lex.topic.search(text, s_start, s_end) if has_topic else None
             topic: Span | None = None
             if topic_m:
@@ -107,8 +116,14 @@ def clauses(  # noqa: C901 - the per-sentence hot loop: trigger searches and the
                 refused = not_done or (has_refusal and bool(lex.refusal.search(text, c_start, c_end))) or (
                     k >= 0 and refused_spans[k][0] <= c_start < refused_spans[k][1]
                 )
-                out.append(Clause(c_start, c_end, (s_start, s_end), plan_from, purpose_from, refused, topic))
+                out.append(Clause(c_start, c_end, (s_start, s_end), plan_from, purpose_from, refused, topic,
+                                  plan_until, purpose_until))
     return out
+
+
+def _scope_stop(text: str, start: int, end: int, lex: Lexicon, has_stop: bool) -> int | None:
+    stop = lex.scope_end.search(text, start, end) if has_stop else None
+    return stop.start() if stop else None
 
 
 def _at_scope_ends(text: str, start: int, end: int, lex: Lexicon) -> list[Span]:

@@ -201,7 +201,9 @@ def _judge_97530(
     findings = judge(reading, time, ruleset)
     documented = documented_service(reading) or _unbilled_service(layout, note, visit)
     if prose is not None and base.units is not None and base.units.minutes:
-        timed_pieces = minutes_by_service(note.text, lex, prose.durations, reading.context, base.units.minutes)
+        billed_elsewhere = frozenset(line.code for line in visit.lines if line.code != TA)
+        timed_pieces = minutes_by_service(note.text, lex, prose.durations, reading.context, base.units.minutes,
+                                          billed_elsewhere)
         documented = by_minutes(documented, timed_pieces, base.units.minutes, reading)
     segment = None
     if reading.context:

@@ -44,9 +44,9 @@ _JOIN = re.compile(r"\s*(?:/|&|\+|and|,)\s*", re.IGNORECASE)
 _POST = re.compile(
     r"""\s*
     (?:\(\s*(?P<cpt>\d{5})\s*\))?\s*                       # (97530)
-    (?:[,;]?\s*(?:billed|provided|performed|only|today|total|1:1|one[\s-]on[\s-]one|x\s*\d{1,2}\s*units?|\d{1,2}\s*units?
+    (?:[,;]?\s*(?:\(\s*(?:billed|provided|performed|today|1:1)\s*\)|billed|provided|performed|only|today|total|1:1|one[\s-]on[\s-]one|x\s*\d{1,2}\s*units?|\d{1,2}\s*units?
                  |for|lasting|totaling|totalling|x)(?![a-z])\s*)*+[,;]?\s*   # filler words, "x 2 units", "for 25 minutes"
-    (?:[-–—:=]\s*)?
+    (?:[-–—:=]\s*|[.…·_]{3,}\s*)?                          # ": 24 min", or a form's dot leader "........ 23 min"
     (?:(?P<t1>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*(?:[-–—]|to)\s*(?P<t2>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?)?\s*)?      # 1015-1043
     (?:\(?\s*(?:x\s*)?(?P<min>\d{1,3}|(?:twenty|thirty|forty|fifty|sixty)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine))?
         |ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|one|two|three|four|five|six|seven|eight|nine)
@@ -520,8 +520,15 @@ def _inline_end(text: str, label_end: int) -> int:
     line_end = _line_end(text, label_end)
     if not text[label_end:line_end].strip(" :=-\t"):
         return len(text)
-    stop = _SENTENCE_BREAK.search(text, label_end, line_end)
-    return stop.start() + 1 if stop and text[stop.start()] in ".!?" else line_end
+    for stop in _SENTENCE_BREAK.finditer(text, label_end, line_end):
+        if text[stop.start()] == "." and _ABBREVIATION_BEFORE.search(text, max(label_end, stop.start() - 8), stop.start() + 1):
+            continue  # "return to full duty incl. boosting": an abbreviation's period ends no sentence
+        return stop.start() + 1 if text[stop.start()] in ".!?" else line_end
+    return line_end
+
+
+_ABBREVIATION_BEFORE = re.compile(r"(?<![A-Za-z])(?:incl|e\.g|i\.e|approx|vs|esp|cf)\.$", re.IGNORECASE)
+"""Abbreviations whose period never ends a sentence ("min." and "etc." often do, so they are not here)."""
 
 
 def merge_spans(spans: list[Span]) -> list[Span]:

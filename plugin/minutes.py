@@ -72,9 +72,11 @@ def read_prose_time(  # noqa: C901 - prose durations joined to lines in one pass
         if layout.in_plan(pos) or in_goal_list(pos):
             return True
         a = max(sentence_of(pos)[0], pos - LOOK_BACK)
-        if lex.plan.search(text, a, pos):
-            return True
-        return any(r.search(scan, a, pos) for r in lex.goal_fast)
+        # a goal or plan word covers what follows it up to a terminator or a sequel (ConText):
+        # "his goal is to lift a 40 lb box ..., so today I did twenty-six minutes of ..." is today's work
+        triggers = [m.end() for m in lex.plan.finditer(text, a, pos)]
+        triggers += [m.end() for r in lex.goal_fast for m in r.finditer(scan, a, pos)]
+        return bool(triggers) and not lex.scope_end.search(text, max(triggers), pos)
 
     durations = find_durations(text, grammar, skip=skip, not_today=not_today)
     total = next((d for d in durations if d.kind == "total-timed"), None) if layout.total_timed is None else None
@@ -122,11 +124,13 @@ def read_prose_time(  # noqa: C901 - prose durations joined to lines in one pass
 
 def minutes_by_service(
     text: str, lex: Lexicon, durations: tuple[Duration, ...], context: tuple[Span, ...], whole: int,
+    billed_elsewhere: frozenset[str] = frozenset(),
 ) -> dict[str, int]:
     """Minutes of each service inside one line's text, when the note times the pieces of the block
     ("donning/doffing training 20 min: ...; then 10 min of sit-stand ..."): each service duration in
     ``context`` goes to the service its sentence describes after it (else before it), or to none.
-    A duration of ``whole`` minutes or more restates the line's time ("18 min billed as ..."): not a piece."""
+    A duration of ``whole`` minutes or more restates the line's time ("18 min billed as ..."): not a piece,
+    and neither is one whose service is billed on a line of its own (``billed_elsewhere``: its own time)."""
     scan = lowered(text)
     spans = list(sentences(text, (0, len(text))))
     starts = [a for a, _ in spans]
@@ -138,7 +142,7 @@ def minutes_by_service(
         a, b = spans[i] if i >= 0 and spans[i][0] <= d.span[0] < spans[i][1] else d.span
         code = _described_code(text, scan, (d.span[1], min(b, d.span[1] + LOOK_BACK)), lex) or _described_code(
             text, scan, (max(a, d.span[0] - LOOK_BACK), d.span[0]), lex)
-        if code is not None:
+        if code is not None and code not in billed_elsewhere:
             out[code] = out.get(code, 0) + d.minutes
     return out
 

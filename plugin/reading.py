@@ -73,6 +73,7 @@ def read_service(
         context = tuple(sorted(pieces))
         found = True
     else:
+        others = [_until_own_label(text, span, lex, code) for span in others]
         context = tuple(_minus((0, len(text)), others + heading_spans + not_today))
         found = False
     scan = lowered(text)  # the lexicon's hot loops match lowercase patterns on this; quotes come from text
@@ -104,6 +105,22 @@ def read_service(
         group=group,
         purpose_scores=aims,
     )
+
+
+_LINE_LABEL = re.compile(r"\n[ \t]*+([A-Za-z][A-Za-z /&-]{2,30}):")
+
+
+def _until_own_label(text: str, span: Span, lex: Lexicon, code: str) -> Span:
+    """Another code's block ends at a line whose label names this code's activity: under "Gait: 60 ft
+    x2 ..." a line "Transfers: bed->chair x3 ..." starts the transfer work, not more gait."""
+    category = lex.activities.get(code)
+    if category is None:
+        return span
+    for m in _LINE_LABEL.finditer(text, span[0], span[1]):
+        label = lowered(m.group(1))
+        if any((p.fast or p.regex).search(label) for p in category.patterns):
+            return span[0], m.start() + 1
+    return span
 
 
 def _summary_only(text: str, segments: Sequence[Segment], heading_spans: list[Span]) -> bool:
@@ -180,7 +197,7 @@ def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: 
                     continue
                 if clause.in_topic(m.start()) and code != SELF_CARE:
                     continue  # "went over the golfer's lift": the subject of education, not a task done
-                in_purpose = clause.purpose_from is not None and m.start() >= clause.purpose_from
+                in_purpose = clause.in_purpose(m.start())
                 if pattern.aim or in_purpose:
                     if code != TA:
                         aims[code] = aims.get(code, 0.0) + pattern.weight
@@ -284,9 +301,16 @@ def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: st
 
 
 def _goal_start(text: str, clause: Clause, lex: Lexicon) -> int | None:
-    """Where a goal statement starts in the clause's sentence (its target numbers are not results)."""
-    starts = [m.start() for r in lex.goal_fast for m in r.finditer(text, clause.sentence[0], clause.end)]
-    return min(starts) if starts else None
+    """Where a goal statement starts in the clause's sentence (its target numbers are not results).
+    The statement ends at a terminator or a sequel ("his goal is to lift 40 lb ..., so today I did ...
+    3 out of 10"): a clause that starts after that is no longer the goal."""
+    found = [(m.start(), m.end()) for r in lex.goal_fast for m in r.finditer(text, clause.sentence[0], clause.end)]
+    if not found:
+        return None
+    last_end = max(b for _, b in found)
+    if last_end <= clause.start and lex.scope_end.search(text, last_end, clause.start):
+        return None
+    return min(a for a, _ in found)
 
 
 _GRADED = re.compile(

@@ -97,7 +97,7 @@ def test_evaluate_resources_takes_the_ruleset(tmp_path, make_bundle) -> None:
     (lambda d: (d / "criteria.yaml").unlink(), r"criteria.yaml: file missing from the ruleset directory"),
     (lambda d: shutil.rmtree(d / "payers"), r"payers: the ruleset has no payers/ directory"),
     (lambda d: (d / "lexicon.yaml").write_text(
-        (d / "lexicon.yaml").read_text(encoding="utf-8").replace("{id: ta.lift, p: 'lift", "{id: ta.lift, p: '(lift"),
+        (d / "lexicon.yaml").read_text(encoding="utf-8").replace("{id: ta.lift, p: '", "{id: ta.lift, p: '("),
         encoding="utf-8"), r"lexicon.yaml:activities.97530.patterns\[7\]: \[ta.lift\] invalid regex"),
     (lambda d: (d / "criteria.yaml").write_text(
         (d / "criteria.yaml").read_text(encoding="utf-8").replace("cites: [ref-1.4]", "cites: [ref-9]"),
