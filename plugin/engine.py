@@ -203,7 +203,7 @@ def _judge_97530(
     if prose is not None and base.units is not None and base.units.minutes:
         billed_elsewhere = frozenset(line.code for line in visit.lines if line.code != TA)
         timed_pieces = minutes_by_service(note.text, lex, prose.durations, reading.context, base.units.minutes,
-                                          billed_elsewhere)
+                                          billed_elsewhere, prose.sentences)
         documented = by_minutes(documented, timed_pieces, base.units.minutes, reading)
     segment = None
     if reading.context:

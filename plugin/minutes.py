@@ -37,6 +37,7 @@ class ProseTime:
     other_work: tuple[str, ...]
     durations: tuple[Duration, ...] = ()  # every service, session and total duration read in the note
     described: dict[str, tuple[Span, ...]] = field(default_factory=dict)  # code -> the prose its durations describe
+    sentences: tuple[Span, ...] = ()  # the note's sentences, as read once here (reused by minutes_by_service)
 
     def text_of_other_lines(self, code: str) -> list[Span]:
         """Prose that a duration gave to another billed line ("Then 10 min of prone press-ups")."""
@@ -119,23 +120,26 @@ def read_prose_time(  # noqa: C901 - prose durations joined to lines in one pass
         code: tuple(region(d) for d in found.durations)
         for code, found in attributions.items() if found.how == "named"
     }
-    return ProseTime(total, session, attributions, other_work(text, grammar), tuple(durations), described)
+    return ProseTime(total, session, attributions, other_work(text, grammar), tuple(durations), described, tuple(spans))
 
 
 def minutes_by_service(
     text: str, lex: Lexicon, durations: tuple[Duration, ...], context: tuple[Span, ...], whole: int,
-    billed_elsewhere: frozenset[str] = frozenset(),
+    billed_elsewhere: frozenset[str] = frozenset(), sentence_spans: tuple[Span, ...] = (),
 ) -> dict[str, int]:
     """Minutes of each service inside one line's text, when the note times the pieces of the block
     ("donning/doffing training 20 min: ...; then 10 min of sit-stand ..."): each service duration in
     ``context`` goes to the service its sentence describes after it (else before it), or to none.
     A duration of ``whole`` minutes or more restates the line's time ("18 min billed as ..."): not a piece,
     and neither is one whose service is billed on a line of its own (``billed_elsewhere``: its own time)."""
+    pieces = [d for d in durations if d.kind == "service" and d.minutes < whole and any(a <= d.span[0] < b for a, b in context)]
+    if not pieces:
+        return {}
     scan = lowered(text)
-    spans = list(sentences(text, (0, len(text))))
+    spans = list(sentence_spans) or list(sentences(text, (0, len(text))))
     starts = [a for a, _ in spans]
     out: dict[str, int] = {}
-    for d in durations:
+    for d in pieces:
         if d.kind != "service" or d.minutes >= whole or not any(a <= d.span[0] < b for a, b in context):
             continue
         i = bisect_right(starts, d.span[0]) - 1
