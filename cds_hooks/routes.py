@@ -201,7 +201,8 @@ async def call_service(service_id: str, request: Request, runtime: RuntimeDep) -
         if phase == "auth":
             log.warning("jwt check timed out", extra={"service": service_id})
             raise AuthError("timeout") from None
-        cards = _deadline_cards(runtime, client) if phase == "work" else []
+        # an authenticated call cut while its request was still being parsed was not checked in time either
+        cards = _deadline_cards(runtime, client) if phase in ("parse", "work") else []
         log.warning(
             "deadline passed: answered without checking the note",
             extra={"service": service_id, "hookInstance": hook_instance, "phase": phase,
