@@ -126,10 +126,15 @@ def _scope_stop(text: str, start: int, end: int, lex: Lexicon, has_stop: bool) -
     return stop.start() if stop else None
 
 
+_NEGATED_BEFORE = re.compile(r"(?<![A-Za-z])(?:not|never|no)\s+$|n't\s+$", re.IGNORECASE)
+"""A sequel verb under a negation ("transfer NOT practised") starts no new action: it is the refusal."""
+
+
 def _at_scope_ends(text: str, start: int, end: int, lex: Lexicon) -> list[Span]:
     """A clause also breaks where a contrast or a sequel starts a new action ("declined the floor
     transfer | but completed 10 sit-to-stands"), so a refusal before it does not cover what follows."""
-    cuts = [m.start() for m in lex.scope_end.finditer(text, start, end) if m.start() > start]
+    cuts = [m.start() for m in lex.scope_end.finditer(text, start, end)
+            if m.start() > start and not _NEGATED_BEFORE.search(text, max(start, m.start() - 8), m.start())]
     bounds = [start, *cuts, end]
     return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
