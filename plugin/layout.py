@@ -73,7 +73,8 @@ _SIGNATURE = re.compile(r"(?:^|\n)[ \t]*+(?:--|—|-- )[ \t]*+[A-Z]", re.MULTILI
 
 _TOTAL_TIMED = re.compile(
     r"(?:(?:total\s+)?(?:timed|billable|billed)(?:\s+(?:code|treatment|tx|therapy|service))?|total\s+direct(?:\s+1:1)?)(?:\s+(?:minutes?|mins?|min|time))?\s*(?:[:=-]|was|of)?\s*(?P<n>\d{1,3})(?!\d|\s*(?:/\s*\d|x|lb|#|ft|units?\b|u\b|visits?\b))"
-    r"|(?P<n2>\d{1,3})\s*(?:minutes?|min)\s+(?:of\s+)?(?:total\s+)?timed",
+    # on one line: "55 min" then "Timed code minutes: __" on the next is two fields
+    r"|(?P<n2>\d{1,3})[ \t]*(?:minutes?|min)[ \t]+(?:of[ \t]+)?(?:total[ \t]+)?timed",
     re.IGNORECASE,
 )
 _TOTAL_TREATMENT = re.compile(
