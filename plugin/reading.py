@@ -300,11 +300,18 @@ def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: st
     return _clause_evidence(text, found, note_id)
 
 
+GOAL_LOOK_BACK = 300
+"""How far before a clause its sentence's goal statement is looked for (a bound on work, as in plugin.minutes)."""
+
+
 def _goal_start(text: str, clause: Clause, lex: Lexicon) -> int | None:
     """Where a goal statement starts in the clause's sentence (its target numbers are not results).
     The statement ends at a terminator or a sequel ("his goal is to lift 40 lb ..., so today I did ...
     3 out of 10"): a clause that starts after that is no longer the goal."""
-    found = [(m.start(), m.end()) for r in lex.goal_fast for m in r.finditer(text, clause.sentence[0], clause.end)]
+    # looked for at most GOAL_LOOK_BACK characters before the clause: a sentence of 3,000 clauses
+    # ("( 3x10" x 3,000) would otherwise be rescanned from its start for every one of them
+    found = [(m.start(), m.end()) for r in lex.goal_fast
+             for m in r.finditer(text, max(clause.sentence[0], clause.start - GOAL_LOOK_BACK), clause.end)]
     if not found:
         return None
     last_end = max(b for _, b in found)
