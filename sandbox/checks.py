@@ -22,6 +22,27 @@ def _empty(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
+def _one_of(value: Any, allowed: frozenset[str]) -> bool:
+    """True when value is one of the allowed codes; a dict or list is never one (and would make the
+    set lookup raise TypeError instead of a finding: a broken answer is what this module reports)."""
+    return isinstance(value, str) and value in allowed
+
+
+def _text(value: Any) -> bool:
+    """A non-empty string (a label, a url, a reference): a dict or list that is merely truthy is not one."""
+    return isinstance(value, str) and bool(value)
+
+
+def _array(node: Mapping[str, Any], key: str, where: str, out: list[str]) -> list[Any]:
+    """node[key] as a list, [] when absent; anything but an array is a finding, not an iteration
+    over a string's characters, a dict's keys or (for a number) a TypeError."""
+    value = node.get(key)
+    if value is None or isinstance(value, list):
+        return value or []
+    out.append(f"{where}.{key} must be an array")
+    return []
+
+
 def _no_empty_fields(node: Any, path: str, out: list[str]) -> None:
     if isinstance(node, Mapping):
         for key, value in node.items():
@@ -46,48 +67,49 @@ def card_problems(card: Any, where: str = "card") -> list[str]:
         out.append(f"{where}.summary is required")
     elif len(summary) >= 140:
         out.append(f"{where}.summary is {len(summary)} chars (must be < 140)")
-    if card.get("indicator") not in INDICATORS:
+    if not _one_of(card.get("indicator"), INDICATORS):
         out.append(f"{where}.indicator must be info, warning or critical")
     source = card.get("source")
     if not isinstance(source, Mapping) or not isinstance(source.get("label"), str) or not source.get("label"):
         out.append(f"{where}.source.label is required")
-    if "selectionBehavior" in card and card["selectionBehavior"] not in SELECTION:
+    if "selectionBehavior" in card and not _one_of(card["selectionBehavior"], SELECTION):
         out.append(f"{where}.selectionBehavior is not at-most-one or any")
-    suggestions = card.get("suggestions") or []
+    suggestions = _array(card, "suggestions", where, out)
     if suggestions and "selectionBehavior" not in card:
         out.append(f"{where}.selectionBehavior is required when suggestions are present")
     for i, s in enumerate(suggestions):
         out += _suggestion_problems(s, f"{where}.suggestions[{i}]")
-    for i, link in enumerate(card.get("links") or []):
+    for i, link in enumerate(_array(card, "links", where, out)):
         out += _link_problems(link, f"{where}.links[{i}]")
     _no_empty_fields(card, where, out)
     return out
 
 
 def _link_problems(link: Any, where: str) -> list[str]:
-    """A link needs a label and a url, and is absolute or smart."""
-    if not isinstance(link, Mapping) or not link.get("label") or not link.get("url"):
+    """A link needs a label and a url (strings), and is absolute or smart."""
+    if not isinstance(link, Mapping) or not _text(link.get("label")) or not _text(link.get("url")):
         return [f"{where} needs label and url"]
-    if link.get("type") not in LINK_TYPES:
+    if not _one_of(link.get("type"), LINK_TYPES):
         return [f"{where}.type must be absolute or smart"]
     return []
 
 
 def _suggestion_problems(suggestion: Any, where: str) -> list[str]:
     """A suggestion needs a label; each action a known type, and the resource (create, update) or the
-    resourceId (delete) that type acts on."""
-    if not isinstance(suggestion, Mapping) or not suggestion.get("label"):
+    resourceId (delete) that type acts on. resourceId is a string, a relative reference (CDS Hooks 2.0
+    §Action); an EHR may apply an array of them, but the service that sends one is off the spec."""
+    if not isinstance(suggestion, Mapping) or not _text(suggestion.get("label")):
         return [f"{where}.label is required"]
     out: list[str] = []
-    for j, action in enumerate(suggestion.get("actions") or []):
+    for j, action in enumerate(_array(suggestion, "actions", where, out)):
         aw = f"{where}.actions[{j}]"
         kind = action.get("type") if isinstance(action, Mapping) else None
-        if kind not in ACTION_TYPES:
+        if not _one_of(kind, ACTION_TYPES):
             out.append(f"{aw}.type must be create, update or delete")
         elif kind in ("create", "update") and not isinstance(action.get("resource"), Mapping):
             out.append(f"{aw}.resource is required for {kind}")
-        elif kind == "delete" and not action.get("resourceId"):
-            out.append(f"{aw}.resourceId is required for delete")
+        elif kind == "delete" and not _text(action.get("resourceId")):
+            out.append(f"{aw}.resourceId is required for delete (a relative reference string)")
     return out
 
 
@@ -107,7 +129,7 @@ def response_problems(body: Any) -> list[str]:
             out.append("systemActions must be omitted or a non-empty array")
         else:
             for i, action in enumerate(actions):
-                if not isinstance(action, Mapping) or action.get("type") not in ACTION_TYPES:
+                if not isinstance(action, Mapping) or not _one_of(action.get("type"), ACTION_TYPES):
                     out.append(f"systemActions[{i}].type must be create, update or delete")
     return out
 
