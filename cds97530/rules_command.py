@@ -8,12 +8,19 @@ which rules fired where and how each criterion and the documented code were deci
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the CLI imports the plugin when a command runs
     from plugin import Ruleset
+
+# The same cap as `cds97530 check` (check_command.MAX_INPUT_BYTES; the library's commands import only the
+# library, so the number is written twice and tests/cli_input checks the two commands refuse alike): a
+# note is kilobytes, and an unbounded read of a mistaken path (a disk image, a log) takes the memory.
+MAX_INPUT_BYTES = 32 * 1024 * 1024
+_MB = 1024 * 1024
 
 
 def run_rules(args: argparse.Namespace) -> int:
@@ -68,9 +75,12 @@ def _explain(ruleset: Ruleset, path: Path, *, payer: str | None, code: str) -> i
     from plugin.note_file import read_input
 
     try:
-        raw = path.read_bytes()
+        raw = _read_capped(path)
     except OSError as exc:
         print(f"cds97530: {path}: cannot read the file ({exc.strerror or type(exc).__name__})", file=sys.stderr)
+        return 2
+    except _TooLarge as exc:
+        print(f"cds97530: {path}: {exc}", file=sys.stderr)
         return 2
     try:
         kind, value = read_input(raw)  # the same reading of the file as `check` (a PDF is not a note)
@@ -83,3 +93,18 @@ def _explain(ruleset: Ruleset, path: Path, *, payer: str | None, code: str) -> i
         return 2
     print(render(report))
     return 0
+
+
+class _TooLarge(ValueError):
+    pass
+
+
+def _read_capped(path: Path) -> bytes:
+    """The file's bytes, refused past MAX_INPUT_BYTES: by its size before reading (a regular file), and
+    by a read of at most one byte over the cap (a pipe or /dev/stdin, whose size says nothing)."""
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        raw = b"" if size > MAX_INPUT_BYTES else handle.read(MAX_INPUT_BYTES + 1)
+    if size > MAX_INPUT_BYTES or len(raw) > MAX_INPUT_BYTES:
+        raise _TooLarge(f"file is {max(size, len(raw)) // _MB} MB, over the {MAX_INPUT_BYTES // _MB} MB limit")
+    return raw
