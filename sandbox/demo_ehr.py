@@ -649,6 +649,32 @@ async def _send_feedback(env: DemoEnvironment, http: httpx.AsyncClient, service_
     return response.status_code
 
 
+def _delete_targets(action: dict[str, Any]) -> list[str | None]:
+    """What a delete action names: its resourceId (CDS Hooks 2.0 §Action says one relative reference;
+    a service that sends an array gets each one deleted), else the deprecated id string in
+    ``resource``. None stands for a value that is not a relative reference (or no value at all), so the
+    EHR says it skipped it instead of silently doing nothing."""
+    named = action.get("resourceId")
+    if not named and isinstance(action.get("resource"), str):
+        named = action["resource"]
+    values = named if isinstance(named, list) else [named]
+    return [parse_reference(value) for value in values] or [None]
+
+
+async def _delete_each(fhir: FhirRestClient, action: dict[str, Any]) -> list[str]:
+    """One line per id; a refused delete is shown and does not stop the other ids of the action."""
+    done: list[str] = []
+    for ref in _delete_targets(action):
+        if ref is None:
+            done.append("delete skipped (its resourceId is not a relative reference)")
+            continue
+        try:
+            done.append(f"deleted {ref} ({await fhir.delete(ref)})")
+        except FhirRestError as exc:
+            done.append(f"delete resource failed ({exc})")
+    return done
+
+
 async def _apply_actions(http: httpx.AsyncClient, env: DemoEnvironment, actions: list[dict[str, Any]]) -> str:
     """Deletes, then creates, then updates (CDS Hooks §Suggestion), against the FHIR server."""
     done: list[str] = []
@@ -658,9 +684,7 @@ async def _apply_actions(http: httpx.AsyncClient, env: DemoEnvironment, actions:
         kind, resource = action.get("type"), action.get("resource")
         try:
             if kind == "delete":
-                ref = parse_reference(action.get("resourceId") or (resource if isinstance(resource, str) else None))
-                if ref:
-                    done.append(f"deleted {ref} ({await fhir.delete(ref)})")
+                done += await _delete_each(fhir, action)
             elif kind == "create" and isinstance(resource, dict):
                 stored = await fhir.create(resource)
                 done.append(f"created {resource.get('resourceType')}/{stored.get('id', '?')}")

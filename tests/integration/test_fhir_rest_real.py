@@ -89,3 +89,33 @@ def test_the_demo_ehr_applies_delete_create_update_through_fhir_rest(server: tup
     env.ehr_token = "not-a-token"  # refused writes are shown, each one, and nothing raises
     refused = asyncio.run(apply([{"type": "create", "resource": PATIENT}, {"type": "delete", "resourceId": created}]))
     assert refused == "delete resource failed (DELETE answered 401); create Patient failed (POST Patient answered 401)"
+
+
+def test_the_demo_ehr_deletes_each_id_of_a_list_valued_resource_id(server: tuple[FhirServer, str]) -> None:
+    """A service that sends resourceId as an array (CDS Hooks 2.0 §Action says one relative reference,
+    but the EHR applies what it can): each id is deleted, in order, one line each; a value that is not
+    a relative reference is said to be skipped, and a refused delete does not stop the next id."""
+    from sandbox.demo_ehr import _apply_actions
+
+    fhir, token = server
+    with SyncFhirRestClient(fhir.base_url, token=token) as client:
+        first, second, kept = (client.create(PATIENT) for _ in range(3))
+    refs = [f"Patient/{first['id']}", f"Patient/{second['id']}"]
+    env: Any = SimpleNamespace(fhir_base=fhir.base_url.rstrip("/"), ehr_token=token,
+                               settings=SimpleNamespace(hook_timeout_seconds=10.0))
+
+    async def apply(actions: list[dict[str, Any]]) -> str:
+        async with httpx.AsyncClient() as http:
+            return await _apply_actions(http, env, actions)
+
+    action = {"type": "delete", "description": "remove both", "resourceId": [refs[0], "https://evil.example/Patient/1", refs[1]]}
+    parts = asyncio.run(apply([action])).split("; ")
+    assert len(parts) == 3, parts
+    assert parts[0].startswith(f"deleted {refs[0]} (2") and parts[2].startswith(f"deleted {refs[1]} (2"), parts
+    assert parts[1] == "delete skipped (its resourceId is not a relative reference)"
+    with SyncFhirRestClient(fhir.base_url, token=token) as client:
+        assert client.get(refs[0]) is None and client.get(refs[1]) is None
+        assert client.get(f"Patient/{kept['id']}") is not None  # only the named ones
+    env.ehr_token = "not-a-token"
+    refused = asyncio.run(apply([{"type": "delete", "resourceId": [f"Patient/{kept['id']}", refs[0]]}]))
+    assert refused == "delete resource failed (DELETE answered 401); delete resource failed (DELETE answered 401)"
