@@ -2,29 +2,16 @@
 from a file, the charts render, the worklist sorts and expands, and the console stays clean."""
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_stack import ARTIFACTS, chromium
 
 from audit.run import run_audit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _need(condition: bool, reason: str) -> None:
-    if not condition:
-        if IN_CI:
-            pytest.fail(f"{reason} (CI must run the browser tests)")
-        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -36,24 +23,17 @@ def report(bad_export: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def page(report: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
-    _need(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000}, offline=True)
-            tab = context.new_page()
-            errors: list[str] = []
-            requests: list[str] = []
-            tab.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
-            tab.on("pageerror", lambda e: errors.append(str(e)))
-            tab.on("request", lambda r: requests.append(r.url))
-            tab.goto(report.as_uri())
-            tab.wait_for_load_state("load")
-            yield tab, errors, requests
-        finally:
-            browser.close()
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, offline=True)
+        tab = context.new_page()
+        errors: list[str] = []
+        requests: list[str] = []
+        tab.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+        tab.on("request", lambda r: requests.append(r.url))
+        tab.goto(report.as_uri())
+        tab.wait_for_load_state("load")
+        yield tab, errors, requests
 
 
 def test_report_opens_offline_with_no_console_errors(page: Any, report: Path) -> None:

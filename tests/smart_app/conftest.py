@@ -1,18 +1,16 @@
-"""Fixtures for the SMART page tests: a live loopback server runner, a fake FHIR server for unit
-tests (httpx.MockTransport), and hand-built evaluations for template checks."""
+"""Fixtures for the SMART page tests: a live loopback server runner (``LiveServer`` lives in
+tests/support/live_server.py and is re-exported here for the tests that import it from this file),
+a fake FHIR server for unit tests (httpx.MockTransport), and hand-built evaluations for template checks."""
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from live_server import LiveServer
 
 from plugin.model import (
     BillingIssue,
@@ -28,42 +26,6 @@ from plugin.model import (
     Verdict,
     VisitEvaluation,
 )
-
-
-class LiveServer:
-    """uvicorn in a thread on a socket we bound ourselves (no port race)."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app = app
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
-
-    def start(self, app: Any | None = None) -> LiveServer:
-        if app is not None:
-            self.app = app
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False,
-                                ws="none")  # as serve: no WebSocket protocol (uvicorn 0.29's is deprecated)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("live server did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        if self.thread is not None:
-            self.thread.join(10)
-        self.sock.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ Browser parts use Debian's Chromium (Playwright) against the real demo stack (No
 CDS service, SMART page) on loopback."""
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import date
@@ -15,12 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-IN_CI = bool(os.environ.get("CI"))
-
+from browser_stack import ARTIFACTS, chromium, demo_stack
 
 # --- synthetic charts agree with their notes (no server needed) -----------------------------------
 AGE = re.compile(r"\b(\d{1,3})\s*(?:y/?o|yo|y\.o\.)", re.I)
@@ -81,45 +75,16 @@ def test_a_refusal_is_shown_with_its_reason(status, body, words) -> None:
 
 
 # --- in the browser ------------------------------------------------------------------------------
-def _need(condition: bool, reason: str) -> None:
-    if not condition:
-        if IN_CI:
-            pytest.fail(f"{reason} (CI must run the browser tests)")
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    _need(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM}")
-    from sandbox.fhir_server import node_available
-
-    _need(node_available(), "node is not installed (the FHIR server needs Node 20+)")
-    from cds97530.service_commands import build_app
-    from cds_hooks.settings import CdsSettings
-    from sandbox.demo_ehr import DemoSettings, demo_environment
-
-    from .conftest import LiveServer  # type: ignore[import-not-found]
-
-    live = LiveServer(None)
-    db = tmp_path_factory.mktemp("demo-ehr") / "cds.sqlite3"
-    with demo_environment(DemoSettings(public_url=live.url)) as env:
-        live.start(build_app(CdsSettings(public_url=live.url, database_url=f"sqlite:///{db}"), demo_env=env))
-        try:
-            yield {"url": live.url, "env": env}
-        finally:
-            live.stop()
+    with demo_stack(tmp_path_factory.mktemp("demo-ehr")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
 def browser(stack: dict[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _visit_with_cards(page: Any, stack: dict[str, Any], verdict: str) -> Any:

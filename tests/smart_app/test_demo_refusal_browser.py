@@ -7,76 +7,45 @@ Chromium opens a visit and must show, in plain words, that the visit was not che
 the service's own diagnostics; never "No cards: nothing to flag"."""
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-IN_CI = bool(os.environ.get("CI"))
+from browser_stack import ARTIFACTS, chromium, demo_stack
 
 
-def _need(condition: bool, reason: str) -> None:
-    if not condition:
-        if IN_CI:
-            pytest.fail(f"{reason} (CI must run the browser tests)")
-        pytest.skip(reason)
+def _trust_another_fhir_server(env: Any) -> None:
+    """The clients file the service will trust names some other EHR's FHIR server, not the demo's."""
+    clients = yaml.safe_load(env.clients_file.read_text(encoding="utf-8"))
+    assert clients["clients"][0]["fhir_servers"] == [env.fhir_base]
+    clients["clients"][0]["fhir_servers"] = ["https://fhir.another-ehr.example/r4"]  # not the demo's server
+    env.clients_file.write_text(yaml.safe_dump(clients), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
 def refusing_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    _need(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM}")
-    from sandbox.fhir_server import node_available
-
-    _need(node_available(), "node is not installed (the FHIR server needs Node 20+)")
-    from cds97530.service_commands import build_app
-    from cds_hooks.settings import CdsSettings
-    from sandbox.demo_ehr import DemoSettings, demo_environment
-
-    from .conftest import LiveServer  # type: ignore[import-not-found]
-
-    live = LiveServer(None)
-    db = tmp_path_factory.mktemp("demo-412") / "cds.sqlite3"
-    with demo_environment(DemoSettings(public_url=live.url)) as env:
-        clients = yaml.safe_load(env.clients_file.read_text(encoding="utf-8"))
-        assert clients["clients"][0]["fhir_servers"] == [env.fhir_base]
-        clients["clients"][0]["fhir_servers"] = ["https://fhir.another-ehr.example/r4"]  # not the demo's server
-        env.clients_file.write_text(yaml.safe_dump(clients), encoding="utf-8")
-        live.start(build_app(CdsSettings(public_url=live.url, database_url=f"sqlite:///{db}"), demo_env=env))
-        try:
-            yield {"url": live.url, "env": env}
-        finally:
-            live.stop()
+    with demo_stack(tmp_path_factory.mktemp("demo-412"), prepare=_trust_another_fhir_server) as started:
+        yield started
 
 
 @pytest.mark.browser
 @pytest.mark.integration
 @pytest.mark.slow
 def test_the_demo_shows_why_the_service_answered_412(refusing_stack) -> None:
-    from playwright.sync_api import sync_playwright
-
     env = refusing_stack["env"]
     visit = env.dataset.visits(verdict="needs-documentation")[0]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 400, "height": 900})
-            page.goto(f"{refusing_stack['url']}/demo/ehr/visit/{visit.encounter_id}")
-            alert = page.locator("p.notice[role=alert]")
-            alert.wait_for()
-            text = " ".join(alert.all_inner_texts())
-            assert "The visit was not checked" in text
-            assert "could not get the records it needs" in text and "(HTTP 412)" in text
-            # the service's own reason (its OperationOutcome diagnostics), not only the status number
-            assert "The service said: FHIR data needed and neither prefetched nor fetchable" in text
-            assert page.locator("article.card").count() == 0
-            assert page.locator("p.no-cards").count() == 0  # a refusal is never "nothing to flag"
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "demo-ehr-412-400px.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 400, "height": 900})
+        page.goto(f"{refusing_stack['url']}/demo/ehr/visit/{visit.encounter_id}")
+        alert = page.locator("p.notice[role=alert]")
+        alert.wait_for()
+        text = " ".join(alert.all_inner_texts())
+        assert "The visit was not checked" in text
+        assert "could not get the records it needs" in text and "(HTTP 412)" in text
+        # the service's own reason (its OperationOutcome diagnostics), not only the status number
+        assert "The service said: FHIR data needed and neither prefetched nor fetchable" in text
+        assert page.locator("article.card").count() == 0
+        assert page.locator("p.no-cards").count() == 0  # a refusal is never "nothing to flag"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "demo-ehr-412-400px.png"), full_page=True)

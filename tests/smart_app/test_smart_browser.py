@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import base64
 import copy
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_stack import ARTIFACTS, chromium, demo_stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-IN_CI = bool(os.environ.get("CI"))
 XSS_NOTE = (
     "S: Pt wants to get in and out of the car at the store. <script>window.__xss = 1</script>\n"
     "O: Ther act 25 min: car transfer simulation from 22\" seat x6; pt stood from low chair x10.\n"
@@ -31,36 +26,12 @@ XSS_NOTE = (
 )
 
 
-def _need(condition: bool, reason: str) -> None:
-    if not condition:
-        if IN_CI:
-            pytest.fail(f"{reason} (CI must run the browser tests)")
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Demo environment + CDS service + demo mount, served by uvicorn on loopback."""
-    _need(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    from sandbox.fhir_server import node_available
-
-    _need(node_available(), "node is not installed (the FHIR server needs Node 20+)")
-    from cds97530.service_commands import build_app
-    from cds_hooks.settings import CdsSettings
-    from sandbox.demo_ehr import DemoSettings, demo_environment
-
-    from .conftest import LiveServer  # type: ignore[import-not-found]
-
-    live = LiveServer(None)
-    db = tmp_path_factory.mktemp("smart-browser") / "cds.sqlite3"
-    with demo_environment(DemoSettings(public_url=live.url)) as env:
-        xss = _add_xss_visit(env)
-        app = build_app(CdsSettings(public_url=live.url, database_url=f"sqlite:///{db}"), demo_env=env)
-        live.start(app)
-        try:
-            yield {"url": live.url, "env": env, "xss": xss}
-        finally:
-            live.stop()
+    """Demo environment + CDS service + demo mount, served by uvicorn on loopback, with one more visit
+    whose note carries markup."""
+    with demo_stack(tmp_path_factory.mktemp("smart-browser"), prepare=lambda env: {"xss": _add_xss_visit(env)}) as started:
+        yield started
 
 
 def _add_xss_visit(env: Any) -> dict[str, str]:
@@ -99,14 +70,8 @@ def _rename(node: Any, renames: dict[str, str]) -> Any:
 
 @pytest.fixture(scope="module")
 def browser(stack: dict[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

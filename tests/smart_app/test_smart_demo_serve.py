@@ -3,23 +3,15 @@
 against the real FHIR server, and stops that server on shutdown."""
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 import httpx
 import pytest
+from live_server import LiveServer
+from required_parts import need_node
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _need_node() -> None:
-    from sandbox.fhir_server import node_available
-
-    if not node_available():
-        if os.environ.get("CI"):
-            pytest.fail("node is not installed (CI must run the integration tests)")
-        pytest.skip("node is not installed (the FHIR server needs Node 20+)")
 
 
 def _fhir_base(app: Any) -> str:
@@ -57,11 +49,9 @@ def _walk_flow(base: str) -> str:
 
 
 def test_serve_demo_walks_from_card_to_page_and_stops_the_fhir_server(tmp_path: Any) -> None:
-    _need_node()
+    need_node()
     from cds97530.service_commands import build_app
     from cds_hooks.settings import CdsSettings
-
-    from .conftest import LiveServer  # type: ignore[import-not-found]
 
     live = LiveServer(None)
     settings = CdsSettings(public_url=live.url, database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}")
@@ -82,7 +72,7 @@ def test_serve_demo_keeps_the_operators_clients_file(tmp_path: Any) -> None:
     """`serve --demo --clients FILE` trusts FILE's clients beside the demo EHR. Found from outside
     (docs/outside-clients.md): the CDS Hooks sandbox registered in FILE was blocked by CORS and got
     401, because the demo's clients file silently replaced the operator's."""
-    _need_node()
+    need_node()
     import json
     import time
     import uuid
@@ -93,8 +83,6 @@ def test_serve_demo_keeps_the_operators_clients_file(tmp_path: Any) -> None:
 
     from cds97530.service_commands import build_app
     from cds_hooks.settings import CdsSettings
-
-    from .conftest import LiveServer  # type: ignore[import-not-found]
 
     key = ec.generate_private_key(ec.SECP384R1())
     public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))

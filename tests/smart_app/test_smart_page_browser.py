@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import textwrap
+from collections.abc import Iterator
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_stack import ARTIFACTS
+from browser_stack import chromium as launch_chromium
 from fastapi import Request
+from live_server import LiveServer
 
 pytestmark = [pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CPT = "http://www.ama-assn.org/go/cpt"
 PROSE = (
     "S: Pt reports difficulty carrying groceries from the car to the kitchen since her knee replacement. "
@@ -89,8 +88,6 @@ def _app() -> Any:
 
 @pytest.fixture(scope="module")
 def served() -> Any:
-    from .conftest import LiveServer  # type: ignore[import-not-found]
-
     app, evaluation = _app()
     server = LiveServer(app).start()
     try:
@@ -100,19 +97,9 @@ def served() -> Any:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Any:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium is not installed at {CHROMIUM} (CI must run the browser tests)")
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def chromium() -> Iterator[Any]:
+    with launch_chromium() as browser:
+        yield browser
 
 
 OVERFLOW = """() => {

@@ -12,7 +12,6 @@ database. The browser is a real HTTP client with a cookie jar, following the red
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,19 +24,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import yaml
+from browser_stack import chromium, need_chromium
+from live_server import LiveServer
+from required_parts import need_node
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EHR_ORIGIN = "https://ehr.hospital.example"
-
-
-def _need_node() -> None:
-    from sandbox.fhir_server import node_available
-
-    if not node_available():
-        if os.environ.get("CI"):
-            pytest.fail("node is not installed (CI must run the integration tests)")
-        pytest.skip("node is not installed (the FHIR server needs Node 20+)")
 
 
 @pytest.fixture
@@ -87,8 +80,6 @@ def production_stack(tmp_path: Path, private_key: Path, *, frame_origin: bool = 
     from sandbox.fhir_server import FhirServer
     from sandbox.synthetic import build_dataset
     from smart_app.settings import SmartSettings
-
-    from .conftest import LiveServer  # type: ignore[import-not-found]
 
     replica_a, replica_b, ehr_auth, ehr_shell = LiveServer(None), LiveServer(None), LiveServer(None), LiveServer(None)
     public_url = replica_a.url  # the load balancer's URL; replica B answers under it too (see below)
@@ -154,7 +145,7 @@ def _ehr_chart_shell() -> Any:
 
 
 def test_production_serve_launches_against_the_ehrs_authorization_server(tmp_path: Any, private_key: Any) -> None:
-    _need_node()
+    need_node()
     with production_stack(tmp_path, private_key) as stack:
         replica_a, replica_b, ehr_auth, public_url = stack.replica_a, stack.replica_b, stack.ehr_auth, stack.replica_a.url
         launch_url = stack.launch_url()
@@ -190,9 +181,6 @@ def test_production_serve_launches_against_the_ehrs_authorization_server(tmp_pat
             assert refused.status_code == 302 and "error=" in refused.headers["location"]
 
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 @pytest.mark.browser
 @pytest.mark.parametrize("registered", [True, False])
 def test_in_chromium_the_page_sits_in_the_registered_ehrs_frame_and_no_other(tmp_path: Any, private_key: Any,
@@ -200,34 +188,25 @@ def test_in_chromium_the_page_sits_in_the_registered_ehrs_frame_and_no_other(tmp
     """Real browser: the EHR's chart page embeds the launch URL; the whole launch runs inside the
     iframe. From a registered origin the review renders in the frame; from any other origin
     Chromium refuses to show it (CSP frame-ancestors)."""
-    _need_node()
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed (CI must run the browser tests)")
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with production_stack(tmp_path, private_key, frame_origin=registered) as stack, sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = chromium.new_page()
-            seen: list[str] = []
-            page.on("response", lambda r: seen.append(f"{r.status} {r.url.split('?')[0]}"))
-            page.goto(f"{stack.ehr_shell.url}/chart?" + urlencode({"src": stack.launch_url()}))
-            frame = page.frame_locator("#app")
-            if registered:
-                frame.locator("article.line").first.wait_for(timeout=60_000)
-                assert "Visit review" in frame.locator("body").inner_text()
-            else:
-                deadline = time.monotonic() + 60
-                while not any(s.startswith("200 ") and s.endswith("/smart/evaluation") for s in seen):
-                    assert time.monotonic() < deadline, seen
-                    page.wait_for_timeout(200)
-                page.wait_for_timeout(500)
-                child = page.frames[1]
-                assert "Visit review" not in child.content()  # served, but the browser would not frame it
-        finally:
-            chromium.close()
+    need_node()
+    need_chromium()
+    with production_stack(tmp_path, private_key, frame_origin=registered) as stack, chromium() as browser:
+        page = browser.new_page()
+        seen: list[str] = []
+        page.on("response", lambda r: seen.append(f"{r.status} {r.url.split('?')[0]}"))
+        page.goto(f"{stack.ehr_shell.url}/chart?" + urlencode({"src": stack.launch_url()}))
+        frame = page.frame_locator("#app")
+        if registered:
+            frame.locator("article.line").first.wait_for(timeout=60_000)
+            assert "Visit review" in frame.locator("body").inner_text()
+        else:
+            deadline = time.monotonic() + 60
+            while not any(s.startswith("200 ") and s.endswith("/smart/evaluation") for s in seen):
+                assert time.monotonic() < deadline, seen
+                page.wait_for_timeout(200)
+            page.wait_for_timeout(500)
+            child = page.frames[1]
+            assert "Visit review" not in child.content()  # served, but the browser would not frame it
 
 
 def test_launch_from_an_iss_that_is_not_registered_contacts_nothing(tmp_path: Any) -> None:
