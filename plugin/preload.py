@@ -23,15 +23,19 @@ _NOTE = (
 )
 
 
-def _pdf(text: str) -> bytes:
-    """A one-page PDF whose compressed content stream shows ``text`` (the reader's filters load too)."""
-    content = zlib.compress(f"BT /F1 10 Tf 36 720 Td ({text}) Tj ET".encode("latin-1"))
+def simple_pdf(content: bytes, pages: int = 1) -> bytes:
+    """A PDF whose ``pages`` pages (Helvetica as /F1) all show one content stream, ``content``,
+    deflated (so the reader's filters load too). The project's hand-built PDF: the tests build their
+    PDF edge cases with it (a deflate bomb is a line of text and then megabytes of spaces; a page bomb
+    is many pages of one small stream) rather than with copies of this."""
+    stream = zlib.compress(content, 9)
+    kids = b" ".join(b"%d 0 R" % (5 + i) for i in range(pages))
     objects = [
         b"<</Type/Catalog/Pages 2 0 R>>",
-        b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
-        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Resources<</Font<</F1 4 0 R>>>>/Contents 5 0 R>>",
+        b"<</Type/Pages/Kids[%s]/Count %d>>" % (kids, pages),
         b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>",
-        b"<</Length %d/Filter/FlateDecode>>stream\n" % len(content) + content + b"\nendstream",
+        b"<</Length %d/Filter/FlateDecode>>stream\n" % len(stream) + stream + b"\nendstream",
+        *[b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Resources<</Font<</F1 3 0 R>>>>/Contents 4 0 R>>"] * pages,
     ]
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
@@ -43,6 +47,11 @@ def _pdf(text: str) -> bytes:
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     out += b"trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return bytes(out)
+
+
+def _pdf(text: str) -> bytes:
+    """A one-page PDF that shows ``text``."""
+    return simple_pdf(f"BT /F1 10 Tf 36 720 Td ({text}) Tj ET".encode("latin-1"))
 
 
 NOTE_FORMATS: dict[str, bytes] = {

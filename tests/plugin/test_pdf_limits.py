@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import zlib
 
 import pypdf
 import pytest
@@ -17,6 +16,7 @@ from pypdf import apply_configuration, get_configuration
 from plugin import attachments
 from plugin.attachments import extract
 from plugin.errors import AttachmentError
+from plugin.preload import simple_pdf
 
 NOTE = "Therapeutic activities 97530: sit to stand transfers with min assist, 24 min."
 
@@ -43,26 +43,9 @@ def _pdf(text: str) -> bytes:
 
 
 def _flate_bomb_pdf(inflated: int) -> bytes:
-    """One page whose content stream is a line of text and then ``inflated`` bytes of spaces, deflated."""
-    content = zlib.compress(b"BT /F1 12 Tf 72 712 Td (Ther act 24 min) Tj ET" + b" " * inflated, 9)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    """One page whose content stream is a line of text and then ``inflated`` bytes of spaces, deflated
+    (the library's one hand-built PDF: plugin.preload.simple_pdf)."""
+    return simple_pdf(b"BT /F1 12 Tf 72 712 Td (Ther act 24 min) Tj ET" + b" " * inflated)
 
 
 def test_every_limit_is_applied_by_the_installed_pypdf() -> None:
