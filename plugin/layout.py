@@ -155,6 +155,38 @@ _TIME_IN_OUT = re.compile(
 )
 
 
+_START_STAMP = re.compile(
+    r"(?<![A-Za-z])(?:time\s+in|start(?:ed)?(?:\s+time)?|began|begin)\s*(?:at\s*)?[:=]?\s*(?P<t>\d{1,2}:?\d{2})(?![\d:])"
+    r"|(?<![\d:])(?P<t2>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?\s*)?(?:start(?:ed)?|began|begin)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+_END_STAMP = re.compile(
+    r"(?<![A-Za-z])(?:time\s+out|end(?:ed)?(?:\s+time)?|stop(?:ped)?|finish(?:ed)?)\s*(?:at\s*)?[:=]?\s*(?P<t>\d{1,2}:?\d{2})(?![\d:])"
+    r"|(?<![\d:])(?P<t2>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?\s*)?(?:end(?:ed)?|stop(?:ped)?|finish(?:ed)?)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+MAX_STAMPS = 20
+"""A note stamps its start and end once or twice; past this many the rest are not read (a bound on work)."""
+
+
+def _start_and_end_stamps(text: str) -> tuple[int | None, Span | None]:
+    """The session's length from a start stamp and an end stamp written apart ("0812 start" on one
+    line, the tasks, then "0829 end"): the first start, and the last end after it, at most 4 hours on.
+    Two starts and ends in one note (two visits written together) are read as neither."""
+    starts = [m for _, m in zip(range(MAX_STAMPS), _START_STAMP.finditer(text), strict=False)]
+    if len(starts) != 1:
+        return None, None
+    start = starts[0]
+    ends = [m for _, m in zip(range(MAX_STAMPS), _END_STAMP.finditer(text, start.end()), strict=False)]
+    if not ends:
+        return None, None
+    end = ends[-1]
+    minutes = clock_minutes(start.group("t") or start.group("t2"), end.group("t") or end.group("t2"))
+    if minutes is None:
+        return None, None
+    return minutes, start.span()  # the stamp, not the range: the tasks between them are the note's text
+
+
 def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
     lex = lexicon or load_lexicon()
     scan = lowered(text)
@@ -179,6 +211,8 @@ def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
         minutes = clock_minutes(clock.group("t1"), clock.group("t2")) if clock else None
         if clock and minutes is not None:
             treat, treat_span = minutes, (clock.start(), clock.end())
+        else:
+            treat, treat_span = _start_and_end_stamps(text)
     return Layout(
         text=text,
         headings=tuple(headings),
