@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from plugin.lexicon import Lexicon, load_lexicon, lowered
@@ -89,9 +89,9 @@ _TOTAL_TREATMENT = re.compile(
 
 _TOTAL_TIMED_CUE = re.compile(r"timed|billed|billable|direct")
 _TOTAL_TREATMENT_CUE = re.compile(r"total|treatment|tx|session|time|visit")
-"""A word every match of the pattern above contains, looked for first in the lowered note: the
-patterns open with optional words, so ``re`` tries them at every position of a note that has no
-total at all (a plain substring scan costs a fraction of that)."""
+"""A word every match of the pattern above contains (of _TOTAL_TREATMENT: opens with), looked for first
+in the lowered note: the patterns open with optional words, so ``re`` tries them at every position of
+a note that has no total at all (a plain substring scan costs a fraction of that)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +165,8 @@ _END_STAMP = re.compile(
     r"|(?<![\d:])(?P<t2>\d{1,2}:?\d{2})\s*(?:[ap]\.?m\.?\s*)?(?:end(?:ed)?|stop(?:ped)?|finish(?:ed)?)(?![A-Za-z])",
     re.IGNORECASE,
 )
+_STAMP_CUES = ("start", "began", "begin", "time in")
+"""A word every start stamp holds, looked for in the lowered note first (most notes have none)."""
 MAX_STAMPS = 20
 """A note stamps its start and end once or twice; past this many the rest are not read (a bound on work)."""
 
@@ -204,14 +206,15 @@ def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
     segments = _segments(text, headings, boundaries)
     timed, timed_span = _first_number(_TOTAL_TIMED, text, lambda m: True) if _TOTAL_TIMED_CUE.search(scan) else (None, None)
     treat, treat_span = _first_number(
-        _TOTAL_TREATMENT, text, lambda m: not re.match(r"total\s+timed", text[m.start():m.start() + 12], re.IGNORECASE)
-    ) if _TOTAL_TREATMENT_CUE.search(scan) else (None, None)
+        _TOTAL_TREATMENT, text, lambda m: not re.match(r"total\s+timed", text[m.start():m.start() + 12], re.IGNORECASE),
+        starts=[m.start() for m in _TOTAL_TREATMENT_CUE.finditer(scan)],  # every match opens with a cue word
+    )
     if treat is None:
         clock = _TIME_IN_OUT.search(text)
         minutes = clock_minutes(clock.group("t1"), clock.group("t2")) if clock else None
         if clock and minutes is not None:
             treat, treat_span = minutes, (clock.start(), clock.end())
-        else:
+        elif any(cue in scan for cue in _STAMP_CUES):
             treat, treat_span = _start_and_end_stamps(text)
     return Layout(
         text=text,
@@ -566,6 +569,18 @@ _ABBREVIATION_BEFORE = re.compile(r"(?<![A-Za-z])(?:incl|e\.g|i\.e|approx|vs|esp
 """Abbreviations whose period never ends a sentence ("min." and "etc." often do, so they are not here)."""
 
 
+def _matches_at(regex: re.Pattern[str], text: str, starts: Iterable[int]) -> Iterator[re.Match[str]]:
+    """What ``regex.finditer(text)`` yields when every match starts at one of ``starts`` (ascending)."""
+    after = 0
+    for pos in starts:
+        if pos < after:
+            continue
+        m = regex.match(text, pos)
+        if m is not None:
+            yield m
+            after = max(m.end(), pos + 1)
+
+
 def merge_spans(spans: list[Span]) -> list[Span]:
     """Sorted union of spans (touching spans join)."""
     out: list[Span] = []
@@ -577,8 +592,11 @@ def merge_spans(spans: list[Span]) -> list[Span]:
     return out
 
 
-def _first_number(regex: re.Pattern[str], text: str, keep: Callable[[re.Match[str]], bool]) -> tuple[int | None, Span | None]:
-    for m in regex.finditer(text):
+def _first_number(regex: re.Pattern[str], text: str, keep: Callable[[re.Match[str]], bool],
+                  starts: Iterable[int] | None = None) -> tuple[int | None, Span | None]:
+    """The first kept match's number. ``starts``: the only positions a match can start at (where its
+    cue words occur), tried in order with ``match`` instead of scanning every position with ``finditer``."""
+    for m in regex.finditer(text) if starts is None else _matches_at(regex, text, starts):
         if not keep(m):
             continue
         raw = m.group("n") or m.groupdict().get("n2") or m.groupdict().get("n3")
