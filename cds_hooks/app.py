@@ -26,6 +26,7 @@ from cds_hooks.clients import ClientRegistry
 from cds_hooks.errors import AuthError, CdsError, operation_outcome
 from cds_hooks.evaluation_pool import shared_pool
 from cds_hooks.guard import GuardMiddleware
+from cds_hooks.hook_route import HookRoute
 from cds_hooks.routes import Runtime, router
 from cds_hooks.services import load_catalogue
 from cds_hooks.settings import CdsSettings
@@ -81,6 +82,7 @@ def create_app(settings: CdsSettings | None = None, *, http: httpx.AsyncClient |
     app.state.cds = runtime
     app.include_router(router)
     _error_answers(app)
+    app.add_middleware(HookRoute)  # innermost: the hook call skips FastAPI's routing, not the guard or CORS
     _middleware(app, settings, runtime.registry)
     return app
 
