@@ -151,11 +151,31 @@ def _refusal_scopes(text: str, s_start: int, s_end: int, lex: Lexicon) -> list[S
     starts = [a for a, _ in ends]
     scopes: list[Span] = []
     for m in refusals:  # one pass over the stops, then a bisection per refusal (linear in the sentence)
+        if _whole_cell(text, s_start, s_end, m.start(), m.end()):
+            scopes.append((s_start, s_end))  # "Self-care 97535 | not done today |": the row's service was not given
+            continue
         i = bisect_left(starts, m.start())
         j = bisect_left(starts, m.end())
         begin = max((b for _, b in ends[max(0, i - 1):i] if b <= m.start()), default=s_start)
         scopes.append((begin, starts[j] if j < len(starts) else s_end))
     return merge_spans(scopes)
+
+
+MAX_CELL_REST = 15
+"""What a not-done cell may hold beside its trigger ("not done today", "held - pt fatigued", "deferred (BP)")."""
+
+
+def _whole_cell(text: str, s_start: int, s_end: int, start: int, end: int) -> bool:
+    """True when the trigger at start..end is nearly all of a table cell, in a row of two or more cells:
+    a row whose cell says only that it was not done speaks for the whole row, its label included."""
+    if text.count("|", s_start, s_end) < 2:
+        return False
+    left = text.rfind("|", s_start, start)
+    right = text.find("|", end, s_end)
+    if left < 0 or right < 0:
+        return False
+    rest = len(text[left + 1:start].strip(" \t:-*")) + len(text[end:right].strip(" \t.;:-*"))
+    return rest <= MAX_CELL_REST
 
 
 _BOX = re.compile(r"\[\s?\]|\[[xX✓✔]\]|[☐□☑☒]")

@@ -199,7 +199,7 @@ def _judge_97530(
                            other_services=other_services, own_prose=own_prose)
     time = _time_evidence(line_input, layout, note, base, prose)
     findings = judge(reading, time, ruleset)
-    documented = documented_service(reading) or _unbilled_service(layout, note, visit)
+    documented = documented_service(reading) or _unbilled_service(layout, note, visit, lex)
     if prose is not None and base.units is not None and base.units.minutes:
         billed_elsewhere = frozenset(line.code for line in visit.lines if line.code != TA)
         timed_pieces = minutes_by_service(note.text, lex, prose.durations, reading.context, base.units.minutes,
@@ -221,17 +221,34 @@ def _judge_97530(
 RECODE_TARGETS = ("97110", "97112", "97116", "97535", "97140", "97150")
 
 
-def _unbilled_service(layout: Layout, note: NoteText, visit: Visit) -> DocumentedService | None:
+def _unbilled_service(layout: Layout, note: NoteText, visit: Visit, lex: Lexicon) -> DocumentedService | None:
     """No 97530 text at all, but the note documents exactly one other service that was not billed:
-    the 97530 minutes are that service's ("Pt declined TA. Ther ex 25 min: ..." billed as 97530)."""
+    the 97530 minutes are that service's ("Pt declined TA. Ther ex 25 min: ..." billed as 97530).
+    A heading whose text says only that it was not done ("Self-care 97535 | not done today |")
+    documents no service."""
     billed = {line.code for line in visit.lines}
-    found = [s for s in layout.segments if len(s.codes) == 1 and s.codes[0] in RECODE_TARGETS and s.codes[0] not in billed]
+    found = [s for s in layout.segments if len(s.codes) == 1 and s.codes[0] in RECODE_TARGETS and s.codes[0] not in billed
+             and not _only_not_done(note.text, s.heading.span[1], s.span[1], lex)]
     codes = {s.codes[0] for s in found}
     if len(codes) != 1:
         return None
     code = codes.pop()
     quotes = tuple(Evidence(a, b, note.text[a:b], note.note_id) for a, b in (s.heading.span for s in found))
     return DocumentedService(code, 1.0, quotes, {code: 1.0}, decided_by="unbilled-service")
+
+
+NOT_DONE_REST = 15
+"""What a not-done block may hold beside its trigger and table rules ("not done today", "held - d/t BP")."""
+
+
+def _only_not_done(text: str, start: int, end: int, lex: Lexicon) -> bool:
+    """True when text[start:end] is a not-done statement and little else (cells, punctuation aside)."""
+    body = text[start:end]
+    m = lex.refusal.search(body)
+    if m is None:
+        return False
+    rest = (body[:m.start()] + body[m.end():]).strip()
+    return len(re.sub(r"[\s|:;.,*\-]+", "", rest)) <= NOT_DONE_REST
 
 
 def _recode_fees(base: LineEvaluation, code: str, year: int | None, pricing: Pricing | None) -> tuple[Any, Any]:

@@ -277,6 +277,8 @@ def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: st
     goal_from: dict[int, int | None] = {}
     found: list[tuple[Clause, str]] = []
     may_refuse = "refusal" in (kinds if kinds is not None else lex.context_kinds(scan))  # most notes refuse nothing
+    goals = _GoalPatterns(tuple(r for r, rule in zip(lex.goal_fast, lex.goal_ids or ("",) * len(lex.goal_fast), strict=True)
+                                if possible is None or not rule or rule in possible), lex.scope_end)
     for regex, rule in zip(lex.response_fast, lex.response_ids or ("",) * len(lex.response_fast), strict=True):
         if possible is not None and rule and rule not in possible:
             continue
@@ -284,7 +286,7 @@ def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: st
             if not clause.is_activity(m.start()) or _inside_any(m.start(), blocked):
                 continue
             if clause.start not in goal_from:
-                goal_from[clause.start] = _goal_start(scan, clause, lex)
+                goal_from[clause.start] = _goal_start(scan, clause, goals)
             start = goal_from[clause.start]
             if start is not None and m.start() >= start:
                 continue  # "POC goal is independent transfers" states a target, not a result
@@ -304,7 +306,15 @@ GOAL_LOOK_BACK = 300
 """How far before a clause its sentence's goal statement is looked for (a bound on work, as in plugin.minutes)."""
 
 
-def _goal_start(text: str, clause: Clause, lex: Lexicon) -> int | None:
+@dataclass(frozen=True, slots=True)
+class _GoalPatterns:
+    """The goal patterns that can match this note (the prefilter's candidates) and the scope ends."""
+
+    goal_fast: tuple[re.Pattern[str], ...]
+    scope_end: re.Pattern[str]
+
+
+def _goal_start(text: str, clause: Clause, lex: Lexicon | _GoalPatterns) -> int | None:
     """Where a goal statement starts in the clause's sentence (its target numbers are not results).
     The statement ends at a terminator or a sequel ("his goal is to lift 40 lb ..., so today I did ...
     3 out of 10"): a clause that starts after that is no longer the goal."""
