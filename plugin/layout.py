@@ -40,6 +40,8 @@ _NUMBER_WORDS = (
 _SENTENCE_END = re.compile(r"[.;!?]\s*$")
 _UNCHECKED_BEFORE = re.compile(r"(?:\[\s?\]|[☐□])\s*$")
 _SUMMARY = re.compile(r"\btotal\b", re.IGNORECASE)
+_TOTAL_ROW = re.compile(r"[ \t|]*(?:grand\s+)?(?:totals?|sum|tot)\b[ \t]*(?:[|:=]|\t|\s{2,})", re.IGNORECASE)
+"""A table's totals row: the minutes it states sum the rows above; its names open no block."""
 _JOIN = re.compile(r"\s*(?:/|&|\+|and|,)\s*", re.IGNORECASE)
 _POST = re.compile(
     r"""\s*
@@ -379,7 +381,8 @@ def _headings(text: str, lex: Lexicon, present: frozenset[str]) -> list[Heading]
         closes_sentence = bool(re.match(r"\s*(?:(?:were|was|is)?\s*(?:billed|provided|performed|completed|today|total)\s*)*[.;]",
                                         text[post_end:post_end + 40], re.IGNORECASE))
         summary = bool(_SUMMARY.search(text, end, post_end))  # "97530 total 40 min", "Ther act total: 52 min"
-        at_start = (lead_match is not None or (after_sentence and not closes_sentence)) and not summary
+        in_total_row = bool(_TOTAL_ROW.match(text, text.rfind("\n", 0, start) + 1))  # "TOTAL | 97530 45 min | 97110 15 min"
+        at_start = (lead_match is not None or (after_sentence and not closes_sentence)) and not summary and not in_total_row
         if not followed_ok:
             continue
         if not at_start and minutes is None:
