@@ -2,9 +2,9 @@
 
 Inputs are whatever EHRs send: a Bundle of any type (collection, searchset, transaction,
 document), nested searchset Bundles from prefetch, or a plain list of resources, with vendor
-extensions and unknown elements. Each resource we read is checked against the FHIR R4 models of
-``fhir.resources`` (unknown elements tolerated); a resource that does not validate is still read
-best-effort and the problem is reported in ``Visit.input_issues``.
+extensions and unknown elements. Each resource the evaluation depends on is checked against HL7's
+R4 JSON Schema (``plugin.fhir_schema``; unknown elements tolerated); a resource that does not validate
+is still read best-effort and the problem is reported in ``Visit.input_issues``.
 
     >>> import base64
     >>> note = base64.b64encode(b"Ther act 25 min: sit to stand x10 with verbal cues.").decode()
@@ -26,9 +26,9 @@ import binascii
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from functools import cache
 from typing import Any
 
+from plugin import fhir_schema
 from plugin.attachments import extract, media_type
 from plugin.codes import CPT_SYSTEMS, HCPCS_SYSTEMS, is_procedure_system  # noqa: F401 - re-exported
 from plugin.errors import AttachmentError, FhirInputError
@@ -49,7 +49,7 @@ _READ_TYPES = frozenset({
     "Practitioner", "PractitionerRole", "Patient",
 })
 _VALIDATED_TYPES = frozenset({"Claim", "Procedure", "ServiceRequest", "DocumentReference", "Encounter", "Coverage"})
-"""Resources whose content the evaluation depends on are checked against the R4 models; Patient and
+"""Resources whose content the evaluation depends on are checked against the R4 schema; Patient and
 Practitioner only lend a reference or a taxonomy code, read defensively."""
 _CODE_SHAPE = re.compile(r"^[0-9A-Z]\d{3}[0-9A-Z]$")
 _NOTE_PREFERENCE = ("text/plain", "text/html", "application/xhtml+xml", "text/rtf", "application/pdf")
@@ -212,36 +212,24 @@ def ref_of(resource: Mapping[str, Any]) -> str:
     return f"{resource.get('resourceType')}/{rid}" if rid else str(resource.get("resourceType"))
 
 
-@cache
-def _model_class(rtype: str) -> Any:
-    from fhir.resources.R4B import get_fhir_model_class
-
-    return get_fhir_model_class(rtype)
-
-
 def load_models() -> None:
-    """Build the R4 model of every type the input is validated against now; on demand, the first
-    Claim alone costs ~0.15 s of pydantic schema building (a fresh worker's first claim-sign call)."""
-    for rtype in sorted(_VALIDATED_TYPES):
-        _model_class(rtype)
+    """Compile the R4 schema of every type the input is validated against now, not on a worker's first
+    visit (~0.2 s for the six)."""
+    fhir_schema.load(sorted(_VALIDATED_TYPES))
 
 
 def _validation_problem(rtype: str, resource: dict[str, Any]) -> str | None:
-    """First non-tolerated validation error, as a short message without values (no PHI)."""
-    from pydantic import ValidationError
-
+    """Where and how the resource is not valid R4 (plugin/fhir_schema.py), in words without values (no PHI)."""
     if rtype in ("Binary", "DocumentReference") and _large(resource):
-        return None  # base64 of a multi-MB note: validated by decoding, not by pydantic
+        return None  # base64 of a multi-MB note: validated by decoding, not by a pattern over megabytes
     try:
-        _model_class(rtype).model_validate(resource)
-    except ValidationError as exc:
-        errors = [e for e in exc.errors() if e.get("type") != "extra_forbidden"]
-        if errors:
-            loc = ".".join(str(p) for p in errors[0].get("loc", ()))
-            return f"{ref_of(resource)} is not valid FHIR R4 at {loc or 'root'}: {errors[0].get('type')}; read best-effort"
-    except (TypeError, ValueError, RecursionError) as exc:
+        problem = fhir_schema.first_problem(resource)
+    except (TypeError, ValueError, RecursionError, OverflowError) as exc:
         return f"{ref_of(resource)} could not be validated ({type(exc).__name__}); read best-effort"
-    return None
+    if problem is None:
+        return None
+    where, what = problem
+    return f"{ref_of(resource)} is not valid FHIR R4 at {where}: {what}; read best-effort"
 
 
 def _large(resource: dict[str, Any]) -> bool:

@@ -1,6 +1,6 @@
 """``preload`` leaves nothing for a fresh process's first evaluation to load: a claim visit with a PDF
-or an RTF note, evaluated after it, imports no module (the R4 models and the attachment readers are
-built and imported up front, so a fresh service worker's first call is as fast as its later ones)."""
+or an RTF note, evaluated after it, imports no module (the R4 schemas and the attachment readers are
+compiled and imported up front, so a fresh service worker's first call is as fast as its later ones)."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ SCRIPT = r"""
 import json, sys
 from sandbox.synthetic import build_dataset, visit_resources  # the demo's visits, as FHIR resources
 import plugin
-from plugin.fhir_input import _model_class
+from plugin.fhir_schema import validator  # the compiled R4 schema of each validated type
 
 def bundle(visit):
     return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in visit_resources(ds, visit)]}
@@ -30,12 +30,12 @@ else:  # what the old warm-up evaluated: one order with a plain-text note
         {"resource": {"resourceType": "ServiceRequest", "id": "w", "status": "draft", "intent": "order",
                       "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "97530"}]},
                       "subject": {"reference": "Patient/w"}}}]}, lines_from="ServiceRequest")
-models_before = _model_class.cache_info().currsize
+models_before = validator.cache_info().currsize
 before = set(sys.modules)
 for visit in visits.values():
     plugin.evaluate_resources(bundle(visit), lines_from="Claim")
 print(json.dumps({"new_modules": sorted(set(sys.modules) - before),
-                  "new_models": _model_class.cache_info().currsize - models_before}))
+                  "new_models": validator.cache_info().currsize - models_before}))
 """
 
 
