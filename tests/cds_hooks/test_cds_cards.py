@@ -241,6 +241,14 @@ def test_input_issues_are_mentioned_without_their_text():
     assert "doc-9" not in built.card["detail"] and "DocumentReference" not in built.card["detail"]
 
 
+def test_a_resource_not_valid_r4_is_not_called_unreadable():
+    """A Claim with an R4 error is read best-effort: the card says so, not that the attachment failed."""
+    issue = "Claim/claim1 is not valid FHIR R4 at item.0.quantity.value: wrong type; read best-effort"
+    (built,) = _build(_visit(_line(Verdict.NEEDS_DOCUMENTATION, findings=(MISSING_GOAL,)), issues=(issue,)))
+    assert "not valid R4" in built.card["detail"] and "attachment could not be read" not in built.card["detail"]
+    assert "claim1" not in built.card["detail"]
+
+
 @pytest.mark.parametrize("raw,expected", [
     ("<img src=x onerror=alert(1)>", "\\<img src=x onerror=alert(1)\\>"),
     ("a & b", "a \\& b"),
