@@ -274,10 +274,14 @@ def _summary(line: LineEvaluation, evaluation: VisitEvaluation, *, recode: bool,
 def note_unread(line: LineEvaluation, evaluation: VisitEvaluation) -> bool:
     """True when an attachment could not be read and nothing was quoted for this line: the
     findings then describe a note the service never saw, and the card must say so first."""
-    if not evaluation.input_issues:
-        return False
+    if not any(not issue.endswith(READ_BEST_EFFORT) for issue in evaluation.input_issues):
+        return False  # a resource that is not valid R4 was still read: the findings describe the note
     quoted = any(f.evidence for f in line.findings) or bool(line.documented and line.documented.evidence)
     return not quoted
+
+
+READ_BEST_EFFORT = "; read best-effort"
+"""How plugin/fhir_input.py ends a validation issue: the resource was read as far as it goes."""
 
 
 def plain_reason(issue: str) -> str:

@@ -247,6 +247,9 @@ def test_a_resource_not_valid_r4_is_not_called_unreadable():
     (built,) = _build(_visit(_line(Verdict.NEEDS_DOCUMENTATION, findings=(MISSING_GOAL,)), issues=(issue,)))
     assert "not valid R4" in built.card["detail"] and "attachment could not be read" not in built.card["detail"]
     assert "claim1" not in built.card["detail"]
+    # nothing quoted, but the note was read: the card judges it, it does not say "not checked"
+    (bare,) = _build(_visit(_line(Verdict.NEEDS_DOCUMENTATION, findings=(MISSING_GOAL,)), issues=(issue,)))
+    assert "not checked" not in bare.card["summary"]
 
 
 @pytest.mark.parametrize("raw,expected", [
