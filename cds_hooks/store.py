@@ -256,6 +256,10 @@ class _Writer:
         self._queue.put(write)
         return write.future
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self, timeout: float = 30.0) -> None:
         self._closed = True
         thread = self._thread
@@ -320,12 +324,21 @@ class _Compiled:
 
 @dataclass
 class _FastStatements:
-    """The writer's statements on the raw DBAPI connection (SQLite and PostgreSQL)."""
+    """The writer's statements on the raw DBAPI connection (SQLite and PostgreSQL).
+
+    The connection is held from one batch to the next (a pool checkout and its reset on return
+    cost ~0.3 ms of the writer per call under load, measured with ``wrk``). A held connection that
+    died while idle (a database restart) is what ``pool_pre_ping`` would have caught at checkout:
+    the batch is run once more on a fresh, pinged connection. Any error gives the connection back
+    to the pool, which resets or discards it."""
 
     jti: _Compiled
     purge: _Compiled
     evaluation: _Compiled
     card: _Compiled
+    _raw: Any = None
+    _pid: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # the writer, or a caller after close
 
     @classmethod
     def build(cls, store: Store) -> _FastStatements | None:
@@ -348,45 +361,91 @@ class _FastStatements:
         """The batch in one transaction; a driver error is raised as SQLAlchemy's own exception
         class (``IntegrityError``, ``OperationalError``…), as the Core path would, without its parameters."""
         dbapi_error = store.engine.dialect.loaded_dbapi.Error
-        try:
-            self._apply(store, batch)
-        except dbapi_error as exc:
-            raise DBAPIError.instance(None, None, exc, dbapi_error, hide_parameters=True,
-                                      dialect=store.engine.dialect) from exc
+        with self._lock:
+            try:
+                self._apply_held(store, batch)
+            except dbapi_error as exc:
+                raise DBAPIError.instance(None, None, exc, dbapi_error, hide_parameters=True,
+                                          dialect=store.engine.dialect) from exc
 
-    def _apply(self, store: Store, batch: list[_Write]) -> None:
+    def release(self) -> None:
+        """Give the held connection back to the pool (``Store.dispose``, after the writer stopped)."""
+        with self._lock:
+            raw, self._raw = self._raw, None
+            if raw is not None and self._pid == os.getpid():
+                raw.close()
+
+    def _apply_held(self, store: Store, batch: list[_Write]) -> None:
+        if self._raw is not None and self._pid != os.getpid():
+            self._raw = None  # inherited through fork: the parent's, never to be touched here
+        held = self._raw is not None
+        if not held:
+            self._raw, self._pid = store.engine.raw_connection(), os.getpid()
+        try:
+            self._apply(store, self._raw, batch)
+            return
+        except BaseException as exc:
+            raw, self._raw = self._raw, None
+            disconnected = _is_disconnect(store, exc, raw)
+            _give_back(raw, dead=disconnected)
+            if not (held and disconnected):
+                raise
+        self._raw, self._pid = store.engine.raw_connection(), os.getpid()  # pinged by the pool
+        try:
+            self._apply(store, self._raw, batch)
+        except BaseException as exc:
+            raw, self._raw = self._raw, None
+            _give_back(raw, dead=_is_disconnect(store, exc, raw))
+            raise
+
+    def _apply(self, store: Store, raw: Any, batch: list[_Write]) -> None:
         now = _utcnow()
         evaluations = [w for w in batch if w.kind == "evaluation"]
-        raw = store.engine.raw_connection()
+        cursor = raw.cursor()
         try:
-            cursor = raw.cursor()
-            try:
-                for write in batch:
-                    if write.kind != "jti":
-                        continue
-                    cursor.execute(self.jti.sql, self.jti.params({**write.params, "now": now}))
-                    write.result = bool(cursor.fetchall())
-                    store._jti_inserts += 1
-                    if store._jti_inserts % 500 == 0:
-                        cursor.execute(self.purge.sql, self.purge.params({"cutoff": now - timedelta(minutes=10)}))
-                if evaluations:
-                    cursor.executemany(self.evaluation.sql, [self.evaluation.params({**w.params, "created_at": now})
-                                                             for w in evaluations])
-                    cards = [self.card.params({**card, "created_at": now, "evaluation_id": w.params["id"]})
-                             for w in evaluations for card in w.cards]
-                    if cards:
-                        cursor.executemany(self.card.sql, cards)
-            finally:
-                cursor.close()
-            raw.commit()
-        except BaseException:
-            try:
-                raw.rollback()
-            except Exception:  # noqa: BLE001 - the connection is gone; the pool discards it
-                pass
-            raise
+            for write in batch:
+                if write.kind != "jti":
+                    continue
+                cursor.execute(self.jti.sql, self.jti.params({**write.params, "now": now}))
+                write.result = bool(cursor.fetchall())
+                store._jti_inserts += 1
+                if store._jti_inserts % 500 == 0:
+                    cursor.execute(self.purge.sql, self.purge.params({"cutoff": now - timedelta(minutes=10)}))
+            if evaluations:
+                cursor.executemany(self.evaluation.sql, [self.evaluation.params({**w.params, "created_at": now})
+                                                         for w in evaluations])
+                cards = [self.card.params({**card, "created_at": now, "evaluation_id": w.params["id"]})
+                         for w in evaluations for card in w.cards]
+                if cards:
+                    cursor.executemany(self.card.sql, cards)
         finally:
-            raw.close()
+            cursor.close()
+        raw.commit()
+
+
+def _give_back(raw: Any, *, dead: bool) -> None:
+    """A connection after a failed batch: rolled back and returned to the pool, or, when it is
+    gone, discarded at once (the pool's own reset of a dead connection logs a traceback)."""
+    if not dead:
+        try:
+            raw.rollback()
+        except Exception:  # noqa: BLE001 - it died after all
+            dead = True
+    if dead:
+        raw.invalidate()
+    else:
+        raw.close()
+
+
+def _is_disconnect(store: Store, exc: BaseException, raw: Any) -> bool:
+    """True if ``exc`` says the connection itself is gone (the dialect's own test)."""
+    dbapi_error = store.engine.dialect.loaded_dbapi.Error
+    if not isinstance(exc, dbapi_error):
+        return False
+    try:
+        return bool(store.engine.dialect.is_disconnect(exc, raw.dbapi_connection, None))
+    except Exception:  # noqa: BLE001 - a dialect that cannot tell: not a disconnect
+        return False
 
 
 class Store:
@@ -407,6 +466,8 @@ class Store:
 
     def dispose(self) -> None:
         self._writer.close()  # queued writes are committed first
+        if self._fast is not None:
+            self._fast.release()
         self.engine.dispose()
 
     def session(self) -> Session:
@@ -419,6 +480,8 @@ class Store:
         raw DBAPI connection with statements compiled once (``_FastStatements``), else Core."""
         if self._fast is not None:
             self._fast.apply(self, batch)
+            if self._writer.closed:  # a call finishing after dispose: nothing may stay checked out
+                self._fast.release()
             return
         now = _utcnow()
         evaluations = [w for w in batch if w.kind == "evaluation"]

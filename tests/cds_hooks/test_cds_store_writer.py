@@ -130,3 +130,33 @@ def test_a_bad_row_fails_only_its_own_call_and_concurrent_calls_share_transactio
     assert set(errors) == {"dup"}, "only the duplicate id fails"
     assert all(store.get_evaluation(f"ok{i}") is not None for i in range(9))
     assert sum(batches) >= 10 and max(batches) > 1, f"no batch held two calls: {batches}"
+
+
+def _kill_connection(store: Store, raw: Any) -> None:
+    """What a database restart does to an idle connection: SQLite's handle closed, PostgreSQL's
+    backend terminated from another session."""
+    if store.engine.dialect.name == "sqlite":
+        raw.dbapi_connection.close()
+        return
+    pid = raw.dbapi_connection.info.backend_pid
+    with store.engine.connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+def test_the_writer_keeps_its_connection_and_replaces_one_that_died_while_idle(store: Store) -> None:
+    fast = store._fast
+    assert fast is not None
+    store.save_evaluation(_record("a"), [_card("a")])
+    held = fast._raw
+    assert held is not None
+    store.save_evaluation(_record("b"), [_card("b")])
+    assert fast._raw is held, "the second batch checked out another connection"
+    _kill_connection(store, held)
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert store.remember_jti("iss", "after-restart", later) is True  # no error reaches the call
+    store.save_evaluation(_record("c"), [_card("c")])
+    assert fast._raw is not None and fast._raw is not held
+    assert all(store.get_evaluation(e) is not None for e in "abc")
+    assert store.remember_jti("iss", "after-restart", later) is False
+    store.dispose()
+    assert fast._raw is None, "dispose gives the connection back"
