@@ -40,7 +40,6 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing.connection import Connection
-from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import anyio
@@ -150,7 +149,7 @@ def worker_main(conn: Connection, memory_mb: int) -> None:
         except Exception as exc:  # noqa: BLE001 - reported to the caller by type, worker recycled
             answer = ("fatal", type(exc).__name__)
         try:
-            conn.send(answer)
+            conn.send_bytes(pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))  # what conn.send does, minus its Python Pickler
         except Exception as exc:  # noqa: BLE001 - e.g. an exception that does not pickle
             conn.send(("fatal", f"unpicklable {type(exc).__name__}"))
         if answer[0] == "fatal":
@@ -425,7 +424,9 @@ class EvaluationPool:
                             kwargs: dict[str, Any], timeout: float) -> Any:
         """Send the job, then wait for the worker's socket with a reader callback. Cancelled by the
         caller's deadline (or ``timeout``): the worker is killed and replaced from a thread."""
-        data = bytes(ForkingPickler.dumps((name, args, kwargs), pickle.HIGHEST_PROTOCOL))
+        # plain pickle (what the worker's recv loads): multiprocessing's ForkingPickler is a Python-level
+        # Pickler writing to a BytesIO, then copied: 11 ms for a 7 MB bundle on the loop against 1.6 ms
+        data = pickle.dumps((name, args, kwargs), pickle.HIGHEST_PROTOCOL)
         outcome, value = "fatal", None
         worker: _Worker | None = None
         try:

@@ -154,7 +154,7 @@ async def run_hook(service: ServiceDef, request: HookRequest, *, client: Client,
         "encounter_id": encounter_id,
         "options": options,
     }
-    key = deps.cache.key(bundle, job, _ruleset_version(job["rules_dir"])) if deps.cache is not None else None
+    key = await deps.cache.key_async(bundle, job, _ruleset_version(job["rules_dir"])) if deps.cache is not None else None
     cached = deps.cache.get(key, evaluation_id) if deps.cache is not None else None
     if cached is not None:  # the same inputs answered before: same cards, new ids, no worker
         outcome: HookOutcome = cached

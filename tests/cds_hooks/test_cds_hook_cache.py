@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 
+import anyio
+
 from cds_hooks.cards import BuiltCard
 from cds_hooks.hook_cache import HookCache
 from cds_hooks.hook_job import HookOutcome
@@ -87,3 +89,14 @@ def test_the_cache_is_bounded_least_recently_used_first_and_reissues_every_id():
     built.card["detail"] = "changed by the caller"  # a caller's change does not reach the cache
     assert cache.get(keys[0], "y").cards[0].card["detail"] == "quote e0"
     assert HookCache(0).key({"n": 0}, {}, "v1") is None
+
+
+def test_the_key_from_the_event_loop_is_the_same_key_small_or_large():
+    cache = HookCache(4)
+    small = {"n": 1}
+    large = {"note": "x" * 600_000}  # hashed in a thread
+    for bundle in (small, large):
+        sync = cache.key(bundle, {"evaluation_id": "a"}, "v1")
+        assert sync is not None and anyio.run(cache.key_async, bundle, {"evaluation_id": "b"}, "v1") == sync
+    assert anyio.run(cache.key_async, large, {}, "v2") != cache.key(large, {}, "v1")
+    assert anyio.run(HookCache(0).key_async, small, {}, "v1") is None
