@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from plugin import yaml_text
 from plugin.errors import RuleSetError
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def read_yaml(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleSetError(f"cannot read ({exc.__class__.__name__})", file=name) from None
     try:
-        return yaml.safe_load(text)
+        return yaml_text.safe_load(text)
     except yaml.YAMLError as exc:
         raise RuleSetError(f"not valid YAML ({str(exc).splitlines()[0]})", file=name) from None
 

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from plugin import yaml_text
 from plugin.errors import RuleSetError
 
 Span = tuple[int, int]
@@ -200,7 +201,7 @@ def _load(directory: str | None) -> TimeGrammar:
             return _load(None)  # a ruleset directory without its own time grammar uses the packaged one
         text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml_text.safe_load(text)
     except yaml.YAMLError as exc:
         raise RuleSetError(f"not valid YAML ({exc})", file=TIME_FILE) from exc
     return parse_time_grammar(raw)

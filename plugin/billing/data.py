@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from plugin import yaml_text
 from plugin.errors import RuleSetError
 
 if TYPE_CHECKING:  # tables.py imports this module
@@ -325,7 +326,7 @@ def validate_document(model: type[M], data: Any, file: str) -> M:
 def parse_document(model: type[M], text: str, file: str) -> M:
     """Parse YAML text and validate it (used by the loaders and by tests of edited files)."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml_text.safe_load(text)
     except yaml.YAMLError as exc:
         raise RuleSetError(f"not valid YAML: {exc}", file=file) from None
     if not isinstance(data, dict):
