@@ -113,7 +113,8 @@ def clauses(  # noqa: C901 - the per-sentence hot loop: trigger searches and the
             refused_starts = [a for a, _ in refused_spans]
             for c_start, c_end, not_done in _checkbox_items(text, pieces):
                 k = bisect_right(refused_starts, c_start) - 1
-                refused = not_done or (has_refusal and bool(lex.refusal.search(text, c_start, c_end))) or (
+                refused = not_done or (has_refusal and any(
+                    not in_cause_clause(text, r.start(), s_start) for r in lex.refusal.finditer(text, c_start, c_end))) or (
                     k >= 0 and refused_spans[k][0] <= c_start < refused_spans[k][1]
                 )
                 out.append(Clause(c_start, c_end, (s_start, s_end), plan_from, purpose_from, refused, topic,
@@ -157,8 +158,26 @@ def _refusal_scopes(text: str, s_start: int, s_end: int, lex: Lexicon) -> list[S
         i = bisect_left(starts, m.start())
         j = bisect_left(starts, m.end())
         begin = max((b for _, b in ends[max(0, i - 1):i] if b <= m.start()), default=s_start)
-        scopes.append((begin, starts[j] if j < len(starts) else s_end))
+        stop = starts[j] if j < len(starts) else s_end
+        cause = _CAUSE_BEFORE.search(text, max(begin, m.start() - 80), m.start())  # as in_cause_clause, with its start
+        if cause is not None:
+            # "1:1 today because the 3 pm group was cancelled: crate lift x10": the refusal is the cause
+            # clause's own, not the sentence's
+            begin = cause.start()
+            clause_end = _CLAUSE_END.search(text, m.end(), stop)
+            stop = clause_end.start() if clause_end else stop
+        scopes.append((begin, stop))
     return merge_spans(scopes)
+
+
+_CAUSE_BEFORE = re.compile(r"(?<![A-Za-z])(?:because|since|as|due\s+to|d/t|given\s+that)\s+(?:[^\s.;:|]+\s+){0,6}?$", re.IGNORECASE)
+"""A cause clause opening shortly before a refusal ("because the 3 pm group was cancelled")."""
+_CLAUSE_END = re.compile(r"[:;,.]")
+
+
+def in_cause_clause(text: str, start: int, floor: int = 0) -> bool:
+    """True when a trigger at ``start`` sits in a cause clause ("because the group was cancelled")."""
+    return _CAUSE_BEFORE.search(text, max(floor, start - 80), start) is not None
 
 
 MAX_CELL_REST = 15

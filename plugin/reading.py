@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from plugin.clauses import Clause, after_cue, clauses, negated
+from plugin.clauses import Clause, after_cue, clauses, in_cause_clause, negated
 from plugin.layout import Layout, Segment, Span
 from plugin.lexicon import Lexicon, lowered
 from plugin.model import Evidence
@@ -355,7 +355,18 @@ is grading, which counts as skilled input; the numbers in it are not the patient
 def _reason_for_not_doing(text: str, pos: int, lex: Lexicon) -> bool:
     """A measure written after a refusal on the same line is the reason the task was not done."""
     line_start = text.rfind("\n", 0, pos) + 1
-    return bool(lex.refusal.search(text, max(line_start, pos - 120), pos))
+    refusal = max(lex.refusal.finditer(text, max(line_start, pos - 120), pos), key=lambda m: m.start(), default=None)
+    if refusal is None or in_cause_clause(text, refusal.start(), line_start):
+        return False  # "1:1 today because the group was cancelled: ... RPE 14" measures what was done
+    # "initially declined, but after rest agreed and completed 3 transfers with CGA": a task done after
+    # the refusal is measured by what follows; "said no; we talked about the plan instead. BP 142/88"
+    # and "transfers refused; BP 84/50" still give the reason
+    return not _DONE_AFTER.search(text, refusal.end(), pos)
+
+
+_DONE_AFTER = re.compile(r"(?<!not\s)(?<!n't\s)\b(?:agreed|completed|performed|practi[cs]ed|did(?!\s+not\b|n't)|finished|"
+                         r"went\s+on\s+to|proceeded\s+(?:to|with))\b", re.IGNORECASE)
+"""A task done after a refusal ("but after rest agreed and completed ..."); "did not", "not completed" are no such task."""
 
 
 _FREQUENCY = re.compile(r"\s*/\s*(?:wk|week|day|d|mo|month)\b|\s*(?:per|a|each)\s+(?:wk|week|day)\b", re.IGNORECASE)
