@@ -80,8 +80,9 @@ def read_service(
     possible = lex.candidates(scan)  # one linear RE2 pass: entries outside it cannot match this note
     kinds = lex.context_kinds(scan)  # likewise for the ConText triggers (refusal, plan, purpose, ...)
     cls = clauses(text, context, layout, lex, kinds=kinds)
-    activity, aims = _activities(text, scan, cls, lex, note_id, possible)
-    skilled = _skilled(text, scan, cls, lex, note_id, possible)
+    index = _ClauseIndex(cls)  # built once for the activity and skilled passes
+    activity, aims = _activities(text, scan, index, lex, note_id, possible)
+    skilled = _skilled(text, scan, index, lex, note_id, possible)
     # responses are also read in the Assessment/Response sections; totals ("Total timed 25") are not one
     extra = [p for s in layout.assessment_spans if not _inside_any(s[0], context) for p in _minus(s, heading_spans)]
     totals = [span for span in (layout.total_timed_span, layout.total_treatment_span) if span] + list(time_spans)
@@ -176,14 +177,14 @@ def _merge_spans(spans: list[Span], gap: int = 0) -> list[Span]:
 
 
 
-def _activities(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str,  # noqa: C901 - the engine's hottest loop (every activity pattern over the clauses), kept inline for speed
+def _activities(text: str, scan: str, cls: list[Clause] | _ClauseIndex, lex: Lexicon, note_id: str,  # noqa: C901 - the engine's hottest loop (every activity pattern over the clauses), kept inline for speed
                 possible: frozenset[str] | None = None) -> tuple[tuple[ActivityClause, ...], dict[str, float]]:
     """One pass of every activity pattern: clauses labelled by service, and the stated aims' scores.
 
     Aims ("for quad strengthening", anything after "to improve") never count as an activity; they
     only break ties between the other services in ``plugin.classify``.
     """
-    index = _ClauseIndex(cls)
+    index = cls if isinstance(cls, _ClauseIndex) else _ClauseIndex(cls)
     per_clause: dict[int, tuple[dict[str, float], dict[str, list[Evidence]], dict[str, list[Span]]]] = {}
     aims: dict[str, float] = {}
     for code, category in lex.activities.items():
@@ -267,9 +268,9 @@ def _clause_evidence(text: str, found: list[tuple[Clause, str]], note_id: str) -
     )
 
 
-def _skilled(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str,
+def _skilled(text: str, scan: str, cls: list[Clause] | _ClauseIndex, lex: Lexicon, note_id: str,
             possible: frozenset[str] | None = None) -> tuple[Evidence, ...]:
-    index = _ClauseIndex(cls)
+    index = cls if isinstance(cls, _ClauseIndex) else _ClauseIndex(cls)
     blocked = [m.span() for regex in lex.skilled_negated_fast for m, _ in index.matches(regex, scan)]
     found: list[tuple[Clause, str]] = []
     for regex, rule in zip(lex.skilled_fast, lex.skilled_ids or ("",) * len(lex.skilled_fast), strict=True):
@@ -286,7 +287,7 @@ def _skilled(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str
 
 def _response(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str, *, blocked: Sequence[Span] = (),  # noqa: C901 - one pass of the response patterns with goal and refusal checks, kept inline for speed
               possible: frozenset[str] | None = None, kinds: frozenset[str] | None = None) -> tuple[Evidence, ...]:
-    index = _ClauseIndex(cls)
+    index = cls if isinstance(cls, _ClauseIndex) else _ClauseIndex(cls)
     goal_from: dict[int, int | None] = {}
     found: list[tuple[Clause, str]] = []
     may_refuse = "refusal" in (kinds if kinds is not None else lex.context_kinds(scan))  # most notes refuse nothing
@@ -410,7 +411,7 @@ def _group(text: str, scan: str, cls: list[Clause], lex: Lexicon, note_id: str,
     category = lex.activities.get("97150")
     if category is None:
         return ()
-    index = _ClauseIndex(cls)
+    index = cls if isinstance(cls, _ClauseIndex) else _ClauseIndex(cls)
     out: list[Evidence] = []
     for pattern in category.patterns:
         if possible is not None and pattern.id and pattern.id not in possible:
