@@ -10,6 +10,7 @@ beyond the packaged YAML read once per process.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -21,7 +22,7 @@ from plugin.classify import by_minutes, documented_service
 from plugin.codes import CPT_SYSTEM
 from plugin.criteria import TimeEvidence, judge
 from plugin.fhir_input import coverage_texts, visit_from_resources
-from plugin.layout import Layout, read_layout
+from plugin.layout import Layout, merge_spans, read_layout
 from plugin.lexicon import Lexicon, load_lexicon
 from plugin.minutes import ProseTime, apply_prose_time, minutes_by_service, read_prose_time
 from plugin.model import (
@@ -332,12 +333,14 @@ def _unbilled_timed(
     if layout is None:
         return ()
     billed = {line.code for line in lines}
-    elsewhere = (*layout.plan_spans, *layout.goal_spans, *layout.subjective_spans)
+    elsewhere = merge_spans([*layout.plan_spans, *layout.goal_spans, *layout.subjective_spans])
+    starts = [a for a, _ in elsewhere]  # found by bisection: a note of 700 inline goals and 200 headings
     found: dict[str, None] = {}
     for head in layout.headings:
         if not (head.starts_segment or head.minutes is not None):
             continue
-        if any(a <= head.span[0] < b for a, b in elsewhere):
+        i = bisect_right(starts, head.span[0]) - 1
+        if i >= 0 and head.span[0] < elsewhere[i][1]:
             continue
         for code in head.codes:
             if code not in billed and is_timed(code, tables):
