@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import httpx
 
-from cds_hooks.clients import Client
+from cds_hooks.clients import Client, fhir_server_allowed
 from cds_hooks.errors import FhirFetchError, PreconditionError
 from cds_hooks.fhir_fetch import FhirSource
 from cds_hooks.models import HookRequest
@@ -56,12 +57,11 @@ def source_for(request: HookRequest, client: Client, http: httpx.AsyncClient, se
     if not request.fhirServer:
         return None
     try:  # length, scheme, user info, dot segments (also percent-encoded twice): before anything is sent
-        base = check_base(request.fhirServer, max_length=settings.fhir_server_max_length)
+        base = _allowed_base(request.fhirServer, settings.fhir_server_max_length, client.fhir_servers)
     except FhirUrlError as exc:
         log.warning("fhirServer refused; not contacted", extra={"client": client.label, "reason": str(exc)})
         raise PreconditionError(f"fhirServer is not a usable FHIR base URL: {exc}") from exc
-    if not client.allows_fhir_server(request.fhirServer) or not any(
-            under_base(base, allowed) for allowed in client.fhir_servers):
+    if base is None:
         log.warning("fhirServer not allowed for client; not contacted", extra={"client": client.label})
         return None
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
@@ -70,6 +70,29 @@ def source_for(request: HookRequest, client: Client, http: httpx.AsyncClient, se
         max_pages=settings.fhir_max_pages, max_bytes=settings.fhir_max_response_bytes,
         budget=Budget(fhir_budget(settings)), max_base_length=settings.fhir_server_max_length,
     )
+
+
+def _allowed_base(fhir_server: str, max_length: int, allowed: tuple[str, ...]) -> str | None:
+    """The normalised base of ``fhir_server`` if it is one of ``allowed`` (a registered client's
+    servers), None if not, FhirUrlError if it is no usable base at all. Every call of a client
+    names the same server, so the answer is kept (a value over ``max_length`` never is)."""
+    if len(fhir_server) > max_length:
+        check_base(fhir_server, max_length=max_length)  # raises
+    ok, value = _allowed_base_cached(fhir_server, max_length, allowed)
+    if not ok:
+        raise FhirUrlError(value or "")
+    return value
+
+
+@lru_cache(maxsize=256)
+def _allowed_base_cached(fhir_server: str, max_length: int, allowed: tuple[str, ...]) -> tuple[bool, str | None]:
+    try:
+        base = check_base(fhir_server, max_length=max_length)
+    except FhirUrlError as exc:
+        return False, str(exc)
+    if not fhir_server_allowed(fhir_server, allowed) or not any(under_base(base, a) for a in allowed):
+        return True, None
+    return True, base
 
 
 def fhir_budget(settings: CdsSettings) -> float:

@@ -321,3 +321,24 @@ def test_a_huge_or_double_encoded_fhir_server_is_412_and_never_contacted(make_ha
         response = h.post("/cds-services/order-sign-97530", body)
         assert response.status_code == 412, response.text
         assert h.ehr.fhir_requests() == []
+
+
+def test_the_kept_server_check_answers_the_same_every_time_and_per_client(fx):
+    """``source_for`` keeps its answer per server and client: a refused server stays refused (412),
+    a server another client registered stays not contacted for this one."""
+    from cds_hooks.gather import source_for
+
+    settings = CdsSettings(public_url="https://cds.test")
+    http = httpx.AsyncClient()
+    mine, other = Client(iss=fx.ISS, fhir_servers=(fx.FHIR,)), Client(iss="https://other.test", fhir_servers=("https://other.test/fhir",))
+
+    def request(server: str) -> HookRequest:
+        return HookRequest.model_validate({**fx.order_sign_request(), "fhirServer": server})
+
+    for _ in range(3):
+        assert source_for(request(fx.FHIR + "/"), mine, http, settings) is not None
+        assert source_for(request(fx.FHIR), other, http, settings) is None
+        for bad in (fx.FHIR + "/%252e%252e/x", fx.FHIR + "/" + "a" * 5000):
+            with pytest.raises(PreconditionError, match="not a usable FHIR base URL"):
+                source_for(request(bad), mine, http, settings)
+    asyncio.run(http.aclose())
