@@ -223,24 +223,11 @@ def _activities(text: str, scan: str, cls: list[Clause] | _ClauseIndex, lex: Lex
         if best < MIN_ACTIVITY_WEIGHT:
             continue  # only weak words ("box", "shelf", "functional tasks"): not a named activity
         winners = [c for c, v in scores.items() if v == best]
-        label = _tie_break(winners, aims)
+        label = TA if TA in winners else sorted(winners)[0]
         rules = tuple(dict.fromkeys(r for ev in evidence.get(label, ()) for r in ev.rules if r))
         quotes = (_clause_quote(text, clause, note_id, rules),)
         labelled.append(ActivityClause((clause.start, clause.end), label, scores, quotes))
     return tuple(labelled), aims
-
-
-def _tie_break(winners: list[str], aims: dict[str, float]) -> str:
-    """The label of a clause two services score alike: the one whose aim the note states, when one
-    stands out ("sitting balance on a ball with reaching, to improve trunk righting": the conventions
-    let a stated aim decide when the task looks dynamic); else 97530, the clinician's code, stands."""
-    if len(winners) == 1:
-        return winners[0]
-    ranked = sorted(winners, key=lambda c: (-aims.get(c, 0.0), c))
-    top = aims.get(ranked[0], 0.0)
-    if top > 0 and aims.get(ranked[1], 0.0) < top:
-        return ranked[0]
-    return TA if TA in winners else ranked[0]
 
 
 MAX_QUOTE = 220
