@@ -191,13 +191,40 @@ def _start_and_end_stamps(text: str) -> tuple[int | None, Span | None]:
     return minutes, start.span()  # the stamp, not the range: the tasks between them are the note's text
 
 
+_PRIOR_VISIT = re.compile(
+    r"^[ \t\-=*_#\[(]*(?:pasted|copied|carried|brought|pulled)\s+(?:forward\s+|over\s+|in\s+)?from\s+"
+    r"(?:the\s+)?(?:\d{1,2}/\d{1,2}(?:/\d{2,4})?|last|previous|prior|\w+\s+(?:visit|note|session))[^\n]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+"""A line that says what follows was pasted from an earlier visit ("---- pasted from 02/27/2026 visit ----")."""
+
+
+def _prior_visit_blocks(text: str, sections: list[re.Match[str]]) -> list[Span]:
+    """Text pasted from an earlier visit under such a line, up to the next section, signature or the end:
+    it describes that visit (medspaCy's HISTORICAL), so it is no evidence of today's service."""
+    if "from" not in text.lower():
+        return []
+    section_starts = sorted(m.start() for m in sections)
+    out: list[Span] = []
+    for m in _PRIOR_VISIT.finditer(text):
+        ends = [a for a in section_starts if a > m.end()]
+        sign = _SIGNATURE.search(text, m.end())
+        stops = ends[:1] + ([sign.start()] if sign else [])
+        out.append((m.start(), min(stops) if stops else len(text)))
+    return out
+
+
 def read_layout(text: str, lexicon: Lexicon | None = None) -> Layout:
     lex = lexicon or load_lexicon()
     scan = lowered(text)
     named = lex.name_codes(scan)  # one RE2 pass: codes none of whose names occur are not scanned again
     headings = _headings(text, lex, named)
     sections = list(_SECTION.finditer(text))
+    prior = _prior_visit_blocks(text, sections)
+    if prior:  # a block pasted from an earlier visit: its headings name that visit's services and minutes
+        headings = [h for h in headings if not any(a <= h.span[0] < b for a, b in prior)]
     plan, assess, goals, subjective = _section_spans(text, sections, headings)
+    subjective = list(subjective) + prior  # not today, as the subjective is not
     # an inline goal ("... Goal: RTW. Pt verbalized 3/3 key points.") does not end the block around
     # it (the reader cuts the goal itself out); a section of any other kind does
     inline_goals = {
