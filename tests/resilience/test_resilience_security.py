@@ -158,8 +158,8 @@ def forge(cluster: Any, attacker: tuple[EhrKeys, JwksServer]) -> Forge:
     return Forge(cluster, attacker[0], attacker[1].url)
 
 
-def _body(cluster: Any, harness: Any, mode: str = "full") -> dict[str, Any]:
-    body = dict(harness.build_bodies(cluster, mode)[0], hookInstance=str(uuid.uuid4()))
+def _body(cluster: Any, harness: Any, mode: str = "full", index: int = 0) -> dict[str, Any]:
+    body = dict(harness.build_bodies(cluster, mode)[index], hookInstance=str(uuid.uuid4()))
     SENT_SECRETS.append(body["fhirAuthorization"]["access_token"])
     return body
 
@@ -356,11 +356,13 @@ def _drive_leaky_paths(cluster: Any, load_harness: Any, forge: Forge) -> None:
     """The paths most likely to leak: every mode at every replica, feedback whose free-text comment
     names the patient and quotes the note, 400s whose bodies carry PHI and tokens, bad JWTs."""
     data = cluster.data
+    carded = _first_carded_visit(cluster, load_harness, forge)
     for i, replica in enumerate(cluster.replicas):
         for mode in ("full", "fallback"):
-            body = _body(cluster, load_harness, mode)
+            body = _body(cluster, load_harness, mode, carded)
             response = _post(replica.base_url + PATH, forge.sign(), body)
             assert response.status_code == 200
+            assert response.json()["cards"], f"visit {carded} gave a card once, not at {replica.base_url} ({mode})"
             for card in response.json()["cards"][:1]:
                 visit = data.visits()[0]
                 patient = data.patient(visit.patient_id)
@@ -378,6 +380,16 @@ def _drive_leaky_paths(cluster: Any, load_harness: Any, forge: Forge) -> None:
         assert _post(replica.base_url + PATH, forge.sign(), noserver).status_code == 400
         assert _post(replica.base_url + PATH, forge.sign(forge.claims(aud="https://elsewhere.test" + PATH)),
                      _body(cluster, load_harness)).status_code == 401
+
+
+def _first_carded_visit(cluster: Any, load_harness: Any, forge: Forge) -> int:
+    """The first synthetic visit whose order-sign answer has a card: the feedback path (a comment
+    naming the patient and quoting the note) needs one, whatever the engine now says of visit 0."""
+    url = cluster.replicas[0].base_url + PATH
+    for index in range(min(20, len(load_harness.build_bodies(cluster, "full")))):
+        if _post(url, forge.sign(), _body(cluster, load_harness, "full", index)).json()["cards"]:
+            return index
+    raise AssertionError("none of the first 20 synthetic visits gives an order-sign card: no feedback to drive")
 
 
 def test_no_token_or_phi_in_any_replica_log_or_in_the_store(cluster: Any, load_harness: Any, forge: Forge) -> None:
