@@ -152,7 +152,7 @@ def _refusal_scopes(text: str, s_start: int, s_end: int, lex: Lexicon) -> list[S
     starts = [a for a, _ in ends]
     scopes: list[Span] = []
     for m in refusals:  # one pass over the stops, then a bisection per refusal (linear in the sentence)
-        if _whole_cell(text, s_start, s_end, m.start(), m.end()):
+        if _whole_cell(text, s_start, s_end, m.start(), m.end(), lex):
             scopes.append((s_start, s_end))  # "Self-care 97535 | not done today |": the row's service was not given
             continue
         i = bisect_left(starts, m.start())
@@ -180,21 +180,30 @@ def in_cause_clause(text: str, start: int, floor: int = 0) -> bool:
     return _CAUSE_BEFORE.search(text, max(floor, start - 80), start) is not None
 
 
-MAX_CELL_REST = 15
-"""What a not-done cell may hold beside its trigger ("not done today", "held - pt fatigued", "deferred (BP)")."""
+NOT_DONE_REST = 15
+"""What a not-done statement may hold beside its trigger, punctuation and table rules aside
+("not done today", "held - pt fatigued", "deferred (BP)")."""
+_PUNCTUATION = re.compile(r"[\s|:;.,*\-]+")
 
 
-def _whole_cell(text: str, s_start: int, s_end: int, start: int, end: int) -> bool:
+def only_not_done(text: str, start: int, end: int, lex: Lexicon) -> bool:
+    """True when text[start:end] is a not-done statement and little else: a table cell or a heading's
+    whole text ("Self-care 97535 | not done today |") says the service was not given."""
+    m = lex.refusal.search(text, start, end)
+    if m is None:
+        return False
+    rest = text[start:m.start()] + text[m.end():end]
+    return len(_PUNCTUATION.sub("", rest)) <= NOT_DONE_REST
+
+
+def _whole_cell(text: str, s_start: int, s_end: int, start: int, end: int, lex: Lexicon) -> bool:
     """True when the trigger at start..end is nearly all of a table cell, in a row of two or more cells:
     a row whose cell says only that it was not done speaks for the whole row, its label included."""
     if text.count("|", s_start, s_end) < 2:
         return False
     left = text.rfind("|", s_start, start)
     right = text.find("|", end, s_end)
-    if left < 0 or right < 0:
-        return False
-    rest = len(text[left + 1:start].strip(" \t:-*")) + len(text[end:right].strip(" \t.;:-*"))
-    return rest <= MAX_CELL_REST
+    return left >= 0 and right >= 0 and only_not_done(text, left + 1, right, lex)
 
 
 _BOX = re.compile(r"\[\s?\]|\[[xX✓✔]\]|[☐□☑☒]")

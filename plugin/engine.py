@@ -19,6 +19,7 @@ from plugin.billing import BillingInput, LineInput, assess_billing, is_timed, is
 from plugin.billing.fees import Pricing, visit_pricing
 from plugin.billing.tables import BillingTables
 from plugin.classify import by_minutes, documented_service
+from plugin.clauses import only_not_done
 from plugin.codes import CPT_SYSTEM
 from plugin.criteria import TimeEvidence, judge
 from plugin.fhir_input import coverage_texts, visit_from_resources
@@ -229,27 +230,13 @@ def _unbilled_service(layout: Layout, note: NoteText, visit: Visit, lex: Lexicon
     documents no service."""
     billed = {line.code for line in visit.lines}
     found = [s for s in layout.segments if len(s.codes) == 1 and s.codes[0] in RECODE_TARGETS and s.codes[0] not in billed
-             and not _only_not_done(note.text, s.heading.span[1], s.span[1], lex)]
+             and not only_not_done(note.text, s.heading.span[1], s.span[1], lex)]
     codes = {s.codes[0] for s in found}
     if len(codes) != 1:
         return None
     code = codes.pop()
     quotes = tuple(Evidence(a, b, note.text[a:b], note.note_id) for a, b in (s.heading.span for s in found))
     return DocumentedService(code, 1.0, quotes, {code: 1.0}, decided_by="unbilled-service")
-
-
-NOT_DONE_REST = 15
-"""What a not-done block may hold beside its trigger and table rules ("not done today", "held - d/t BP")."""
-
-
-def _only_not_done(text: str, start: int, end: int, lex: Lexicon) -> bool:
-    """True when text[start:end] is a not-done statement and little else (cells, punctuation aside)."""
-    body = text[start:end]
-    m = lex.refusal.search(body)
-    if m is None:
-        return False
-    rest = (body[:m.start()] + body[m.end():]).strip()
-    return len(re.sub(r"[\s|:;.,*\-]+", "", rest)) <= NOT_DONE_REST
 
 
 def _recode_fees(base: LineEvaluation, code: str, year: int | None, pricing: Pricing | None) -> tuple[Any, Any]:

@@ -7,17 +7,15 @@ from __future__ import annotations
 import html
 import importlib.util
 import json
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_stack import chromium as launch_chromium
 
 pytestmark = [pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 MAX_TEXT_PX_AT_400 = 400
 """What the service writes (source line, summary, detail) must read in one glance: about half of
@@ -66,18 +64,8 @@ def _page(cards: list[dict[str, Any]]) -> str:
 
 @pytest.fixture(scope="module")
 def chromium() -> Any:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium is not installed at {CHROMIUM} (CI must run the browser tests)")
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launch_chromium() as browser:  # tests/support/browser_stack.py: skips locally, fails in CI, without Chromium
+        yield browser
 
 
 def test_dev_case_cards_fit_a_400px_sidebar(harness, fx, chromium) -> None:
